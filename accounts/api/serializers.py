@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from chatproject.api import StrictSerializer
+
+
+class UserSerializer(serializers.Serializer):
+    """Output shape of a user (documentation; payloads are built by accounts.payloads)."""
+
+    id = serializers.IntegerField()
+    username = serializers.CharField()
+    display_name = serializers.CharField()
+
+
+class MeSerializer(UserSerializer):
+    email = serializers.EmailField()
+
+
+class UserPageSerializer(serializers.Serializer):
+    results = UserSerializer(many=True)
+    has_more = serializers.BooleanField()
+
+
+class RegisterInput(StrictSerializer):
+    username = serializers.CharField(max_length=150, trim_whitespace=True)
+    email = serializers.CharField(max_length=254)
+    password = serializers.CharField(max_length=128, trim_whitespace=False, write_only=True)
+    display_name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+
+
+class TokenPairSerializer(serializers.Serializer):
+    access = serializers.CharField()
+    refresh = serializers.CharField()
+
+
+class RegisterOutput(TokenPairSerializer):
+    user = MeSerializer()
+
+
+class LogoutInput(StrictSerializer):
+    refresh = serializers.CharField()
+
+
+class ProfileInput(StrictSerializer):
+    display_name = serializers.CharField(max_length=200, allow_blank=True)

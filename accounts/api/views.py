@@ -1,0 +1,90 @@
+"""Accounts API: registration, tokens, logout, the caller's profile and user lookup."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
+
+from accounts import selectors, services
+from accounts.api.serializers import (
+    LogoutInput,
+    MeSerializer,
+    ProfileInput,
+    RegisterInput,
+    RegisterOutput,
+    UserPageSerializer,
+    UserSerializer,
+)
+from accounts.payloads import me_payload, user_payload
+from chatproject.api import page_body, page_limit, query_int, query_text
+
+
+class RegisterView(APIView):
+    permission_classes = [AllowAny]
+    authentication_classes: list[type] = []
+
+    @extend_schema(request=RegisterInput, responses={201: RegisterOutput}, summary="Create an account")
+    def post(self, request: Request) -> Response:
+        data = RegisterInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = services.user_register(**data.validated_data)
+        return Response({"user": me_payload(user), **services.tokens_for(user)}, status=status.HTTP_201_CREATED)
+
+
+class TokenView(TokenObtainPairView):
+    """Exchange a username and password for an access and a refresh token."""
+
+
+class TokenRefresh(TokenRefreshView):
+    """Exchange a refresh token for a new pair; the old refresh token dies."""
+
+
+class LogoutView(APIView):
+    @extend_schema(request=LogoutInput, responses={205: None}, summary="Revoke a refresh token")
+    def post(self, request: Request) -> Response:
+        data = LogoutInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.refresh_token_revoke(user=request.user, refresh=data.validated_data["refresh"])
+        return Response(status=status.HTTP_205_RESET_CONTENT)
+
+
+class MeView(APIView):
+    @extend_schema(responses=MeSerializer, summary="The caller")
+    def get(self, request: Request) -> Response:
+        return Response(me_payload(request.user))
+
+    @extend_schema(request=ProfileInput, responses=MeSerializer, summary="Change the caller's display name")
+    def patch(self, request: Request) -> Response:
+        data = ProfileInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = services.user_update_profile(user=request.user, display_name=data.validated_data["display_name"])
+        return Response(me_payload(user))
+
+
+class UserListView(APIView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("q", str, description="Part of a username or display name"),
+            OpenApiParameter("after", int, description="Return users with an id above this (the last id of the previous page)"),
+            OpenApiParameter("limit", int, description="Page size, 1–200 (default 50)"),
+        ],
+        responses=UserPageSerializer,
+        summary="Search users",
+        operation_id="users_search",
+    )
+    def get(self, request: Request) -> Response:
+        users, has_more = selectors.user_search(
+            query=query_text(request, "q"), after=query_int(request, "after") or 0, limit=page_limit(request)
+        )
+        return Response(page_body([user_payload(user) for user in users], has_more))
+
+
+class UserDetailView(APIView):
+    @extend_schema(responses=UserSerializer, summary="A user")
+    def get(self, request: Request, user_id: int) -> Response:
+        return Response(user_payload(selectors.user_get(user_id=user_id)))

@@ -1,0 +1,25 @@
+"""The wire shape of a user, shared by the REST API, WebSocket frames and events."""
+
+from __future__ import annotations
+
+from typing import TypedDict
+
+from accounts.models import User
+
+
+class UserPayload(TypedDict):
+    id: int
+    username: str
+    display_name: str
+
+
+class MePayload(UserPayload):
+    email: str
+
+
+def user_payload(user: User) -> UserPayload:
+    return {"id": user.pk, "username": user.username, "display_name": user.shown_name}
+
+
+def me_payload(user: User) -> MePayload:
+    return {**user_payload(user), "email": user.email}

@@ -1,0 +1,54 @@
+from django.contrib import admin
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from accounts.api import views as accounts
+from chatproject import errors, health
+from messaging.api import views as messaging
+from rooms.api import views as rooms
+
+api_v1 = [
+    path("auth/register/", accounts.RegisterView.as_view(), name="register"),
+    path("auth/token/", accounts.TokenView.as_view(), name="token"),
+    path("auth/token/refresh/", accounts.TokenRefresh.as_view(), name="token-refresh"),
+    path("auth/logout/", accounts.LogoutView.as_view(), name="logout"),
+    path("users/me/", accounts.MeView.as_view(), name="me"),
+    path("users/", accounts.UserListView.as_view(), name="users"),
+    path("users/<int:user_id>/", accounts.UserDetailView.as_view(), name="user"),
+    path("rooms/", rooms.RoomListView.as_view(), name="rooms"),
+    path("rooms/public/", rooms.PublicRoomListView.as_view(), name="rooms-public"),
+    path("rooms/<int:room_id>/", rooms.RoomDetailView.as_view(), name="room"),
+    path("rooms/<int:room_id>/join/", rooms.RoomJoinView.as_view(), name="room-join"),
+    path("rooms/<int:room_id>/leave/", rooms.RoomLeaveView.as_view(), name="room-leave"),
+    path("rooms/<int:room_id>/members/", rooms.MemberListView.as_view(), name="room-members"),
+    path("rooms/<int:room_id>/members/<int:user_id>/", rooms.MemberDetailView.as_view(), name="room-member"),
+    path("rooms/<int:room_id>/bans/", rooms.BanListView.as_view(), name="room-bans"),
+    path("rooms/<int:room_id>/bans/<int:user_id>/", rooms.BanDetailView.as_view(), name="room-ban"),
+    path("rooms/<int:room_id>/read/", rooms.ReadView.as_view(), name="room-read"),
+    path("rooms/<int:room_id>/messages/", messaging.MessageListView.as_view(), name="room-messages"),
+    path("dms/", rooms.DirectView.as_view(), name="dms"),
+    path("messages/<int:message_id>/", messaging.MessageDetailView.as_view(), name="message"),
+    path("messages/<int:message_id>/edits/", messaging.EditHistoryView.as_view(), name="message-edits"),
+    path("messages/<int:message_id>/reactions/", messaging.ReactionListView.as_view(), name="message-reactions"),
+    path(
+        "messages/<int:message_id>/reactions/<str:emoji>/",
+        messaging.ReactionDetailView.as_view(),
+        name="message-reaction",
+    ),
+    path("messages/<int:message_id>/report/", messaging.ReportView.as_view(), name="message-report"),
+    path("search/messages/", messaging.SearchView.as_view(), name="search-messages"),
+]
+
+urlpatterns = [
+    path("api/v1/", include((api_v1, "api"), namespace="api")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("admin/", admin.site.urls),
+    # Unknown API paths answer JSON, in DEBUG too, so clients can always parse the reply.
+    re_path(r"^api/", errors.not_found),
+]
+
+handler404 = "chatproject.errors.not_found"
+handler500 = "chatproject.errors.server_error"

@@ -1,0 +1,12 @@
+"""Small helpers for the JSON wire format shared by every app."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+
+def isoformat(moment: datetime | None) -> str | None:
+    """Return an ISO 8601 UTC timestamp ending in Z, as API.md promises."""
+    if moment is None:
+        return None
+    return moment.isoformat().replace("+00:00", "Z")

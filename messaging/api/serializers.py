@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from accounts.api.serializers import UserSerializer
+from chatproject.api import StrictSerializer
+
+
+class ReactionSerializer(serializers.Serializer):
+    emoji = serializers.CharField()
+    count = serializers.IntegerField()
+    users = serializers.ListField(child=serializers.IntegerField())
+
+
+class MessageSerializer(serializers.Serializer):
+    """Output shape of a message (documentation; payloads are built by messaging.payloads)."""
+
+    id = serializers.IntegerField()
+    room = serializers.IntegerField()
+    author = UserSerializer()
+    body = serializers.CharField()
+    html = serializers.CharField()
+    client_id = serializers.CharField(allow_null=True)
+    parent = serializers.IntegerField(allow_null=True)
+    created_at = serializers.DateTimeField()
+    edited_at = serializers.DateTimeField(allow_null=True)
+    deleted = serializers.BooleanField()
+    reactions = ReactionSerializer(many=True)
+
+
+class MessagePageSerializer(serializers.Serializer):
+    results = MessageSerializer(many=True)
+    has_more = serializers.BooleanField()
+
+
+class EditSerializer(serializers.Serializer):
+    body = serializers.CharField()
+    edited_at = serializers.DateTimeField()
+
+
+class ReportSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    message = serializers.IntegerField()
+    reason = serializers.CharField()
+    status = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
+class MessagePostInput(StrictSerializer):
+    # Length and emptiness are checked by the service, with the same messages
+    # over REST and WebSocket; the cap here only bounds what is parsed.
+    body = serializers.CharField(max_length=100_000, allow_blank=True, trim_whitespace=False)
+    client_id = serializers.CharField(max_length=64, required=False, allow_null=True, allow_blank=True)
+    parent = serializers.IntegerField(min_value=1, max_value=2**63 - 1, required=False, allow_null=True)
+
+
+class MessageEditInput(StrictSerializer):
+    body = serializers.CharField(max_length=100_000, allow_blank=True, trim_whitespace=False)
+
+
+class ReactionInput(StrictSerializer):
+    emoji = serializers.CharField(max_length=64)
+
+
+class ReportInput(StrictSerializer):
+    reason = serializers.CharField(max_length=1000, allow_blank=True)

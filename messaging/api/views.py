@@ -1,0 +1,158 @@
+"""Messaging API: history, posting, editing, deleting, reactions, reports and search."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from chatproject.api import page_body, page_limit, query_int, query_text
+from chatproject.errors import Invalid
+from chatproject.wire import isoformat
+from messaging import selectors, services
+from messaging.api.serializers import (
+    EditSerializer,
+    MessageEditInput,
+    MessagePageSerializer,
+    MessagePostInput,
+    MessageSerializer,
+    ReactionInput,
+    ReportInput,
+    ReportSerializer,
+)
+from messaging.payloads import message_payload
+from rooms.selectors import membership_require
+
+ID_MAX = 2**63 - 1
+
+
+class MessageListView(APIView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("before", int, description="Only messages with a lower id (page backwards)"),
+            OpenApiParameter("after", int, description="Only messages with a higher id (page forwards)"),
+            OpenApiParameter("limit", int, description="Page size, 1–200 (default 50)"),
+        ],
+        responses=MessagePageSerializer,
+        summary="A room's history, ascending by id",
+    )
+    def get(self, request: Request, room_id: int) -> Response:
+        membership = membership_require(user=request.user, room=room_id)
+        before = query_int(request, "before", minimum=1, maximum=ID_MAX)
+        after = query_int(request, "after", minimum=0, maximum=ID_MAX)
+        messages, has_more = selectors.message_history(
+            room=membership.room, before=before, after=after, limit=page_limit(request)
+        )
+        return Response(page_body([message_payload(message) for message in messages], has_more))
+
+    @extend_schema(
+        request=MessagePostInput,
+        responses={201: MessageSerializer, 200: MessageSerializer},
+        summary="Post a message (idempotent by client_id)",
+    )
+    def post(self, request: Request, room_id: int) -> Response:
+        # Outsiders are refused before their input is looked at.
+        membership_require(user=request.user, room=room_id)
+        data = MessagePostInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        message, created = services.message_post(room=room_id, author=request.user, **data.validated_data)
+        return Response(message_payload(message), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+class MessageDetailView(APIView):
+    @extend_schema(responses=MessageSerializer, summary="A message")
+    def get(self, request: Request, message_id: int) -> Response:
+        message, _ = selectors.message_get_for_member(user=request.user, message_id=message_id)
+        return Response(message_payload(message))
+
+    @extend_schema(request=MessageEditInput, responses=MessageSerializer, summary="Edit your message")
+    def patch(self, request: Request, message_id: int) -> Response:
+        message, _ = selectors.message_get_for_member(user=request.user, message_id=message_id)
+        data = MessageEditInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        message = services.message_edit(actor=request.user, message=message, body=data.validated_data["body"])
+        return Response(message_payload(message))
+
+    @extend_schema(responses={204: None}, summary="Delete a message")
+    def delete(self, request: Request, message_id: int) -> Response:
+        if request.user.is_staff:
+            # Staff moderate everywhere, including rooms they are not in.
+            message = selectors.message_get_any(message_id=message_id)
+        else:
+            message, _ = selectors.message_get_for_member(user=request.user, message_id=message_id)
+        services.message_delete(actor=request.user, message=message)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class EditHistoryView(APIView):
+    @extend_schema(responses=EditSerializer(many=True), summary="Earlier texts of a message, oldest first")
+    def get(self, request: Request, message_id: int) -> Response:
+        message, _ = selectors.message_get_for_member(user=request.user, message_id=message_id)
+        edits = selectors.edit_history(message=message)
+        return Response([{"body": edit.body, "edited_at": isoformat(edit.edited_at)} for edit in edits])
+
+
+class ReactionListView(APIView):
+    @extend_schema(
+        request=ReactionInput, responses={201: MessageSerializer, 200: MessageSerializer}, summary="React"
+    )
+    def post(self, request: Request, message_id: int) -> Response:
+        message, _ = selectors.message_get_for_member(user=request.user, message_id=message_id)
+        data = ReactionInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        message, created = services.reaction_add(user=request.user, message=message, emoji=data.validated_data["emoji"])
+        return Response(message_payload(message), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+class ReactionDetailView(APIView):
+    @extend_schema(responses={204: None}, summary="Take back your reaction")
+    def delete(self, request: Request, message_id: int, emoji: str) -> Response:
+        message, _ = selectors.message_get_for_member(user=request.user, message_id=message_id)
+        services.reaction_remove(user=request.user, message=message, emoji=emoji)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ReportView(APIView):
+    @extend_schema(request=ReportInput, responses={201: ReportSerializer, 200: ReportSerializer}, summary="Report a message")
+    def post(self, request: Request, message_id: int) -> Response:
+        message, _ = selectors.message_get_for_member(user=request.user, message_id=message_id)
+        data = ReportInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        report, created = services.report_create(
+            reporter=request.user, message=message, reason=data.validated_data["reason"]
+        )
+        body = {
+            "id": report.pk,
+            "message": report.message_id,
+            "reason": report.reason,
+            "status": report.status,
+            "created_at": isoformat(report.created_at),
+        }
+        return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+class SearchView(APIView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("q", str, required=True, description="Words to find"),
+            OpenApiParameter("room", int, description="Only this room"),
+            OpenApiParameter("before", int, description="Only messages with a lower id (the next page)"),
+            OpenApiParameter("limit", int, description="Page size, 1–200 (default 50)"),
+        ],
+        responses=MessagePageSerializer,
+        summary="Search messages in the caller's rooms, newest first",
+    )
+    def get(self, request: Request) -> Response:
+        query = query_text(request, "q")
+        if not query:
+            raise Invalid({"q": "Give some words to search for."})
+        messages, has_more = selectors.message_search(
+            user=request.user,
+            query=query,
+            room_id=query_int(request, "room", minimum=1, maximum=ID_MAX),
+            before=query_int(request, "before", minimum=1, maximum=ID_MAX),
+            limit=page_limit(request),
+        )
+        return Response(page_body([message_payload(message) for message in messages], has_more))

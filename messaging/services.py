@@ -1,0 +1,274 @@
+"""Every change to messages: post, edit, delete, react, report.
+
+Each runs in one transaction, records exactly one event as its last write
+(see `rooms.events`) and leaves the broadcast to on_commit. The REST views,
+the WebSocket consumer and the admin all call these.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts.models import User
+from chatproject.errors import Forbidden, Invalid, NotFound
+from messaging import markdown
+from messaging.models import Message, MessageEdit, Reaction, Report
+from messaging.payloads import message_payload
+from messaging.selectors import message_reload
+from rooms.events import event_record
+from rooms.models import Event, Room
+from rooms.selectors import membership_require
+
+CLIENT_ID_MAX = 64
+EMOJI_MAX = 32
+REPORT_REASON_MAX = 1000
+
+
+# --- Validation ------------------------------------------------------------------------
+
+
+def clean_body(body: object) -> str:
+    """Return the trimmed body, or raise Invalid if it is empty or too long."""
+    if not isinstance(body, str):
+        raise Invalid({"body": "Must be a string."})
+    body = body.strip()
+    if not body:
+        raise Invalid({"body": "A message cannot be empty."})
+    if len(body) > settings.MESSAGE_MAX_LENGTH:
+        raise Invalid({"body": f"A message has at most {settings.MESSAGE_MAX_LENGTH} characters (this has {len(body)})."})
+    if "\x00" in body:
+        raise Invalid({"body": "A message cannot contain NUL characters."})
+    return body
+
+
+def clean_client_id(client_id: object) -> str | None:
+    if client_id is None or client_id == "":
+        return None
+    if not isinstance(client_id, str) or len(client_id) > CLIENT_ID_MAX or not client_id.isprintable():
+        raise Invalid({"client_id": f"Must be a printable string of at most {CLIENT_ID_MAX} characters."})
+    return client_id
+
+
+def clean_emoji(emoji: object) -> str:
+    """Accept a Unicode emoji sequence or a :short_code:."""
+    if not isinstance(emoji, str):
+        raise Invalid({"emoji": "Must be a string."})
+    emoji = emoji.strip()
+    if not emoji or len(emoji) > EMOJI_MAX:
+        raise Invalid({"emoji": f"Give one emoji (at most {EMOJI_MAX} characters)."})
+    if emoji.startswith(":") and emoji.endswith(":") and len(emoji) > 2:
+        if all(ch.isascii() and (ch.isalnum() or ch in "_+-") for ch in emoji[1:-1]):
+            return emoji
+    elif all(_is_emoji_part(ch) for ch in emoji) and any(unicodedata.category(ch) == "So" for ch in emoji):
+        return emoji
+    raise Invalid({"emoji": "Use an emoji, or a short code like :thumbsup:."})
+
+
+def _is_emoji_part(ch: str) -> bool:
+    # Pictographs (So), modifiers and joiners (Sk, Mn, Me, Cf), and keycap bases.
+    return unicodedata.category(ch) in {"So", "Sk", "Mn", "Me", "Cf"} or ch in "0123456789#*"
+
+
+def _known_users(body: str) -> dict[str, int]:
+    names = markdown.mentioned_usernames(body)
+    if not names:
+        return {}
+    users = User.objects.filter(username__iregex=r"^(" + "|".join(map(_regex_escape, names)) + r")$", is_active=True)
+    return {username.lower(): pk for pk, username in users.values_list("pk", "username")}
+
+
+def _regex_escape(name: str) -> str:
+    # Usernames hold only [A-Za-z0-9_.-]; only the dot and dash need escaping.
+    return name.replace(".", r"\.").replace("-", r"\-")
+
+
+def _render(body: str) -> tuple[str, list[int]]:
+    known = _known_users(body)
+    return markdown.render(body, known_users=known), list(markdown.mentioned_ids(known, body))
+
+
+def _announce_update(message: Message, *, actor: User) -> Message:
+    """Record message.updated with the whole current message, and return it reloaded."""
+    fresh = message_reload(message.pk)
+    event_record(
+        type=Event.Type.MESSAGE_UPDATED,
+        room=fresh.room,
+        actor_id=actor.pk,
+        message_id=fresh.pk,
+        payload={"room": fresh.room_id, "message": dict(message_payload(fresh))},
+    )
+    return fresh
+
+
+def _require_live(message: Message) -> None:
+    if message.deleted:
+        raise Invalid("This message was deleted.")
+
+
+# --- Posting ---------------------------------------------------------------------------
+
+
+def message_post(
+    *, room: Room | int, author: User, body: object, client_id: object = None, parent: object = None
+) -> tuple[Message, bool]:
+    """Save a message, or return the one this client_id already made; return it and whether it is new.
+
+    The broadcast goes out after commit. A concurrent retry with the same
+    client_id waits on the unique index, then finds the first message.
+    """
+    clean_text = clean_body(body)
+    clean_id = clean_client_id(client_id)
+    if parent is not None and (not isinstance(parent, int) or isinstance(parent, bool) or parent < 1):
+        raise Invalid({"parent": "Must be a message id."})
+    room_id = room if isinstance(room, int) else room.pk
+    try:
+        return _message_insert(room_id=room_id, author=author, body=clean_text, client_id=clean_id, parent_id=parent)
+    except IntegrityError:
+        if clean_id is None:
+            raise
+        existing = Message.objects.filter(room_id=room_id, author=author, client_id=clean_id).first()
+        if existing is None:
+            raise
+        return message_reload(existing.pk), False
+
+
+@transaction.atomic
+def _message_insert(
+    *, room_id: int, author: User, body: str, client_id: str | None, parent_id: int | None
+) -> tuple[Message, bool]:
+    membership = membership_require(user=author, room=room_id)
+    if client_id is not None:
+        existing = Message.objects.filter(room_id=room_id, author=author, client_id=client_id).first()
+        if existing is not None:
+            return message_reload(existing.pk), False
+    if parent_id is not None and not Message.objects.filter(pk=parent_id, room_id=room_id).exists():
+        raise Invalid({"parent": "No such message in this room."})
+    html, mentioned = _render(body)
+    message = Message.objects.create(
+        room_id=room_id, author=author, body=body, html=html, client_id=client_id, parent_id=parent_id
+    )
+    if mentioned:
+        message.mentions.set(mentioned)
+    message.author = author
+    message.room = membership.room
+    # A new message has no reactions; skip the prefetch query.
+    message._prefetched_objects_cache = {"reactions": Reaction.objects.none()}  # type: ignore[attr-defined]
+    event_record(
+        type=Event.Type.MESSAGE_NEW,
+        room=membership.room,
+        actor_id=author.pk,
+        message_id=message.pk,
+        payload={"room": room_id, "message": dict(message_payload(message))},
+    )
+    return message, True
+
+
+# --- Editing and deleting ----------------------------------------------------------------
+
+
+@transaction.atomic
+def message_edit(*, actor: User, message: Message, body: object) -> Message:
+    """Replace a message's text, keeping the old text in its edit history."""
+    clean_text = clean_body(body)
+    membership_require(user=actor, room=message.room_id)
+    message = Message.objects.select_for_update().get(pk=message.pk)
+    # Only the author may put words in their own mouth.
+    if message.author_id != actor.pk:
+        raise Forbidden("Only the author may edit a message.")
+    _require_live(message)
+    if clean_text == message.body:
+        return message_reload(message.pk)
+    now = timezone.now()
+    MessageEdit.objects.create(message=message, body=message.body, edited_at=now)
+    html, mentioned = _render(clean_text)
+    message.body, message.html, message.edited_at = clean_text, html, now
+    message.save(update_fields=["body", "html", "edited_at"])
+    message.mentions.set(mentioned)
+    return _announce_update(message, actor=actor)
+
+
+@transaction.atomic
+def message_delete(*, actor: User, message: Message) -> None:
+    """Delete a message: its text, edit history and reactions go; a tombstone stays.
+
+    The author, the room's owners and admins, and staff may delete.
+    """
+    message = Message.objects.select_for_update().select_related("room").get(pk=message.pk)
+    if not actor.is_staff:
+        membership = membership_require(user=actor, room=message.room)
+        # Moderators clean up their room; everyone else only their own words.
+        if message.author_id != actor.pk and not membership.can_moderate:
+            raise Forbidden("Only the author or the room's owners and admins may delete this message.")
+    if message.deleted:
+        return
+    message.deleted_at = timezone.now()
+    message.body = ""
+    message.html = ""
+    message.save(update_fields=["deleted_at", "body", "html"])
+    message.edits.all().delete()
+    message.reactions.all().delete()
+    message.mentions.clear()
+    fresh = message_reload(message.pk)
+    redacted = {"room": fresh.room_id, "message": dict(message_payload(fresh))}
+    # Earlier events must not replay the deleted text on resume.
+    Event.objects.filter(message_id=message.pk).update(payload=redacted)
+    event_record(
+        type=Event.Type.MESSAGE_UPDATED,
+        room=fresh.room,
+        actor_id=actor.pk,
+        message_id=fresh.pk,
+        payload=redacted,
+    )
+
+
+# --- Reactions -------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def reaction_add(*, user: User, message: Message, emoji: object) -> tuple[Message, bool]:
+    """Add the user's reaction; return the message and whether the reaction is new."""
+    clean = clean_emoji(emoji)
+    membership_require(user=user, room=message.room_id)
+    message = Message.objects.select_for_update().get(pk=message.pk)
+    _require_live(message)
+    if Reaction.objects.filter(message=message, user=user, emoji=clean).exists():
+        return message_reload(message.pk), False
+    Reaction.objects.create(message=message, user=user, emoji=clean)
+    return _announce_update(message, actor=user), True
+
+
+@transaction.atomic
+def reaction_remove(*, user: User, message: Message, emoji: str) -> Message:
+    """Remove the user's reaction, or raise NotFound if they had none."""
+    membership_require(user=user, room=message.room_id)
+    message = Message.objects.select_for_update().get(pk=message.pk)
+    deleted, _ = Reaction.objects.filter(message=message, user=user, emoji=emoji.strip()).delete()
+    if not deleted:
+        raise NotFound("You have not reacted with that emoji.")
+    return _announce_update(message, actor=user)
+
+
+# --- Reports ---------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def report_create(*, reporter: User, message: Message, reason: object) -> tuple[Report, bool]:
+    """File a report for the moderators; a repeat of an open report returns the first one."""
+    if not isinstance(reason, str) or not reason.strip():
+        raise Invalid({"reason": "Say why you are reporting this message."})
+    reason = reason.strip()
+    if len(reason) > REPORT_REASON_MAX:
+        raise Invalid({"reason": f"Use at most {REPORT_REASON_MAX} characters."})
+    membership_require(user=reporter, room=message.room_id)
+    if message.author_id == reporter.pk:
+        raise Invalid("You cannot report your own message.")
+    _require_live(message)
+    existing = Report.objects.filter(message=message, reporter=reporter, status=Report.Status.OPEN).first()
+    if existing is not None:
+        return existing, False
+    return Report.objects.create(message=message, reporter=reporter, reason=reason), True
+

@@ -1,0 +1,188 @@
+"""Rooms API: channels, DMs, memberships, bans and read markers.
+
+Views parse, authorise through selectors, call one service and shape the reply.
+"""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.payloads import user_payload
+from chatproject.api import page_body, page_limit, query_int, query_text
+from chatproject.wire import isoformat
+from rooms import selectors, services
+from rooms.api.serializers import (
+    BanInput,
+    BanSerializer,
+    DirectInput,
+    MemberAddInput,
+    MemberPageSerializer,
+    MemberRoleInput,
+    MemberSerializer,
+    ReadInput,
+    RoomCreateInput,
+    RoomPageSerializer,
+    RoomSerializer,
+    RoomUpdateInput,
+)
+from rooms.payloads import member_payload, room_payload
+
+
+def _room_reply(user, room_id: int, status_code: int = status.HTTP_200_OK) -> Response:  # type: ignore[no-untyped-def]
+    return Response(room_payload(selectors.room_get_visible(user=user, room_id=room_id)), status=status_code)
+
+
+class RoomListView(APIView):
+    @extend_schema(responses=RoomSerializer(many=True), summary="The caller's rooms, channels and DMs")
+    def get(self, request: Request) -> Response:
+        return Response([room_payload(room) for room in selectors.room_list_for_member(user=request.user)])
+
+    @extend_schema(request=RoomCreateInput, responses={201: RoomSerializer}, summary="Create a channel")
+    def post(self, request: Request) -> Response:
+        data = RoomCreateInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        room = services.room_create(creator=request.user, **data.validated_data)
+        return _room_reply(request.user, room.pk, status.HTTP_201_CREATED)
+
+
+class PublicRoomListView(APIView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("q", str, description="Part of a channel's name or topic"),
+            OpenApiParameter("after", int, description="Return channels with an id above this"),
+            OpenApiParameter("limit", int, description="Page size, 1–200 (default 50)"),
+        ],
+        responses=RoomPageSerializer,
+        summary="Browse public channels",
+    )
+    def get(self, request: Request) -> Response:
+        rooms, has_more = selectors.room_list_public(
+            user=request.user,
+            query=query_text(request, "q"),
+            after=query_int(request, "after") or 0,
+            limit=page_limit(request),
+        )
+        return Response(page_body([room_payload(room) for room in rooms], has_more))
+
+
+class RoomDetailView(APIView):
+    @extend_schema(responses=RoomSerializer, summary="A room")
+    def get(self, request: Request, room_id: int) -> Response:
+        return _room_reply(request.user, room_id)
+
+    @extend_schema(request=RoomUpdateInput, responses=RoomSerializer, summary="Rename a channel or set its topic")
+    def patch(self, request: Request, room_id: int) -> Response:
+        room = selectors.room_get_visible(user=request.user, room_id=room_id)
+        data = RoomUpdateInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.room_update(actor=request.user, room=room, **data.validated_data)
+        return _room_reply(request.user, room_id)
+
+    @extend_schema(responses={204: None}, summary="Delete a channel")
+    def delete(self, request: Request, room_id: int) -> Response:
+        room = selectors.room_get_visible(user=request.user, room_id=room_id)
+        services.room_delete(actor=request.user, room=room)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class RoomJoinView(APIView):
+    @extend_schema(request=None, responses=RoomSerializer, summary="Join a public channel")
+    def post(self, request: Request, room_id: int) -> Response:
+        room = selectors.room_get_visible(user=request.user, room_id=room_id)
+        services.room_join(user=request.user, room=room)
+        return _room_reply(request.user, room_id)
+
+
+class RoomLeaveView(APIView):
+    @extend_schema(request=None, responses={204: None}, summary="Leave a room")
+    def post(self, request: Request, room_id: int) -> Response:
+        services.room_leave(user=request.user, room=selectors.room_require_visible(user=request.user, room_id=room_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class MemberListView(APIView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("after", int, description="Return members with a user id above this"),
+            OpenApiParameter("limit", int, description="Page size, 1–200 (default 50)"),
+        ],
+        responses=MemberPageSerializer,
+        summary="A room's members",
+    )
+    def get(self, request: Request, room_id: int) -> Response:
+        membership = selectors.membership_require(user=request.user, room=room_id)
+        members, has_more = selectors.member_list(
+            room=membership.room, after=query_int(request, "after") or 0, limit=page_limit(request)
+        )
+        return Response(page_body([member_payload(member) for member in members], has_more))
+
+    @extend_schema(request=MemberAddInput, responses={201: MemberSerializer, 200: MemberSerializer}, summary="Add someone")
+    def post(self, request: Request, room_id: int) -> Response:
+        room = selectors.room_require_visible(user=request.user, room_id=room_id)
+        data = MemberAddInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        membership, created = services.member_add(actor=request.user, room=room, user_id=data.validated_data["user"])
+        return Response(member_payload(membership), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+class MemberDetailView(APIView):
+    @extend_schema(request=MemberRoleInput, responses=MemberSerializer, summary="Change a member's role")
+    def patch(self, request: Request, room_id: int, user_id: int) -> Response:
+        room = selectors.room_require_visible(user=request.user, room_id=room_id)
+        data = MemberRoleInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        membership = services.member_set_role(
+            actor=request.user, room=room, user_id=user_id, role=data.validated_data["role"]
+        )
+        return Response(member_payload(membership))
+
+    @extend_schema(responses={204: None}, summary="Remove a member (kick)")
+    def delete(self, request: Request, room_id: int, user_id: int) -> Response:
+        services.member_kick(actor=request.user, room=selectors.room_require_visible(user=request.user, room_id=room_id), user_id=user_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class BanListView(APIView):
+    @extend_schema(request=BanInput, responses={201: BanSerializer}, summary="Ban a user from a channel")
+    def post(self, request: Request, room_id: int) -> Response:
+        room = selectors.room_require_visible(user=request.user, room_id=room_id)
+        data = BanInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        ban = services.member_ban(
+            actor=request.user, room=room, user_id=data.validated_data["user"], reason=data.validated_data["reason"]
+        )
+        body = {"room": ban.room_id, "user": user_payload(ban.user), "reason": ban.reason, "created_at": isoformat(ban.created_at)}
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+class BanDetailView(APIView):
+    @extend_schema(responses={204: None}, summary="Lift a ban")
+    def delete(self, request: Request, room_id: int, user_id: int) -> Response:
+        services.member_unban(actor=request.user, room=selectors.room_require_visible(user=request.user, room_id=room_id), user_id=user_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class DirectView(APIView):
+    @extend_schema(
+        request=DirectInput, responses={201: RoomSerializer, 200: RoomSerializer}, summary="Open a direct conversation"
+    )
+    def post(self, request: Request) -> Response:
+        data = DirectInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        room, created = services.direct_open(creator=request.user, user_ids=data.validated_data["users"])
+        return _room_reply(request.user, room.pk, status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+class ReadView(APIView):
+    @extend_schema(request=ReadInput, responses={204: None}, summary="Move the caller's read marker forward")
+    def post(self, request: Request, room_id: int) -> Response:
+        room = selectors.room_require_visible(user=request.user, room_id=room_id)
+        data = ReadInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.read_mark(user=request.user, room=room, message_id=data.validated_data["message_id"])
+        return Response(status=status.HTTP_204_NO_CONTENT)
+

@@ -1,0 +1,61 @@
+"""The wire shape of a room, shared by the REST API, WebSocket frames and events."""
+
+from __future__ import annotations
+
+from typing import NotRequired, TypedDict
+
+from accounts.payloads import UserPayload, user_payload
+from chatproject.wire import isoformat
+from rooms.models import Membership, Room
+
+
+class RoomPayload(TypedDict):
+    id: int
+    kind: str
+    name: str
+    slug: str
+    topic: str
+    visibility: str
+    created_at: str | None
+    member_count: int
+    my_role: str | None
+    unread_count: int
+    last_message_id: int | None
+    members: NotRequired[list[UserPayload]]
+
+
+class MemberPayload(TypedDict):
+    user: UserPayload
+    role: str
+    joined_at: str | None
+
+
+def room_payload(room: Room) -> RoomPayload:
+    """Shape a room annotated by `rooms.selectors` (member_count, my_role, …).
+
+    Direct rooms carry `member_list`, attached by the selectors.
+    """
+    payload: RoomPayload = {
+        "id": room.pk,
+        "kind": room.kind,
+        "name": room.name,
+        "slug": room.slug,
+        "topic": room.topic,
+        "visibility": room.visibility,
+        "created_at": isoformat(room.created_at),
+        "member_count": getattr(room, "member_count", 0) or 0,
+        "my_role": getattr(room, "my_role", None),
+        "unread_count": getattr(room, "unread_count", 0) or 0,
+        "last_message_id": getattr(room, "last_message_id", None),
+    }
+    if room.is_direct:
+        payload["members"] = [user_payload(user) for user in getattr(room, "member_list", [])]
+    return payload
+
+
+def member_payload(membership: Membership) -> MemberPayload:
+    return {
+        "user": user_payload(membership.user),
+        "role": membership.role,
+        "joined_at": isoformat(membership.joined_at),
+    }

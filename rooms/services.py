@@ -1,0 +1,405 @@
+"""Every change to rooms and memberships: one function per action.
+
+Each validates, writes in one transaction, records exactly one event (the
+last write, see `rooms.events`) and leaves the broadcast to on_commit. The
+REST views, the WebSocket consumer and the admin all call these.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.text import slugify
+
+from accounts.models import User
+from accounts.payloads import user_payload
+from chatproject.errors import Conflict, Forbidden, Invalid, NotFound
+from rooms.events import event_record
+from rooms.models import Ban, Event, Membership, Room
+from rooms.payloads import room_payload
+from rooms.selectors import attach_direct_members, membership_require, rooms_annotated
+
+DIRECT_ROOM_MAX_PEOPLE = 16
+NAME_MAX = 80
+TOPIC_MAX = 250
+
+Role = Membership.Role
+
+
+# --- Helpers ---------------------------------------------------------------------
+
+
+def _shared_room_payload(room: Room) -> dict[str, Any]:
+    """Return the parts of a room's payload that are the same for every member.
+
+    `my_role` and `unread_count` differ per reader; the realtime layer fills
+    them in for each recipient.
+    """
+    fresh = rooms_annotated(None).get(pk=room.pk)
+    attach_direct_members([fresh])
+    payload: dict[str, Any] = dict(room_payload(fresh))
+    payload["my_role"] = None
+    payload["unread_count"] = 0
+    return payload
+
+
+def _clean_name(name: str) -> tuple[str, str]:
+    name = (name or "").strip()
+    if not name:
+        raise Invalid({"name": "Give the channel a name."})
+    if len(name) > NAME_MAX:
+        raise Invalid({"name": f"Use at most {NAME_MAX} characters."})
+    slug = slugify(name, allow_unicode=True)[:NAME_MAX]
+    if not slug:
+        raise Invalid({"name": "The name needs at least one letter or digit."})
+    return name, slug
+
+
+def _clean_topic(topic: str) -> str:
+    topic = (topic or "").strip()
+    if len(topic) > TOPIC_MAX:
+        raise Invalid({"topic": f"Use at most {TOPIC_MAX} characters."})
+    return topic
+
+
+def _slug_taken(slug: str, *, excluding: int | None = None) -> bool:
+    rooms = Room.objects.filter(kind=Room.Kind.CHANNEL, slug=slug, deleted_at__isnull=True)
+    if excluding is not None:
+        rooms = rooms.exclude(pk=excluding)
+    return rooms.exists()
+
+
+def _require_moderator(membership: Membership) -> None:
+    # Room settings, adding, kicking and banning are for the room's owners and admins.
+    if not membership.can_moderate or membership.room.is_direct:
+        raise Forbidden("Only the room's owners and admins may do this.")
+
+
+def _require_outranks(actor: Membership, target: Membership) -> None:
+    # Admins may act on plain members only; owners on anyone but themselves.
+    if actor.role == Role.OWNER:
+        return
+    if target.role != Role.MEMBER:
+        raise Forbidden("Admins may only act on members; ask an owner.")
+
+
+def _direct_key(user_ids: set[int]) -> str:
+    return ",".join(str(user_id) for user_id in sorted(user_ids))
+
+
+def _member_event(
+    *, type: Event.Type, room: Room, user: User, actor: User | None, extra: dict[str, Any] | None = None
+) -> Event:
+    return event_record(
+        type=type,
+        room=room,
+        user_id=user.pk,
+        actor_id=actor.pk if actor else None,
+        payload={"user": user_payload(user), "room": _shared_room_payload(room), **(extra or {})},
+    )
+
+
+def _remove_membership(membership: Membership, *, actor: User | None, reason: str) -> Event:
+    """Delete a membership, keep the room owned, and record who left and why."""
+    room = membership.room
+    user = membership.user
+    was_owner = membership.role == Role.OWNER
+    membership.delete()
+    if was_owner and room.kind == Room.Kind.CHANNEL:
+        _hand_over_ownership(room)
+    if room.is_direct:
+        _rekey_direct_room(room)
+    event = _member_event(type=Event.Type.MEMBER_LEFT, room=room, user=user, actor=actor, extra={"reason": reason})
+    return event
+
+
+def _hand_over_ownership(room: Room) -> None:
+    """Give a channel whose last owner left to its longest-standing admin, else member."""
+    if room.memberships.filter(role=Role.OWNER).exists():
+        return
+    heir = room.memberships.order_by(
+        # Admins first, then by seniority.
+        "role",
+        "joined_at",
+        "id",
+    ).first()
+    if heir is not None:
+        heir.role = Role.OWNER
+        heir.save(update_fields=["role"])
+
+
+def _rekey_direct_room(room: Room) -> None:
+    member_ids = set(room.memberships.values_list("user_id", flat=True))
+    key = _direct_key(member_ids) if member_ids else None
+    if key and Room.objects.filter(kind=Room.Kind.DIRECT, direct_key=key, deleted_at__isnull=True).exclude(
+        pk=room.pk
+    ).exists():
+        # Another conversation already belongs to exactly these people; keep that one findable.
+        key = None
+    room.direct_key = key
+    room.save(update_fields=["direct_key"])
+
+
+# --- Channels --------------------------------------------------------------------
+
+
+@transaction.atomic
+def room_create(*, creator: User, name: str, topic: str = "", visibility: str = Room.Visibility.PUBLIC) -> Room:
+    """Create a channel owned by its creator."""
+    name, slug = _clean_name(name)
+    topic = _clean_topic(topic)
+    if visibility not in Room.Visibility.values:
+        raise Invalid({"visibility": "Use 'public' or 'private'."})
+    if _slug_taken(slug):
+        raise Invalid({"name": "A channel with this name already exists."})
+    room = Room.objects.create(
+        kind=Room.Kind.CHANNEL, name=name, slug=slug, topic=topic, visibility=visibility, created_by=creator
+    )
+    membership = Membership.objects.create(room=room, user=creator, role=Role.OWNER)
+    event = _member_event(type=Event.Type.ROOM_CREATED, room=room, user=creator, actor=creator)
+    membership.joined_event_id = event.pk
+    membership.save(update_fields=["joined_event_id"])
+    return room
+
+
+@transaction.atomic
+def room_update(*, actor: User, room: Room, name: str | None = None, topic: str | None = None) -> Room:
+    """Rename a channel or change its topic."""
+    membership = membership_require(user=actor, room=room)
+    _require_moderator(membership)
+    room = Room.objects.select_for_update().get(pk=room.pk)
+    changed: list[str] = []
+    if name is not None:
+        name, slug = _clean_name(name)
+        if slug != room.slug and _slug_taken(slug, excluding=room.pk):
+            raise Invalid({"name": "A channel with this name already exists."})
+        if (name, slug) != (room.name, room.slug):
+            room.name, room.slug = name, slug
+            changed += ["name", "slug"]
+    if topic is not None:
+        topic = _clean_topic(topic)
+        if topic != room.topic:
+            room.topic = topic
+            changed.append("topic")
+    if changed:
+        room.save(update_fields=changed)
+        event_record(
+            type=Event.Type.ROOM_UPDATED,
+            room=room,
+            actor_id=actor.pk,
+            payload={"room": _shared_room_payload(room)},
+        )
+    return room
+
+
+@transaction.atomic
+def room_delete(*, actor: User, room: Room) -> None:
+    """Delete a channel: members are told, its history is no longer served."""
+    membership = membership_require(user=actor, room=room)
+    # Deleting a room is for its owners alone.
+    if membership.role != Role.OWNER or room.is_direct:
+        raise Forbidden("Only the room's owner may delete it.")
+    room = Room.objects.select_for_update().get(pk=room.pk)
+    room.deleted_at = timezone.now()
+    room.save(update_fields=["deleted_at"])
+    event_record(type=Event.Type.ROOM_DELETED, room=room, actor_id=actor.pk, payload={"room": room.pk})
+
+
+# --- Memberships -------------------------------------------------------------------
+
+
+@transaction.atomic
+def room_join(*, user: User, room: Room) -> tuple[Membership, bool]:
+    """Join a public channel; return the membership and whether it is new."""
+    live_room = Room.objects.filter(pk=room.pk, deleted_at__isnull=True).first()
+    if live_room is None:
+        raise NotFound("Room not found.")
+    existing = Membership.objects.filter(room=live_room, user=user).first()
+    if existing is not None:
+        return existing, False
+    # Only public channels can be joined; anything else looks missing to outsiders.
+    if not live_room.is_public_channel:
+        raise NotFound("Room not found.")
+    # A ban keeps the user out until an owner or admin lifts it.
+    if Ban.objects.filter(room=live_room, user=user).exists():
+        raise Forbidden("You are banned from this room.")
+    return _membership_add(room=live_room, user=user, actor=user), True
+
+
+def _membership_add(*, room: Room, user: User, actor: User) -> Membership:
+    membership = Membership.objects.create(room=room, user=user, role=Role.MEMBER)
+    if room.is_direct:
+        _rekey_direct_room_or_refuse(room)
+    event = _member_event(type=Event.Type.MEMBER_JOINED, room=room, user=user, actor=actor)
+    membership.joined_event_id = event.pk
+    membership.save(update_fields=["joined_event_id"])
+    return membership
+
+
+def _rekey_direct_room_or_refuse(room: Room) -> None:
+    member_ids = set(room.memberships.values_list("user_id", flat=True))
+    key = _direct_key(member_ids)
+    if Room.objects.filter(kind=Room.Kind.DIRECT, direct_key=key, deleted_at__isnull=True).exclude(
+        pk=room.pk
+    ).exists():
+        raise Conflict("A conversation with exactly these people already exists.")
+    room.direct_key = key
+    room.save(update_fields=["direct_key"])
+
+
+@transaction.atomic
+def room_leave(*, user: User, room: Room) -> None:
+    """Leave a room. A channel's last owner hands ownership on."""
+    membership = membership_require(user=user, room=room)
+    _remove_membership(membership, actor=user, reason="left")
+
+
+@transaction.atomic
+def member_add(*, actor: User, room: Room, user_id: int) -> tuple[Membership, bool]:
+    """Add a user to a room; return the membership and whether it is new."""
+    actor_membership = membership_require(user=actor, room=room)
+    room = actor_membership.room
+    # Channels: owners and admins add people. DMs: any member may.
+    if not room.is_direct and not actor_membership.can_moderate:
+        raise Forbidden("Only the room's owners and admins may add people.")
+    user = User.objects.filter(pk=user_id, is_active=True).first()
+    if user is None:
+        raise Invalid({"user": "No such user."})
+    existing = Membership.objects.filter(room=room, user=user).first()
+    if existing is not None:
+        return existing, False
+    if room.is_direct and room.memberships.count() >= DIRECT_ROOM_MAX_PEOPLE:
+        raise Invalid({"user": f"A direct conversation holds at most {DIRECT_ROOM_MAX_PEOPLE} people."})
+    if Ban.objects.filter(room=room, user=user).exists():
+        raise Invalid({"user": "This user is banned from the room; lift the ban first."})
+    return _membership_add(room=room, user=user, actor=actor), True
+
+
+@transaction.atomic
+def member_set_role(*, actor: User, room: Room, user_id: int, role: str) -> Membership:
+    """Change a member's role; only owners may, and a channel always keeps an owner."""
+    actor_membership = membership_require(user=actor, room=room)
+    # Promotions and demotions are for owners alone.
+    if actor_membership.role != Role.OWNER or actor_membership.room.is_direct:
+        raise Forbidden("Only the room's owner may change roles.")
+    if role not in Role.values:
+        raise Invalid({"role": "Use 'owner', 'admin' or 'member'."})
+    target = Membership.objects.select_related("user", "room").filter(room=room, user_id=user_id).first()
+    if target is None:
+        raise NotFound("That user is not a member of this room.")
+    if target.role == role:
+        return target
+    if target.role == Role.OWNER and not room.memberships.filter(role=Role.OWNER).exclude(pk=target.pk).exists():
+        raise Invalid({"role": "A channel needs an owner: make someone else owner first."})
+    target.role = role
+    target.save(update_fields=["role"])
+    _member_event(type=Event.Type.MEMBER_ROLE, room=target.room, user=target.user, actor=actor, extra={"role": role})
+    return target
+
+
+@transaction.atomic
+def member_kick(*, actor: User, room: Room, user_id: int) -> None:
+    """Remove a member from a channel; they may join again (unlike a ban)."""
+    actor_membership = membership_require(user=actor, room=room)
+    _require_moderator(actor_membership)
+    if user_id == actor.pk:
+        raise Invalid({"user": "Use leave to remove yourself."})
+    target = Membership.objects.select_related("user", "room").filter(room=room, user_id=user_id).first()
+    if target is None:
+        raise NotFound("That user is not a member of this room.")
+    _require_outranks(actor_membership, target)
+    _remove_membership(target, actor=actor, reason="kicked")
+
+
+@transaction.atomic
+def member_ban(*, actor: User, room: Room, user_id: int, reason: str = "") -> Ban:
+    """Ban a user from a channel: they are removed now and cannot join again."""
+    actor_membership = membership_require(user=actor, room=room)
+    _require_moderator(actor_membership)
+    if user_id == actor.pk:
+        raise Invalid({"user": "You cannot ban yourself."})
+    if len(reason) > 500:
+        raise Invalid({"reason": "Use at most 500 characters."})
+    user = User.objects.filter(pk=user_id).first()
+    if user is None:
+        raise Invalid({"user": "No such user."})
+    target = Membership.objects.select_related("user", "room").filter(room=room, user=user).first()
+    if target is not None:
+        _require_outranks(actor_membership, target)
+    ban, created = Ban.objects.get_or_create(
+        room=actor_membership.room, user=user, defaults={"banned_by": actor, "reason": reason.strip()}
+    )
+    if target is not None:
+        _remove_membership(target, actor=actor, reason="banned")
+    return ban
+
+
+@transaction.atomic
+def member_unban(*, actor: User, room: Room, user_id: int) -> None:
+    """Lift a ban; the user may join again but is not added back."""
+    actor_membership = membership_require(user=actor, room=room)
+    _require_moderator(actor_membership)
+    deleted, _ = Ban.objects.filter(room=room, user_id=user_id).delete()
+    if not deleted:
+        raise NotFound("That user is not banned from this room.")
+
+
+# --- Direct conversations --------------------------------------------------------------
+
+
+@transaction.atomic
+def direct_open(*, creator: User, user_ids: list[int]) -> tuple[Room, bool]:
+    """Return the direct room for exactly these people plus the creator, creating it if needed."""
+    people = set(user_ids) | {creator.pk}
+    if len(people) > DIRECT_ROOM_MAX_PEOPLE:
+        raise Invalid({"users": f"A direct conversation holds at most {DIRECT_ROOM_MAX_PEOPLE} people."})
+    found = set(User.objects.filter(pk__in=people, is_active=True).values_list("pk", flat=True))
+    missing = sorted(people - found)
+    if missing:
+        raise Invalid({"users": f"No such user: {', '.join(map(str, missing))}."})
+    key = _direct_key(people)
+    existing = Room.objects.filter(kind=Room.Kind.DIRECT, direct_key=key, deleted_at__isnull=True).first()
+    if existing is not None:
+        return existing, False
+    try:
+        with transaction.atomic():
+            room = Room.objects.create(
+                kind=Room.Kind.DIRECT, visibility=Room.Visibility.PRIVATE, direct_key=key, created_by=creator
+            )
+    except IntegrityError:
+        # Someone opened the same conversation a moment ago.
+        return Room.objects.get(kind=Room.Kind.DIRECT, direct_key=key, deleted_at__isnull=True), False
+    Membership.objects.bulk_create(
+        [Membership(room=room, user_id=user_id, role=Role.MEMBER) for user_id in sorted(people)]
+    )
+    event = _member_event(type=Event.Type.ROOM_CREATED, room=room, user=creator, actor=creator)
+    Membership.objects.filter(room=room).update(joined_event_id=event.pk)
+    return room, True
+
+
+# --- Reading ---------------------------------------------------------------------------
+
+
+@transaction.atomic
+def read_mark(*, user: User, room: Room, message_id: int) -> bool:
+    """Move the user's read marker forward to `message_id`; return whether it moved."""
+    membership = membership_require(user=user, room=room)
+    message_model = room.messages.model  # type: ignore[attr-defined]
+    if not message_model.objects.filter(pk=message_id, room_id=membership.room_id).exists():
+        raise Invalid({"message_id": "No such message in this room."})
+    # A conditional update: concurrent marks from two devices never move it back.
+    moved = Membership.objects.filter(pk=membership.pk, last_read_message_id__lt=message_id).update(
+        last_read_message_id=message_id
+    )
+    if moved:
+        event_record(
+            type=Event.Type.READ,
+            room=membership.room,
+            user_id=user.pk,
+            private=True,
+            payload={"room": membership.room_id, "message_id": message_id},
+        )
+    return bool(moved)
+
