@@ -15,7 +15,7 @@ import pytest
 
 os.environ.setdefault("TESTING", "1")
 
-from rest_framework.test import APIClient  # noqa: E402
+from rest_framework.test import APIClient
 
 PASSWORD = "correct horse battery staple"
 

@@ -15,7 +15,8 @@ class Message(models.Model):
     body = models.TextField(blank=True)
     html = models.TextField(blank=True)
     # Chosen by the sending client so a retried send never makes a second copy.
-    client_id = models.CharField(max_length=64, null=True, blank=True)
+    # NULL, not "", when absent: the unique constraint ignores NULLs.
+    client_id = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
     parent = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replies"
     )

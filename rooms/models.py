@@ -23,7 +23,7 @@ class Room(models.Model):
     visibility = models.CharField(max_length=10, choices=Visibility.choices, default=Visibility.PUBLIC)
     # The sorted member ids of a direct room ("3,8,12"), so dms/ finds the one
     # conversation for exactly that set of people.
-    direct_key = models.CharField(max_length=500, null=True, blank=True, editable=False)
+    direct_key = models.CharField(max_length=500, null=True, blank=True, editable=False)  # noqa: DJ001
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -328,7 +328,7 @@ def member_ban(*, actor: User, room: Room, user_id: int, reason: str = "") -> Ba
     target = Membership.objects.select_related("user", "room").filter(room=room, user=user).first()
     if target is not None:
         _require_outranks(actor_membership, target)
-    ban, created = Ban.objects.get_or_create(
+    ban, _ = Ban.objects.get_or_create(
         room=actor_membership.room, user=user, defaults={"banned_by": actor, "reason": reason.strip()}
     )
     if target is not None:
