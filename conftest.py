@@ -33,11 +33,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if marker is None:
             continue
         needed = set(marker.args or ("postgres", "redis"))
-        missing = [name for name, present in (("postgres", have_postgres), ("redis", have_redis)) if name in needed and not present]
+        missing = [
+            name
+            for name, present in (("postgres", have_postgres), ("redis", have_redis))
+            if name in needed and not present
+        ]
         if missing and not _services_required():
             item.add_marker(pytest.mark.skip(reason=f"needs {', '.join(missing)} (set DATABASE_URL / REDIS_URL)"))
         elif missing:
-            item.add_marker(pytest.mark.xfail(reason=f"REQUIRE_SERVICES=1 but {', '.join(missing)} not configured", strict=True, run=False))
+            item.add_marker(
+                pytest.mark.xfail(
+                    reason=f"REQUIRE_SERVICES=1 but {', '.join(missing)} not configured", strict=True, run=False
+                )
+            )
 
 
 @pytest.fixture
@@ -137,3 +145,14 @@ def capture_events(django_capture_on_commit_callbacks):  # type: ignore[no-untyp
             stop()
 
     return capture
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):  # type: ignore[no-untyped-def]
+    """Hash test passwords with MD5.
+
+    pytest-django loads the settings before this module sets TESTING, so the
+    settings' own switch away from Argon2 (tens of milliseconds a hash) never
+    fires under pytest.
+    """
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -42,9 +42,7 @@ class User(AbstractUser):
     class Meta:
         constraints = [
             models.UniqueConstraint(Lower("username"), name="user_username_ci_unique"),
-            models.UniqueConstraint(
-                Lower("email"), condition=~models.Q(email=""), name="user_email_ci_unique"
-            ),
+            models.UniqueConstraint(Lower("email"), condition=~models.Q(email=""), name="user_email_ci_unique"),
         ]
         indexes = [
             # users/?q= searches username and display name by prefix/substring.

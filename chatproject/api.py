@@ -11,6 +11,8 @@ from chatproject.errors import Invalid
 
 PAGE_DEFAULT = 50
 PAGE_MAX = 200
+# The largest id a 64-bit integer column holds.
+ID_MAX = 2**63 - 1
 
 
 class StrictSerializer(serializers.Serializer):
@@ -24,7 +26,7 @@ class StrictSerializer(serializers.Serializer):
         return super().to_internal_value(data)
 
 
-def query_int(request: HttpRequest, name: str, *, minimum: int = 0, maximum: int | None = None) -> int | None:
+def query_int(request: HttpRequest, name: str, *, minimum: int = 0, maximum: int = ID_MAX) -> int | None:
     """Return an integer query parameter, None when absent, or raise Invalid with a clear message."""
     raw = request.GET.get(name)
     if raw is None or raw == "":
@@ -33,9 +35,8 @@ def query_int(request: HttpRequest, name: str, *, minimum: int = 0, maximum: int
         value = int(raw)
     except ValueError:
         raise Invalid({name: "Must be a whole number."}) from None
-    if value < minimum or (maximum is not None and value > maximum):
-        bound = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
-        raise Invalid({name: f"Must be {bound}."})
+    if value < minimum or value > maximum:
+        raise Invalid({name: f"Must be between {minimum} and {maximum}."})
     return value
 
 

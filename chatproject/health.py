@@ -55,6 +55,4 @@ def readyz(request: HttpRequest) -> JsonResponse:
     """Answer 200 only when the database and the channel layer both answer, else 503."""
     checks = {"database": _database_ok(), "channel_layer": _channel_layer_ok()}
     ready = all(checks.values())
-    return JsonResponse(
-        {"status": "ok" if ready else "unavailable", "checks": checks}, status=200 if ready else 503
-    )
+    return JsonResponse({"status": "ok" if ready else "unavailable", "checks": checks}, status=200 if ready else 503)

@@ -223,6 +223,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "ENUM_NAME_OVERRIDES": {"RoleEnum": "rooms.models.Membership.Role"},
+    # Path ids use the bounded `id` converter (chatproject.urls); document them as integers.
+    "PATH_CONVERTER_OVERRIDES": {"id": int},
 }
 
 # --- Chat behaviour -------------------------------------------------------------------

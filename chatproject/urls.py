@@ -1,11 +1,33 @@
 from django.contrib import admin
-from django.urls import include, path, re_path
+from django.urls import include, path, re_path, register_converter
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from accounts.api import views as accounts
 from chatproject import errors, health
 from messaging.api import views as messaging
 from rooms.api import views as rooms
+
+
+class IdConverter:
+    """A database id: a positive integer that fits in a 64-bit column.
+
+    Larger numbers do not match, so they get the JSON 404 instead of reaching
+    the database (which would refuse them with an error).
+    """
+
+    regex = "[0-9]{1,19}"
+
+    def to_python(self, value: str) -> int:
+        number = int(value)
+        if not 0 < number < 2**63:
+            raise ValueError("not a database id")
+        return number
+
+    def to_url(self, value: int) -> str:
+        return str(value)
+
+
+register_converter(IdConverter, "id")
 
 api_v1 = [
     path("auth/register/", accounts.RegisterView.as_view(), name="register"),
@@ -14,28 +36,28 @@ api_v1 = [
     path("auth/logout/", accounts.LogoutView.as_view(), name="logout"),
     path("users/me/", accounts.MeView.as_view(), name="me"),
     path("users/", accounts.UserListView.as_view(), name="users"),
-    path("users/<int:user_id>/", accounts.UserDetailView.as_view(), name="user"),
+    path("users/<id:user_id>/", accounts.UserDetailView.as_view(), name="user"),
     path("rooms/", rooms.RoomListView.as_view(), name="rooms"),
     path("rooms/public/", rooms.PublicRoomListView.as_view(), name="rooms-public"),
-    path("rooms/<int:room_id>/", rooms.RoomDetailView.as_view(), name="room"),
-    path("rooms/<int:room_id>/join/", rooms.RoomJoinView.as_view(), name="room-join"),
-    path("rooms/<int:room_id>/leave/", rooms.RoomLeaveView.as_view(), name="room-leave"),
-    path("rooms/<int:room_id>/members/", rooms.MemberListView.as_view(), name="room-members"),
-    path("rooms/<int:room_id>/members/<int:user_id>/", rooms.MemberDetailView.as_view(), name="room-member"),
-    path("rooms/<int:room_id>/bans/", rooms.BanListView.as_view(), name="room-bans"),
-    path("rooms/<int:room_id>/bans/<int:user_id>/", rooms.BanDetailView.as_view(), name="room-ban"),
-    path("rooms/<int:room_id>/read/", rooms.ReadView.as_view(), name="room-read"),
-    path("rooms/<int:room_id>/messages/", messaging.MessageListView.as_view(), name="room-messages"),
+    path("rooms/<id:room_id>/", rooms.RoomDetailView.as_view(), name="room"),
+    path("rooms/<id:room_id>/join/", rooms.RoomJoinView.as_view(), name="room-join"),
+    path("rooms/<id:room_id>/leave/", rooms.RoomLeaveView.as_view(), name="room-leave"),
+    path("rooms/<id:room_id>/members/", rooms.MemberListView.as_view(), name="room-members"),
+    path("rooms/<id:room_id>/members/<id:user_id>/", rooms.MemberDetailView.as_view(), name="room-member"),
+    path("rooms/<id:room_id>/bans/", rooms.BanListView.as_view(), name="room-bans"),
+    path("rooms/<id:room_id>/bans/<id:user_id>/", rooms.BanDetailView.as_view(), name="room-ban"),
+    path("rooms/<id:room_id>/read/", rooms.ReadView.as_view(), name="room-read"),
+    path("rooms/<id:room_id>/messages/", messaging.MessageListView.as_view(), name="room-messages"),
     path("dms/", rooms.DirectView.as_view(), name="dms"),
-    path("messages/<int:message_id>/", messaging.MessageDetailView.as_view(), name="message"),
-    path("messages/<int:message_id>/edits/", messaging.EditHistoryView.as_view(), name="message-edits"),
-    path("messages/<int:message_id>/reactions/", messaging.ReactionListView.as_view(), name="message-reactions"),
+    path("messages/<id:message_id>/", messaging.MessageDetailView.as_view(), name="message"),
+    path("messages/<id:message_id>/edits/", messaging.EditHistoryView.as_view(), name="message-edits"),
+    path("messages/<id:message_id>/reactions/", messaging.ReactionListView.as_view(), name="message-reactions"),
     path(
-        "messages/<int:message_id>/reactions/<str:emoji>/",
+        "messages/<id:message_id>/reactions/<str:emoji>/",
         messaging.ReactionDetailView.as_view(),
         name="message-reaction",
     ),
-    path("messages/<int:message_id>/report/", messaging.ReportView.as_view(), name="message-report"),
+    path("messages/<id:message_id>/report/", messaging.ReportView.as_view(), name="message-report"),
     path("search/messages/", messaging.SearchView.as_view(), name="search-messages"),
 ]
 

@@ -85,5 +85,8 @@ def sanitize(html: str) -> str:
 
 
 def mentioned_ids(known_users: dict[str, int], body: str) -> Iterable[int]:
-    names = mentioned_usernames(body)
-    return sorted({user_id for name, user_id in known_users.items() if name in names})
+    """Return the ids of the users the rendered body mentions; a name inside code is not a mention."""
+    tokens = _renderer.parse(body, {"known_users": known_users})
+    return sorted(
+        {child.meta["user_id"] for token in tokens for child in token.children or () if child.type == "mention"}
+    )

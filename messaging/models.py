@@ -17,9 +17,7 @@ class Message(models.Model):
     # Chosen by the sending client so a retried send never makes a second copy.
     # NULL, not "", when absent: the unique constraint ignores NULLs.
     client_id = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
-    parent = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replies"
-    )
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replies")
     mentions = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="mentioned_in")
     created_at = models.DateTimeField(auto_now_add=True)
     edited_at = models.DateTimeField(null=True, blank=True)

@@ -73,9 +73,7 @@ def message_search(
     Only rooms the caller is a member of are searched: a membership subquery
     guards it, whatever `room_id` says.
     """
-    messages = messages_with_details().filter(
-        room_id__in=member_room_ids(user=user), deleted_at__isnull=True
-    )
+    messages = messages_with_details().filter(room_id__in=member_room_ids(user=user), deleted_at__isnull=True)
     if room_id is not None:
         messages = messages.filter(room_id=room_id)
     if before is not None:
@@ -95,7 +93,9 @@ def message_search(
 
 def message_get_any(*, message_id: int) -> Message:
     """Return any message in a live room, for staff moderation."""
-    message = messages_with_details().select_related("room").filter(pk=message_id, room__deleted_at__isnull=True).first()
+    message = (
+        messages_with_details().select_related("room").filter(pk=message_id, room__deleted_at__isnull=True).first()
+    )
     if message is None:
         raise NotFound("Message not found.")
     return message

@@ -39,7 +39,8 @@ def clean_body(body: object) -> str:
     if not body:
         raise Invalid({"body": "A message cannot be empty."})
     if len(body) > settings.MESSAGE_MAX_LENGTH:
-        raise Invalid({"body": f"A message has at most {settings.MESSAGE_MAX_LENGTH} characters (this has {len(body)})."})
+        limit = settings.MESSAGE_MAX_LENGTH
+        raise Invalid({"body": f"A message has at most {limit} characters (this has {len(body)})."})
     if "\x00" in body:
         raise Invalid({"body": "A message cannot contain NUL characters."})
     return body
@@ -245,8 +246,13 @@ def reaction_add(*, user: User, message: Message, emoji: object) -> tuple[Messag
 def reaction_remove(*, user: User, message: Message, emoji: str) -> Message:
     """Remove the user's reaction, or raise NotFound if they had none."""
     membership_require(user=user, room=message.room_id)
+    try:
+        clean = clean_emoji(emoji)
+    except Invalid:
+        # What is no emoji was never a reaction; and PostgreSQL refuses a NUL even in a lookup.
+        raise NotFound("You have not reacted with that emoji.") from None
     message = Message.objects.select_for_update().get(pk=message.pk)
-    deleted, _ = Reaction.objects.filter(message=message, user=user, emoji=emoji.strip()).delete()
+    deleted, _ = Reaction.objects.filter(message=message, user=user, emoji=clean).delete()
     if not deleted:
         raise NotFound("You have not reacted with that emoji.")
     return _announce_update(message, actor=user)
@@ -271,4 +277,3 @@ def report_create(*, reporter: User, message: Message, reason: object) -> tuple[
     if existing is not None:
         return existing, False
     return Report.objects.create(message=message, reporter=reporter, reason=reason), True
-

@@ -31,9 +31,7 @@ class Room(models.Model):
     # Rooms are deleted softly so their members can still be told, on resume.
     deleted_at = models.DateTimeField(null=True, blank=True)
 
-    members = models.ManyToManyField(
-        settings.AUTH_USER_MODEL, through="Membership", related_name="rooms"
-    )
+    members = models.ManyToManyField(settings.AUTH_USER_MODEL, through="Membership", related_name="rooms")
 
     class Meta:
         constraints = [

@@ -27,11 +27,7 @@ def rooms_annotated(user: User | None) -> QuerySet[Room]:
     """Return live rooms annotated with the room summary and, given a user, their role and unread count."""
     message = _message_model()
     member_count = (
-        Membership.objects.filter(room=OuterRef("pk"))
-        .order_by()
-        .values("room")
-        .annotate(n=Count("id"))
-        .values("n")
+        Membership.objects.filter(room=OuterRef("pk")).order_by().values("room").annotate(n=Count("id")).values("n")
     )
     last_message_id = message.objects.filter(room=OuterRef("pk")).order_by("-id").values("id")[:1]
     rooms = Room.objects.filter(deleted_at__isnull=True).annotate(
@@ -63,9 +59,7 @@ def attach_direct_members(rooms: Iterable[Room]) -> None:
         return
     for room in direct.values():
         room.member_list = []  # type: ignore[attr-defined]
-    memberships = (
-        Membership.objects.filter(room_id__in=direct).select_related("user").order_by("room_id", "user_id")
-    )
+    memberships = Membership.objects.filter(room_id__in=direct).select_related("user").order_by("room_id", "user_id")
     for membership in memberships:
         direct[membership.room_id].member_list.append(membership.user)  # type: ignore[attr-defined]
 
@@ -81,9 +75,7 @@ def room_list_for_member(*, user: User) -> list[Room]:
 
 def room_list_public(*, user: User, query: str = "", after: int = 0, limit: int = 50) -> tuple[list[Room], bool]:
     """Return a page of live public channels by id, and whether more follow."""
-    rooms_qs = rooms_annotated(user).filter(
-        kind=Room.Kind.CHANNEL, visibility=Room.Visibility.PUBLIC, id__gt=after
-    )
+    rooms_qs = rooms_annotated(user).filter(kind=Room.Kind.CHANNEL, visibility=Room.Visibility.PUBLIC, id__gt=after)
     if query:
         rooms_qs = rooms_qs.filter(Q(name__icontains=query) | Q(topic__icontains=query) | Q(slug__icontains=query))
     rooms = list(rooms_qs.order_by("id")[: limit + 1])
@@ -106,6 +98,9 @@ def membership_require(*, user: User, room: Room | int) -> Membership:
     Private rooms and DMs: NotFound. Public channels: Forbidden.
     """
     room_id = room if isinstance(room, int) else room.pk
+    if not 0 < room_id < 2**63:
+        # No such room; SQLite cannot even compare an id beyond 64 bits (a 500 otherwise).
+        raise NotFound("Room not found.")
     membership = (
         Membership.objects.select_related("room")
         .filter(room_id=room_id, user=user, room__deleted_at__isnull=True)

@@ -133,9 +133,12 @@ def _hand_over_ownership(room: Room) -> None:
 def _rekey_direct_room(room: Room) -> None:
     member_ids = set(room.memberships.values_list("user_id", flat=True))
     key = _direct_key(member_ids) if member_ids else None
-    if key and Room.objects.filter(kind=Room.Kind.DIRECT, direct_key=key, deleted_at__isnull=True).exclude(
-        pk=room.pk
-    ).exists():
+    if (
+        key
+        and Room.objects.filter(kind=Room.Kind.DIRECT, direct_key=key, deleted_at__isnull=True)
+        .exclude(pk=room.pk)
+        .exists()
+    ):
         # Another conversation already belongs to exactly these people; keep that one findable.
         key = None
     room.direct_key = key
@@ -229,7 +232,10 @@ def room_join(*, user: User, room: Room) -> tuple[Membership, bool]:
 
 
 def _membership_add(*, room: Room, user: User, actor: User) -> Membership:
-    membership = Membership.objects.create(room=room, user=user, role=Role.MEMBER)
+    # A channel left empty by its last owner is adopted by whoever joins next,
+    # so it never ends up without someone who can run it.
+    orphaned = room.kind == Room.Kind.CHANNEL and not room.memberships.filter(role=Role.OWNER).exists()
+    membership = Membership.objects.create(room=room, user=user, role=Role.OWNER if orphaned else Role.MEMBER)
     if room.is_direct:
         _rekey_direct_room_or_refuse(room)
     event = _member_event(type=Event.Type.MEMBER_JOINED, room=room, user=user, actor=actor)
@@ -241,9 +247,7 @@ def _membership_add(*, room: Room, user: User, actor: User) -> Membership:
 def _rekey_direct_room_or_refuse(room: Room) -> None:
     member_ids = set(room.memberships.values_list("user_id", flat=True))
     key = _direct_key(member_ids)
-    if Room.objects.filter(kind=Room.Kind.DIRECT, direct_key=key, deleted_at__isnull=True).exclude(
-        pk=room.pk
-    ).exists():
+    if Room.objects.filter(kind=Room.Kind.DIRECT, direct_key=key, deleted_at__isnull=True).exclude(pk=room.pk).exists():
         raise Conflict("A conversation with exactly these people already exists.")
     room.direct_key = key
     room.save(update_fields=["direct_key"])
@@ -402,4 +406,3 @@ def read_mark(*, user: User, room: Room, message_id: int) -> bool:
             payload={"room": membership.room_id, "message_id": message_id},
         )
     return bool(moved)
-

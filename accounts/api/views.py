@@ -70,7 +70,9 @@ class UserListView(APIView):
     @extend_schema(
         parameters=[
             OpenApiParameter("q", str, description="Part of a username or display name"),
-            OpenApiParameter("after", int, description="Return users with an id above this (the last id of the previous page)"),
+            OpenApiParameter(
+                "after", int, description="Return users with an id above this (the last id of the previous page)"
+            ),
             OpenApiParameter("limit", int, description="Page size, 1–200 (default 50)"),
         ],
         responses=UserPageSerializer,

@@ -1,7 +1,12 @@
 def test_registered_user_can_fetch_themselves(client_for, alice):
     response = client_for(alice).get("/api/v1/users/me/")
     assert response.status_code == 200
-    assert response.json() == {"id": alice.pk, "username": "alice", "display_name": "Alice", "email": "alice@example.com"}
+    assert response.json() == {
+        "id": alice.pk,
+        "username": "alice",
+        "display_name": "Alice",
+        "email": "alice@example.com",
+    }
 
 
 def test_event_capture_records_published_events(capture_events, alice):

@@ -9,7 +9,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from chatproject.urls import handler404, handler500, urlpatterns as real_urlpatterns
+from chatproject.urls import handler404, handler500
+from chatproject.urls import urlpatterns as real_urlpatterns
 
 SECRET_DETAIL = "database password is hunter2"
 

@@ -95,9 +95,7 @@ def test_readyz_is_unavailable_when_the_channel_layer_fails(client: Client, monk
 
 
 @pytest.mark.django_db
-def test_readyz_gives_up_on_a_channel_layer_that_never_answers(
-    client: Client, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_readyz_gives_up_on_a_channel_layer_that_never_answers(client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(health, "get_channel_layer", SilentLayer)
     monkeypatch.setattr(health, "READINESS_TIMEOUT", 0.05)
 

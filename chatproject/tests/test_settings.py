@@ -88,9 +88,7 @@ def test_database_url_switches_to_pooled_postgresql() -> None:
     assert pool["max_size"] >= pool["min_size"]
 
 
-@pytest.mark.parametrize(
-    "url", ["mysql://u:p@h:3306/db", "sqlite:////tmp/chat.sqlite3", "oracle://u:p@h:1521/db"]
-)
+@pytest.mark.parametrize("url", ["mysql://u:p@h:3306/db", "sqlite:////tmp/chat.sqlite3", "oracle://u:p@h:1521/db"])
 def test_non_postgres_database_url_is_refused(url: str) -> None:
     assert "DATABASE_URL" in refused(DATABASE_URL=url)
 

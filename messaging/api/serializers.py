@@ -46,21 +46,30 @@ class ReportSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
 
 
+class StrictCharField(serializers.CharField):
+    """A CharField that refuses numbers instead of turning them into text, so `{"body": 5}` is a 400."""
+
+    def to_internal_value(self, data: object) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class MessagePostInput(StrictSerializer):
     # Length and emptiness are checked by the service, with the same messages
     # over REST and WebSocket; the cap here only bounds what is parsed.
-    body = serializers.CharField(max_length=100_000, allow_blank=True, trim_whitespace=False)
-    client_id = serializers.CharField(max_length=64, required=False, allow_null=True, allow_blank=True)
+    body = StrictCharField(max_length=100_000, allow_blank=True, trim_whitespace=False)
+    client_id = StrictCharField(max_length=64, required=False, allow_null=True, allow_blank=True)
     parent = serializers.IntegerField(min_value=1, max_value=2**63 - 1, required=False, allow_null=True)
 
 
 class MessageEditInput(StrictSerializer):
-    body = serializers.CharField(max_length=100_000, allow_blank=True, trim_whitespace=False)
+    body = StrictCharField(max_length=100_000, allow_blank=True, trim_whitespace=False)
 
 
 class ReactionInput(StrictSerializer):
-    emoji = serializers.CharField(max_length=64)
+    emoji = StrictCharField(max_length=64)
 
 
 class ReportInput(StrictSerializer):
-    reason = serializers.CharField(max_length=1000, allow_blank=True)
+    reason = StrictCharField(max_length=1000, allow_blank=True)

@@ -95,9 +95,7 @@ class EditHistoryView(APIView):
 
 
 class ReactionListView(APIView):
-    @extend_schema(
-        request=ReactionInput, responses={201: MessageSerializer, 200: MessageSerializer}, summary="React"
-    )
+    @extend_schema(request=ReactionInput, responses={201: MessageSerializer, 200: MessageSerializer}, summary="React")
     def post(self, request: Request, message_id: int) -> Response:
         message, _ = selectors.message_get_for_member(user=request.user, message_id=message_id)
         data = ReactionInput(data=request.data)
@@ -115,7 +113,9 @@ class ReactionDetailView(APIView):
 
 
 class ReportView(APIView):
-    @extend_schema(request=ReportInput, responses={201: ReportSerializer, 200: ReportSerializer}, summary="Report a message")
+    @extend_schema(
+        request=ReportInput, responses={201: ReportSerializer, 200: ReportSerializer}, summary="Report a message"
+    )
     def post(self, request: Request, message_id: int) -> Response:
         message, _ = selectors.message_get_for_member(user=request.user, message_id=message_id)
         data = ReportInput(data=request.data)

@@ -120,7 +120,9 @@ class MemberListView(APIView):
         )
         return Response(page_body([member_payload(member) for member in members], has_more))
 
-    @extend_schema(request=MemberAddInput, responses={201: MemberSerializer, 200: MemberSerializer}, summary="Add someone")
+    @extend_schema(
+        request=MemberAddInput, responses={201: MemberSerializer, 200: MemberSerializer}, summary="Add someone"
+    )
     def post(self, request: Request, room_id: int) -> Response:
         room = selectors.room_require_visible(user=request.user, room_id=room_id)
         data = MemberAddInput(data=request.data)
@@ -142,7 +144,8 @@ class MemberDetailView(APIView):
 
     @extend_schema(responses={204: None}, summary="Remove a member (kick)")
     def delete(self, request: Request, room_id: int, user_id: int) -> Response:
-        services.member_kick(actor=request.user, room=selectors.room_require_visible(user=request.user, room_id=room_id), user_id=user_id)
+        room = selectors.room_require_visible(user=request.user, room_id=room_id)
+        services.member_kick(actor=request.user, room=room, user_id=user_id)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -155,14 +158,20 @@ class BanListView(APIView):
         ban = services.member_ban(
             actor=request.user, room=room, user_id=data.validated_data["user"], reason=data.validated_data["reason"]
         )
-        body = {"room": ban.room_id, "user": user_payload(ban.user), "reason": ban.reason, "created_at": isoformat(ban.created_at)}
+        body = {
+            "room": ban.room_id,
+            "user": user_payload(ban.user),
+            "reason": ban.reason,
+            "created_at": isoformat(ban.created_at),
+        }
         return Response(body, status=status.HTTP_201_CREATED)
 
 
 class BanDetailView(APIView):
     @extend_schema(responses={204: None}, summary="Lift a ban")
     def delete(self, request: Request, room_id: int, user_id: int) -> Response:
-        services.member_unban(actor=request.user, room=selectors.room_require_visible(user=request.user, room_id=room_id), user_id=user_id)
+        room = selectors.room_require_visible(user=request.user, room_id=room_id)
+        services.member_unban(actor=request.user, room=room, user_id=user_id)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -185,4 +194,3 @@ class ReadView(APIView):
         data.is_valid(raise_exception=True)
         services.read_mark(user=request.user, room=room, message_id=data.validated_data["message_id"])
         return Response(status=status.HTTP_204_NO_CONTENT)
-

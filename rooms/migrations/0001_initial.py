@@ -6,7 +6,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -15,96 +14,206 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='Membership',
+            name="Membership",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('role', models.CharField(choices=[('owner', 'Owner'), ('admin', 'Admin'), ('member', 'Member')], default='member', max_length=10)),
-                ('joined_at', models.DateTimeField(auto_now_add=True)),
-                ('joined_event_id', models.BigIntegerField(blank=True, null=True)),
-                ('last_read_message_id', models.BigIntegerField(default=0)),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='memberships', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "role",
+                    models.CharField(
+                        choices=[("owner", "Owner"), ("admin", "Admin"), ("member", "Member")],
+                        default="member",
+                        max_length=10,
+                    ),
+                ),
+                ("joined_at", models.DateTimeField(auto_now_add=True)),
+                ("joined_event_id", models.BigIntegerField(blank=True, null=True)),
+                ("last_read_message_id", models.BigIntegerField(default=0)),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="memberships",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Room',
+            name="Room",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('channel', 'Channel'), ('direct', 'Direct')], default='channel', max_length=10)),
-                ('name', models.CharField(blank=True, max_length=80)),
-                ('slug', models.SlugField(blank=True, max_length=80)),
-                ('topic', models.CharField(blank=True, max_length=250)),
-                ('visibility', models.CharField(choices=[('public', 'Public'), ('private', 'Private')], default='public', max_length=10)),
-                ('direct_key', models.CharField(blank=True, editable=False, max_length=500, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('deleted_at', models.DateTimeField(blank=True, null=True)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('members', models.ManyToManyField(related_name='rooms', through='rooms.Membership', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("channel", "Channel"), ("direct", "Direct")], default="channel", max_length=10
+                    ),
+                ),
+                ("name", models.CharField(blank=True, max_length=80)),
+                ("slug", models.SlugField(blank=True, max_length=80)),
+                ("topic", models.CharField(blank=True, max_length=250)),
+                (
+                    "visibility",
+                    models.CharField(
+                        choices=[("public", "Public"), ("private", "Private")], default="public", max_length=10
+                    ),
+                ),
+                ("direct_key", models.CharField(blank=True, editable=False, max_length=500, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("deleted_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "members",
+                    models.ManyToManyField(
+                        related_name="rooms", through="rooms.Membership", to=settings.AUTH_USER_MODEL
+                    ),
+                ),
             ],
         ),
         migrations.AddField(
-            model_name='membership',
-            name='room',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='memberships', to='rooms.room'),
+            model_name="membership",
+            name="room",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="memberships", to="rooms.room"
+            ),
         ),
         migrations.CreateModel(
-            name='Event',
+            name="Event",
             fields=[
-                ('id', models.BigAutoField(primary_key=True, serialize=False)),
-                ('type', models.CharField(choices=[('message.new', 'Message New'), ('message.updated', 'Message Updated'), ('room.created', 'Room Created'), ('room.updated', 'Room Updated'), ('room.deleted', 'Room Deleted'), ('member.joined', 'Member Joined'), ('member.left', 'Member Left'), ('member.role', 'Member Role'), ('read', 'Read')], max_length=32)),
-                ('message_id', models.BigIntegerField(blank=True, null=True)),
-                ('private', models.BooleanField(default=False)),
-                ('payload', models.JSONField(default=dict)),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('actor', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('user', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('room', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='events', to='rooms.room')),
+                ("id", models.BigAutoField(primary_key=True, serialize=False)),
+                (
+                    "type",
+                    models.CharField(
+                        choices=[
+                            ("message.new", "Message New"),
+                            ("message.updated", "Message Updated"),
+                            ("room.created", "Room Created"),
+                            ("room.updated", "Room Updated"),
+                            ("room.deleted", "Room Deleted"),
+                            ("member.joined", "Member Joined"),
+                            ("member.left", "Member Left"),
+                            ("member.role", "Member Role"),
+                            ("read", "Read"),
+                        ],
+                        max_length=32,
+                    ),
+                ),
+                ("message_id", models.BigIntegerField(blank=True, null=True)),
+                ("private", models.BooleanField(default=False)),
+                ("payload", models.JSONField(default=dict)),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                (
+                    "actor",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "room",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="events", to="rooms.room"
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Ban',
+            name="Ban",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('reason', models.CharField(blank=True, max_length=500)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('banned_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='bans', to=settings.AUTH_USER_MODEL)),
-                ('room', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='bans', to='rooms.room')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("reason", models.CharField(blank=True, max_length=500)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "banned_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="bans", to=settings.AUTH_USER_MODEL
+                    ),
+                ),
+                (
+                    "room",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="bans", to="rooms.room"
+                    ),
+                ),
             ],
         ),
         migrations.AddIndex(
-            model_name='room',
-            index=models.Index(condition=models.Q(('deleted_at__isnull', True), ('kind', 'channel'), ('visibility', 'public')), fields=['id'], name='room_public_channels'),
+            model_name="room",
+            index=models.Index(
+                condition=models.Q(("deleted_at__isnull", True), ("kind", "channel"), ("visibility", "public")),
+                fields=["id"],
+                name="room_public_channels",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='room',
-            constraint=models.UniqueConstraint(condition=models.Q(('deleted_at__isnull', True), ('kind', 'channel')), fields=('slug',), name='room_live_channel_slug_unique'),
+            model_name="room",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("deleted_at__isnull", True), ("kind", "channel")),
+                fields=("slug",),
+                name="room_live_channel_slug_unique",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='room',
-            constraint=models.UniqueConstraint(condition=models.Q(('deleted_at__isnull', True), ('kind', 'direct')), fields=('direct_key',), name='room_live_direct_key_unique'),
+            model_name="room",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("deleted_at__isnull", True), ("kind", "direct")),
+                fields=("direct_key",),
+                name="room_live_direct_key_unique",
+            ),
         ),
         migrations.AddIndex(
-            model_name='membership',
-            index=models.Index(fields=['user', 'room'], name='membership_user_room'),
+            model_name="membership",
+            index=models.Index(fields=["user", "room"], name="membership_user_room"),
         ),
         migrations.AddConstraint(
-            model_name='membership',
-            constraint=models.UniqueConstraint(fields=('room', 'user'), name='membership_room_user_unique'),
+            model_name="membership",
+            constraint=models.UniqueConstraint(fields=("room", "user"), name="membership_room_user_unique"),
         ),
         migrations.AddIndex(
-            model_name='event',
-            index=models.Index(fields=['room', 'id'], name='event_room_id'),
+            model_name="event",
+            index=models.Index(fields=["room", "id"], name="event_room_id"),
         ),
         migrations.AddIndex(
-            model_name='event',
-            index=models.Index(fields=['user', 'id'], name='event_user_id'),
+            model_name="event",
+            index=models.Index(fields=["user", "id"], name="event_user_id"),
         ),
         migrations.AddIndex(
-            model_name='event',
-            index=models.Index(fields=['message_id'], name='event_message'),
+            model_name="event",
+            index=models.Index(fields=["message_id"], name="event_message"),
         ),
         migrations.AddConstraint(
-            model_name='ban',
-            constraint=models.UniqueConstraint(fields=('room', 'user'), name='ban_room_user_unique'),
+            model_name="ban",
+            constraint=models.UniqueConstraint(fields=("room", "user"), name="ban_room_user_unique"),
         ),
     ]
