@@ -35,9 +35,10 @@ migrate: install
 superuser: install migrate ## Create an admin account for /admin/
 	$(BIN)/python manage.py createsuperuser
 
-lint: install
+lint: install ## ruff check, format check and mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy .
 
 format: install
 	$(BIN)/ruff format .
@@ -45,3 +46,6 @@ format: install
 
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache .ruff_cache
+
+typecheck: install
+	$(BIN)/mypy .

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import ClassVar
+
 from django.contrib.auth.models import AbstractUser, UserManager
 from django.core.validators import RegexValidator
 from django.db import models
@@ -34,7 +36,7 @@ class User(AbstractUser):
     email = models.EmailField("email address")
     display_name = models.CharField(max_length=64, blank=True)
 
-    objects = ChatUserManager()
+    objects: ClassVar[ChatUserManager] = ChatUserManager()  # type: ignore[assignment]
 
     USERNAME_FIELD = "username"
     REQUIRED_FIELDS = ["email"]

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.http import HttpRequest
 from rest_framework import serializers
 
 from chatproject.errors import Invalid
+
+if TYPE_CHECKING:
+    from rest_framework.request import Request
+
+    from accounts.models import User
+
+    class AuthedRequest(Request):
+        """A request that passed IsAuthenticated: `user` is a real account."""
+
+        user: User  # type: ignore[assignment]
+else:
+    pass
 
 PAGE_DEFAULT = 50
 PAGE_MAX = 200

@@ -20,7 +20,7 @@ class ServiceError(Exception):
     """Base for failures a caller can be told about."""
 
     code = "invalid"
-    http_status = status.HTTP_400_BAD_REQUEST
+    http_status: int = status.HTTP_400_BAD_REQUEST
 
     def __init__(self, detail: str | dict[str, Any]) -> None:
         super().__init__(detail if isinstance(detail, str) else str(detail))

@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -40,8 +42,8 @@ class MessageAdmin(admin.ModelAdmin):
             count += 1
         self.message_user(request, f"Deleted {count} message(s).", messages.SUCCESS)
 
-    def get_actions(self, request: HttpRequest):  # type: ignore[no-untyped-def]
-        actions = super().get_actions(request)
+    def get_actions(self, request: HttpRequest, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        actions = super().get_actions(request, *args, **kwargs)
         # Hard deletion would skip the event record; use the tombstone action.
         actions.pop("delete_selected", None)
         return actions

@@ -7,6 +7,7 @@ every lookup of a room the caller may not see raises `NotFound`.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from django.apps import apps
 from django.db.models import Count, F, FilteredRelation, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
@@ -67,7 +68,7 @@ def attach_direct_members(rooms: Iterable[Room]) -> None:
 def room_list_for_member(*, user: User) -> list[Room]:
     """Return every live room the user belongs to, most recently active first."""
     rooms = list(
-        rooms_annotated(user).filter(mine__isnull=False).order_by(F("last_message_id").desc(nulls_last=True), "-id")
+        rooms_annotated(user).filter(mine__isnull=False).order_by(F("last_message_id").desc(nulls_last=True), "-id")  # type: ignore[misc]
     )
     attach_direct_members(rooms)
     return rooms
@@ -138,6 +139,6 @@ def is_banned(*, room: Room, user: User) -> bool:
     return Ban.objects.filter(room=room, user=user).exists()
 
 
-def member_room_ids(*, user: User) -> QuerySet[Membership]:
+def member_room_ids(*, user: User) -> QuerySet[Membership, Any]:
     """Return the ids of the live rooms a user is in, as a subquery-ready queryset."""
     return Membership.objects.filter(user=user, room__deleted_at__isnull=True).values("room_id")

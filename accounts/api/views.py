@@ -21,7 +21,7 @@ from accounts.api.serializers import (
     UserSerializer,
 )
 from accounts.payloads import me_payload, user_payload
-from chatproject.api import page_body, page_limit, query_int, query_text
+from chatproject.api import AuthedRequest, page_body, page_limit, query_int, query_text
 
 
 class RegisterView(APIView):
@@ -46,7 +46,7 @@ class TokenRefresh(TokenRefreshView):
 
 class LogoutView(APIView):
     @extend_schema(request=LogoutInput, responses={205: None}, summary="Revoke a refresh token")
-    def post(self, request: Request) -> Response:
+    def post(self, request: AuthedRequest) -> Response:
         data = LogoutInput(data=request.data)
         data.is_valid(raise_exception=True)
         services.refresh_token_revoke(user=request.user, refresh=data.validated_data["refresh"])
@@ -55,11 +55,11 @@ class LogoutView(APIView):
 
 class MeView(APIView):
     @extend_schema(responses=MeSerializer, summary="The caller")
-    def get(self, request: Request) -> Response:
+    def get(self, request: AuthedRequest) -> Response:
         return Response(me_payload(request.user))
 
     @extend_schema(request=ProfileInput, responses=MeSerializer, summary="Change the caller's display name")
-    def patch(self, request: Request) -> Response:
+    def patch(self, request: AuthedRequest) -> Response:
         data = ProfileInput(data=request.data)
         data.is_valid(raise_exception=True)
         user = services.user_update_profile(user=request.user, display_name=data.validated_data["display_name"])
@@ -79,7 +79,7 @@ class UserListView(APIView):
         summary="Search users",
         operation_id="users_search",
     )
-    def get(self, request: Request) -> Response:
+    def get(self, request: AuthedRequest) -> Response:
         users, has_more = selectors.user_search(
             query=query_text(request, "q"), after=query_int(request, "after") or 0, limit=page_limit(request)
         )
@@ -88,5 +88,5 @@ class UserListView(APIView):
 
 class UserDetailView(APIView):
     @extend_schema(responses=UserSerializer, summary="A user")
-    def get(self, request: Request, user_id: int) -> Response:
+    def get(self, request: AuthedRequest, user_id: int) -> Response:
         return Response(user_payload(selectors.user_get(user_id=user_id)))

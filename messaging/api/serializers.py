@@ -21,7 +21,7 @@ class MessageSerializer(serializers.Serializer):
     body = serializers.CharField()
     html = serializers.CharField()
     client_id = serializers.CharField(allow_null=True)
-    parent = serializers.IntegerField(allow_null=True)
+    parent = serializers.IntegerField(allow_null=True)  # type: ignore[assignment]  # a field, not Field.parent
     created_at = serializers.DateTimeField()
     edited_at = serializers.DateTimeField(allow_null=True)
     deleted = serializers.BooleanField()
@@ -60,7 +60,9 @@ class MessagePostInput(StrictSerializer):
     # over REST and WebSocket; the cap here only bounds what is parsed.
     body = StrictCharField(max_length=100_000, allow_blank=True, trim_whitespace=False)
     client_id = StrictCharField(max_length=64, required=False, allow_null=True, allow_blank=True)
-    parent = serializers.IntegerField(min_value=1, max_value=2**63 - 1, required=False, allow_null=True)
+    parent = serializers.IntegerField(  # type: ignore[assignment]  # a field, not Field.parent
+        min_value=1, max_value=2**63 - 1, required=False, allow_null=True
+    )
 
 
 class MessageEditInput(StrictSerializer):

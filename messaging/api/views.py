@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
-from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from chatproject.api import page_body, page_limit, query_int, query_text
+from chatproject.api import AuthedRequest, page_body, page_limit, query_int, query_text
 from chatproject.errors import Invalid
 from chatproject.wire import isoformat
 from messaging import selectors, services
@@ -38,7 +37,7 @@ class MessageListView(APIView):
         responses=MessagePageSerializer,
         summary="A room's history, ascending by id",
     )
-    def get(self, request: Request, room_id: int) -> Response:
+    def get(self, request: AuthedRequest, room_id: int) -> Response:
         membership = membership_require(user=request.user, room=room_id)
         before = query_int(request, "before", minimum=1, maximum=ID_MAX)
         after = query_int(request, "after", minimum=0, maximum=ID_MAX)
@@ -52,7 +51,7 @@ class MessageListView(APIView):
         responses={201: MessageSerializer, 200: MessageSerializer},
         summary="Post a message (idempotent by client_id)",
     )
-    def post(self, request: Request, room_id: int) -> Response:
+    def post(self, request: AuthedRequest, room_id: int) -> Response:
         # Outsiders are refused before their input is looked at.
         membership_require(user=request.user, room=room_id)
         data = MessagePostInput(data=request.data)
@@ -63,12 +62,12 @@ class MessageListView(APIView):
 
 class MessageDetailView(APIView):
     @extend_schema(responses=MessageSerializer, summary="A message")
-    def get(self, request: Request, message_id: int) -> Response:
+    def get(self, request: AuthedRequest, message_id: int) -> Response:
         message, _ = selectors.message_get_for_member(user=request.user, message_id=message_id)
         return Response(message_payload(message))
 
     @extend_schema(request=MessageEditInput, responses=MessageSerializer, summary="Edit your message")
-    def patch(self, request: Request, message_id: int) -> Response:
+    def patch(self, request: AuthedRequest, message_id: int) -> Response:
         message, _ = selectors.message_get_for_member(user=request.user, message_id=message_id)
         data = MessageEditInput(data=request.data)
         data.is_valid(raise_exception=True)
@@ -76,7 +75,7 @@ class MessageDetailView(APIView):
         return Response(message_payload(message))
 
     @extend_schema(responses={204: None}, summary="Delete a message")
-    def delete(self, request: Request, message_id: int) -> Response:
+    def delete(self, request: AuthedRequest, message_id: int) -> Response:
         if request.user.is_staff:
             # Staff moderate everywhere, including rooms they are not in.
             message = selectors.message_get_any(message_id=message_id)
@@ -88,7 +87,7 @@ class MessageDetailView(APIView):
 
 class EditHistoryView(APIView):
     @extend_schema(responses=EditSerializer(many=True), summary="Earlier texts of a message, oldest first")
-    def get(self, request: Request, message_id: int) -> Response:
+    def get(self, request: AuthedRequest, message_id: int) -> Response:
         message, _ = selectors.message_get_for_member(user=request.user, message_id=message_id)
         edits = selectors.edit_history(message=message)
         return Response([{"body": edit.body, "edited_at": isoformat(edit.edited_at)} for edit in edits])
@@ -96,7 +95,7 @@ class EditHistoryView(APIView):
 
 class ReactionListView(APIView):
     @extend_schema(request=ReactionInput, responses={201: MessageSerializer, 200: MessageSerializer}, summary="React")
-    def post(self, request: Request, message_id: int) -> Response:
+    def post(self, request: AuthedRequest, message_id: int) -> Response:
         message, _ = selectors.message_get_for_member(user=request.user, message_id=message_id)
         data = ReactionInput(data=request.data)
         data.is_valid(raise_exception=True)
@@ -106,7 +105,7 @@ class ReactionListView(APIView):
 
 class ReactionDetailView(APIView):
     @extend_schema(responses={204: None}, summary="Take back your reaction")
-    def delete(self, request: Request, message_id: int, emoji: str) -> Response:
+    def delete(self, request: AuthedRequest, message_id: int, emoji: str) -> Response:
         message, _ = selectors.message_get_for_member(user=request.user, message_id=message_id)
         services.reaction_remove(user=request.user, message=message, emoji=emoji)
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -116,7 +115,7 @@ class ReportView(APIView):
     @extend_schema(
         request=ReportInput, responses={201: ReportSerializer, 200: ReportSerializer}, summary="Report a message"
     )
-    def post(self, request: Request, message_id: int) -> Response:
+    def post(self, request: AuthedRequest, message_id: int) -> Response:
         message, _ = selectors.message_get_for_member(user=request.user, message_id=message_id)
         data = ReportInput(data=request.data)
         data.is_valid(raise_exception=True)
@@ -144,7 +143,7 @@ class SearchView(APIView):
         responses=MessagePageSerializer,
         summary="Search messages in the caller's rooms, newest first",
     )
-    def get(self, request: Request) -> Response:
+    def get(self, request: AuthedRequest) -> Response:
         query = query_text(request, "q")
         if not query:
             raise Invalid({"q": "Give some words to search for."})

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
-from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.payloads import user_payload
-from chatproject.api import page_body, page_limit, query_int, query_text
+from chatproject.api import AuthedRequest, page_body, page_limit, query_int, query_text
 from chatproject.wire import isoformat
 from rooms import selectors, services
 from rooms.api.serializers import (
@@ -38,11 +37,11 @@ def _room_reply(user, room_id: int, status_code: int = status.HTTP_200_OK) -> Re
 
 class RoomListView(APIView):
     @extend_schema(responses=RoomSerializer(many=True), summary="The caller's rooms, channels and DMs")
-    def get(self, request: Request) -> Response:
+    def get(self, request: AuthedRequest) -> Response:
         return Response([room_payload(room) for room in selectors.room_list_for_member(user=request.user)])
 
     @extend_schema(request=RoomCreateInput, responses={201: RoomSerializer}, summary="Create a channel")
-    def post(self, request: Request) -> Response:
+    def post(self, request: AuthedRequest) -> Response:
         data = RoomCreateInput(data=request.data)
         data.is_valid(raise_exception=True)
         room = services.room_create(creator=request.user, **data.validated_data)
@@ -59,7 +58,7 @@ class PublicRoomListView(APIView):
         responses=RoomPageSerializer,
         summary="Browse public channels",
     )
-    def get(self, request: Request) -> Response:
+    def get(self, request: AuthedRequest) -> Response:
         rooms, has_more = selectors.room_list_public(
             user=request.user,
             query=query_text(request, "q"),
@@ -71,11 +70,11 @@ class PublicRoomListView(APIView):
 
 class RoomDetailView(APIView):
     @extend_schema(responses=RoomSerializer, summary="A room")
-    def get(self, request: Request, room_id: int) -> Response:
+    def get(self, request: AuthedRequest, room_id: int) -> Response:
         return _room_reply(request.user, room_id)
 
     @extend_schema(request=RoomUpdateInput, responses=RoomSerializer, summary="Rename a channel or set its topic")
-    def patch(self, request: Request, room_id: int) -> Response:
+    def patch(self, request: AuthedRequest, room_id: int) -> Response:
         room = selectors.room_get_visible(user=request.user, room_id=room_id)
         data = RoomUpdateInput(data=request.data)
         data.is_valid(raise_exception=True)
@@ -83,7 +82,7 @@ class RoomDetailView(APIView):
         return _room_reply(request.user, room_id)
 
     @extend_schema(responses={204: None}, summary="Delete a channel")
-    def delete(self, request: Request, room_id: int) -> Response:
+    def delete(self, request: AuthedRequest, room_id: int) -> Response:
         room = selectors.room_get_visible(user=request.user, room_id=room_id)
         services.room_delete(actor=request.user, room=room)
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -91,7 +90,7 @@ class RoomDetailView(APIView):
 
 class RoomJoinView(APIView):
     @extend_schema(request=None, responses=RoomSerializer, summary="Join a public channel")
-    def post(self, request: Request, room_id: int) -> Response:
+    def post(self, request: AuthedRequest, room_id: int) -> Response:
         room = selectors.room_get_visible(user=request.user, room_id=room_id)
         services.room_join(user=request.user, room=room)
         return _room_reply(request.user, room_id)
@@ -99,7 +98,7 @@ class RoomJoinView(APIView):
 
 class RoomLeaveView(APIView):
     @extend_schema(request=None, responses={204: None}, summary="Leave a room")
-    def post(self, request: Request, room_id: int) -> Response:
+    def post(self, request: AuthedRequest, room_id: int) -> Response:
         services.room_leave(user=request.user, room=selectors.room_require_visible(user=request.user, room_id=room_id))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -113,7 +112,7 @@ class MemberListView(APIView):
         responses=MemberPageSerializer,
         summary="A room's members",
     )
-    def get(self, request: Request, room_id: int) -> Response:
+    def get(self, request: AuthedRequest, room_id: int) -> Response:
         membership = selectors.membership_require(user=request.user, room=room_id)
         members, has_more = selectors.member_list(
             room=membership.room, after=query_int(request, "after") or 0, limit=page_limit(request)
@@ -123,7 +122,7 @@ class MemberListView(APIView):
     @extend_schema(
         request=MemberAddInput, responses={201: MemberSerializer, 200: MemberSerializer}, summary="Add someone"
     )
-    def post(self, request: Request, room_id: int) -> Response:
+    def post(self, request: AuthedRequest, room_id: int) -> Response:
         room = selectors.room_require_visible(user=request.user, room_id=room_id)
         data = MemberAddInput(data=request.data)
         data.is_valid(raise_exception=True)
@@ -133,7 +132,7 @@ class MemberListView(APIView):
 
 class MemberDetailView(APIView):
     @extend_schema(request=MemberRoleInput, responses=MemberSerializer, summary="Change a member's role")
-    def patch(self, request: Request, room_id: int, user_id: int) -> Response:
+    def patch(self, request: AuthedRequest, room_id: int, user_id: int) -> Response:
         room = selectors.room_require_visible(user=request.user, room_id=room_id)
         data = MemberRoleInput(data=request.data)
         data.is_valid(raise_exception=True)
@@ -143,7 +142,7 @@ class MemberDetailView(APIView):
         return Response(member_payload(membership))
 
     @extend_schema(responses={204: None}, summary="Remove a member (kick)")
-    def delete(self, request: Request, room_id: int, user_id: int) -> Response:
+    def delete(self, request: AuthedRequest, room_id: int, user_id: int) -> Response:
         room = selectors.room_require_visible(user=request.user, room_id=room_id)
         services.member_kick(actor=request.user, room=room, user_id=user_id)
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -151,7 +150,7 @@ class MemberDetailView(APIView):
 
 class BanListView(APIView):
     @extend_schema(request=BanInput, responses={201: BanSerializer}, summary="Ban a user from a channel")
-    def post(self, request: Request, room_id: int) -> Response:
+    def post(self, request: AuthedRequest, room_id: int) -> Response:
         room = selectors.room_require_visible(user=request.user, room_id=room_id)
         data = BanInput(data=request.data)
         data.is_valid(raise_exception=True)
@@ -169,7 +168,7 @@ class BanListView(APIView):
 
 class BanDetailView(APIView):
     @extend_schema(responses={204: None}, summary="Lift a ban")
-    def delete(self, request: Request, room_id: int, user_id: int) -> Response:
+    def delete(self, request: AuthedRequest, room_id: int, user_id: int) -> Response:
         room = selectors.room_require_visible(user=request.user, room_id=room_id)
         services.member_unban(actor=request.user, room=room, user_id=user_id)
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -179,7 +178,7 @@ class DirectView(APIView):
     @extend_schema(
         request=DirectInput, responses={201: RoomSerializer, 200: RoomSerializer}, summary="Open a direct conversation"
     )
-    def post(self, request: Request) -> Response:
+    def post(self, request: AuthedRequest) -> Response:
         data = DirectInput(data=request.data)
         data.is_valid(raise_exception=True)
         room, created = services.direct_open(creator=request.user, user_ids=data.validated_data["users"])
@@ -188,7 +187,7 @@ class DirectView(APIView):
 
 class ReadView(APIView):
     @extend_schema(request=ReadInput, responses={204: None}, summary="Move the caller's read marker forward")
-    def post(self, request: Request, room_id: int) -> Response:
+    def post(self, request: AuthedRequest, room_id: int) -> Response:
         room = selectors.room_require_visible(user=request.user, room_id=room_id)
         data = ReadInput(data=request.data)
         data.is_valid(raise_exception=True)
