@@ -6,12 +6,11 @@ from typing import TYPE_CHECKING, Any
 
 from django.http import HttpRequest
 from rest_framework import serializers
+from rest_framework.request import Request
 
 from chatproject.errors import Invalid
 
 if TYPE_CHECKING:
-    from rest_framework.request import Request
-
     from accounts.models import User
 
     class AuthedRequest(Request):
@@ -19,7 +18,7 @@ if TYPE_CHECKING:
 
         user: User  # type: ignore[assignment]
 else:
-    pass
+    AuthedRequest = Request
 
 PAGE_DEFAULT = 50
 PAGE_MAX = 200
