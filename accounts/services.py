@@ -11,6 +11,7 @@ from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, Ou
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from accounts.models import User, username_validator
+from accounts.realtime import notify_user_sockets
 from chatproject.errors import Invalid
 
 DISPLAY_NAME_MAX = 64
@@ -89,6 +90,18 @@ def refresh_tokens_revoke_all(*, user: User) -> int:
     tokens = list(outstanding)
     BlacklistedToken.objects.bulk_create([BlacklistedToken(token=token) for token in tokens], ignore_conflicts=True)
     return len(tokens)
+
+
+@transaction.atomic
+def user_deactivate(*, user: User) -> User:
+    """Deactivate an account site-wide: no more log-ins, tokens revoked, open sockets closed (4003)."""
+    if user.is_active:
+        user.is_active = False
+        user.save(update_fields=["is_active"])
+    refresh_tokens_revoke_all(user=user)
+    user_id = user.pk
+    transaction.on_commit(lambda: notify_user_sockets(user_id, {"type": "user.deactivated"}))
+    return user
 
 
 def tokens_for(user: User) -> dict[str, str]:

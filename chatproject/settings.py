@@ -144,12 +144,23 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Redis: channel layer and cache ----------------------------------------------
 
 REDIS_URL = env.str("REDIS_URL", default="")
+CHANNEL_PREFIX = env.str("CHANNEL_PREFIX", default="chat")
 
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": env.str("CHANNEL_PREFIX", default="chat")},
+            "CONFIG": {
+                # redis-py's asyncio pool raises instead of waiting once its 100
+                # default connections are in use: bursts of handshakes got 500s.
+                "hosts": [{"address": REDIS_URL, "max_connections": env.int("REDIS_MAX_CONNECTIONS", default=1000)}],
+                "prefix": CHANNEL_PREFIX,
+                # Above the longest time a socket goes without re-joining its
+                # groups (they are re-joined on every membership change and
+                # by the doorbell listener every minute).
+                "group_expiry": env.int("CHANNEL_GROUP_EXPIRY", default=86400),
+                "capacity": env.int("CHANNEL_CAPACITY", default=1000),
+            },
         }
     }
     CACHES = {

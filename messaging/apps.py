@@ -4,3 +4,9 @@ from django.apps import AppConfig
 class MessagingConfig(AppConfig):
     name = "messaging"
     verbose_name = "Messaging"
+
+    def ready(self) -> None:
+        from messaging import delivery
+
+        # Committed events wake the socket delivery pumps (this process's and the others').
+        delivery.install()

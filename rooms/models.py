@@ -123,6 +123,20 @@ class Ban(models.Model):
         return f"{self.user} banned from {self.room}"
 
 
+class EventLogState(models.Model):
+    """A single row: how far pruning has removed old events.
+
+    A client resuming from a cursor below `pruned_through` may have missed
+    events that no longer exist, so it is told to resync.
+    """
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    pruned_through = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"events pruned through {self.pruned_through}"
+
+
 class Event(models.Model):
     """One committed state change, in commit order, for live delivery and resume.
 

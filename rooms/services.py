@@ -161,7 +161,9 @@ def room_create(*, creator: User, name: str, topic: str = "", visibility: str = 
         kind=Room.Kind.CHANNEL, name=name, slug=slug, topic=topic, visibility=visibility, created_by=creator
     )
     membership = Membership.objects.create(room=room, user=creator, role=Role.OWNER)
-    event = _member_event(type=Event.Type.ROOM_CREATED, room=room, user=creator, actor=creator)
+    event = _member_event(
+        type=Event.Type.ROOM_CREATED, room=room, user=creator, actor=creator, extra={"role": Role.OWNER}
+    )
     membership.joined_event_id = event.pk
     membership.save(update_fields=["joined_event_id"])
     return room
@@ -238,7 +240,9 @@ def _membership_add(*, room: Room, user: User, actor: User) -> Membership:
     membership = Membership.objects.create(room=room, user=user, role=Role.OWNER if orphaned else Role.MEMBER)
     if room.is_direct:
         _rekey_direct_room_or_refuse(room)
-    event = _member_event(type=Event.Type.MEMBER_JOINED, room=room, user=user, actor=actor)
+    event = _member_event(
+        type=Event.Type.MEMBER_JOINED, room=room, user=user, actor=actor, extra={"role": membership.role}
+    )
     membership.joined_event_id = event.pk
     membership.save(update_fields=["joined_event_id"])
     return membership
@@ -378,7 +382,9 @@ def direct_open(*, creator: User, user_ids: list[int]) -> tuple[Room, bool]:
     Membership.objects.bulk_create(
         [Membership(room=room, user_id=user_id, role=Role.MEMBER) for user_id in sorted(people)]
     )
-    event = _member_event(type=Event.Type.ROOM_CREATED, room=room, user=creator, actor=creator)
+    event = _member_event(
+        type=Event.Type.ROOM_CREATED, room=room, user=creator, actor=creator, extra={"role": Role.MEMBER}
+    )
     Membership.objects.filter(room=room).update(joined_event_id=event.pk)
     return room, True
 

@@ -97,7 +97,9 @@ def test_redis_url_switches_channel_layer_and_cache_to_redis() -> None:
     config = loaded(REDIS_URL="redis://127.0.0.1:6379/3")
 
     assert config["CHANNEL_BACKEND"] == "channels_redis.core.RedisChannelLayer"
-    assert config["CHANNEL_CONFIG"]["hosts"] == ["redis://127.0.0.1:6379/3"]
+    assert config["CHANNEL_CONFIG"]["hosts"][0]["address"] == "redis://127.0.0.1:6379/3"
+    # A large pool: the default 100 raises under bursts of handshakes (FINDINGS.md).
+    assert config["CHANNEL_CONFIG"]["hosts"][0]["max_connections"] >= 1000
     assert config["CACHE_BACKEND"] == "django.core.cache.backends.redis.RedisCache"
     assert config["CACHE_LOCATION"] == "redis://127.0.0.1:6379/3"
 

@@ -1,0 +1,471 @@
+"""The `/ws/` consumer: one socket per client, carrying every room of its user.
+
+Persistent events come from the per-process `delivery.pump` in event-id
+order; typing and presence go through channel-layer groups. What a client
+sends is parsed and checked here, then handed to the same service
+functions the REST API calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from typing import Any
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+
+from accounts.payloads import user_payload
+from accounts.realtime import user_group
+from chatproject.errors import NotFound, ServiceError
+from messaging import delivery, services
+from rooms import presence
+from rooms import services as room_services
+from rooms.models import Event, Room
+
+logger = logging.getLogger(__name__)
+
+MAX_FRAME_BYTES = 64 * 1024
+# Frames a client may send: RATE per second on average, BURST at once.
+RATE_PER_SECOND = 10.0
+RATE_BURST = 20.0
+# Refused frames within FLOOD_WINDOW seconds that end the connection.
+FLOOD_STRIKES = 40
+FLOOD_WINDOW = 10.0
+# Frames waiting to be written to a slow client before it is dropped (4009)
+# to resume later, instead of letting server memory grow.
+SEND_QUEUE_MAX = 2000
+# Events arriving while a resume replays from the database.
+HELD_MAX = 10_000
+
+CLOSE_TOO_BIG = 1009
+CLOSE_POLICY = 1008
+CLOSE_TOKEN_EXPIRED = 4001
+CLOSE_DEACTIVATED = 4003
+CLOSE_FLOODING = 4008
+CLOSE_DROPPED = 4009
+
+# Frames that are the same for every recipient, so encoded once per event.
+SHARED_FRAME_TYPES = {"message.new", "message.updated", "member.joined", "member.left"}
+
+
+# Fire-and-forget tasks that outlive a handler; kept here so they are not
+# garbage-collected half-way.
+_background: set[asyncio.Task[Any]] = set()
+
+
+def _spawn(coroutine: Any) -> asyncio.Task[Any]:
+    task = asyncio.get_running_loop().create_task(coroutine)
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+    return task
+
+
+def room_group(room_id: int) -> str:
+    return f"room.{room_id}"
+
+
+class FrameError(Exception):
+    """A client frame is refused; becomes an `error` frame."""
+
+    def __init__(self, code: str, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+        self.extra = extra
+
+
+def _int_field(frame: dict[str, Any], name: str, *, required: bool = True) -> int | None:
+    value = frame.get(name)
+    if value is None:
+        if required:
+            raise FrameError("bad_request", f"'{name}' is required.")
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 < value < 2**63:
+        raise FrameError("bad_request", f"'{name}' must be a positive integer id.")
+    return value
+
+
+def _str_field(frame: dict[str, Any], name: str, *, required: bool = True) -> str | None:
+    value = frame.get(name)
+    if value is None:
+        if required:
+            raise FrameError("bad_request", f"'{name}' is required.")
+        return None
+    if not isinstance(value, str):
+        raise FrameError("bad_request", f"'{name}' must be a string.")
+    return value
+
+
+def _service_error(exc: ServiceError) -> FrameError:
+    detail = exc.detail
+    if isinstance(detail, dict):
+        text = " ".join(f"{field}: {message}" for field, message in detail.items())
+        return FrameError(exc.code if exc.code != "conflict" else "invalid", text, fields=detail)
+    return FrameError(exc.code if exc.code != "conflict" else "invalid", detail)
+
+
+class ChatConsumer(AsyncWebsocketConsumer):
+    """A user's socket: live events in id order, resume from a cursor, and client frames."""
+
+    user_id: int
+    roles: dict[int, str]
+    since: dict[int, int]
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        # Channels closes stale database connections before every handler, a
+        # thread hop per message (FINDINGS.md). Handlers here reach the database
+        # only through database_sync_to_async, which does that itself.
+        handler = getattr(self, message["type"].replace(".", "_"), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
+    # --- Connection ------------------------------------------------------------------
+
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        # Only signed-in, active users get a socket; refusing before accept is an HTTP 403.
+        if user is None or not user.is_authenticated or not user.is_active:
+            await self.close()
+            return
+        self.user = user
+        self.user_id = user.pk
+        self.socket_id = uuid.uuid4().hex
+        self.roles, self.since = {}, {}
+        self.live = False
+        self.closing = False
+        self.held: list[Event] = []
+        self.floor = 0  # the highest event id this socket has passed
+        self.outbox: asyncio.Queue[str | tuple[str, str] | None] = asyncio.Queue(maxsize=SEND_QUEUE_MAX)
+        self.tokens = RATE_BURST
+        self.tokens_at = time.monotonic()
+        self.strikes: list[float] = []
+        self.timers: list[asyncio.TimerHandle] = []
+        self.tasks: list[asyncio.Task[Any]] = []
+
+        resume_from, bad_cursor = self._requested_cursor()
+
+        # Register before reading the newest id: every event above it will be offered.
+        await delivery.pump.register(self)
+        newest = await database_sync_to_async(delivery.newest_event_id)()
+        # Read memberships after the newest id, so joins up to it are included.
+        self.roles, self.since = await database_sync_to_async(delivery.member_rooms)(self.user_id)
+        await self.accept()
+        self.tasks.append(asyncio.get_running_loop().create_task(self._write_loop()))
+        await self._send_now({"type": "hello", "user": user_payload(user), "last_event_id": newest})
+
+        if self.channel_layer is not None:
+            await self.channel_layer.group_add(user_group(self.user_id), self.channel_name)
+            for room_id in self.roles:
+                await self.channel_layer.group_add(room_group(room_id), self.channel_name)
+
+        if bad_cursor:
+            await self._send_now(
+                {"type": "error", "code": "bad_request", "detail": "last_event_id must be a non-negative integer."}
+            )
+            await self.close(CLOSE_POLICY)
+            return
+        if resume_from is not None:
+            await self._resume(resume_from, newest)
+        self.floor = max(self.floor, newest)
+        self._go_live()
+        self._schedule_token_expiry()
+        await self._announce_presence_online()
+
+    def _requested_cursor(self) -> tuple[int | None, bool]:
+        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
+        values = query.get("last_event_id")
+        if not values:
+            return None, False
+        try:
+            cursor = int(values[0])
+        except ValueError:
+            return None, True
+        if cursor < 0 or cursor >= 2**63:
+            return None, True
+        return cursor, False
+
+    async def _resume(self, cursor: int, newest: int) -> None:
+        """Replay (cursor, newest] from the database, then say resume.done."""
+        pruned = await database_sync_to_async(delivery.pruned_through)()
+        if cursor > newest or cursor < pruned:
+            # Events the client missed no longer exist (or it comes from another
+            # database): it must reload over REST.
+            await self._send_now({"type": "resync.required"})
+            return
+        position = cursor
+        while position < newest:
+            batch = await database_sync_to_async(_replay_batch)(self.user, position, newest)
+            if not batch:
+                break
+            for event in batch:
+                frame = delivery.event_frame(event, self, replaying=True)
+                if frame is not None:
+                    await self._send_now(frame)
+            position = batch[-1].id
+        self.floor = newest
+        await self._send_now({"type": "resume.done", "last_event_id": newest})
+
+    def _go_live(self) -> None:
+        """Release the events held during the hand-over, dropping those already covered."""
+        held, self.held = self.held, []
+        self.live = True
+        cache: dict[tuple[int, str], str] = {}
+        for event in held:
+            self.offer(event, cache)
+
+    async def disconnect(self, code: int) -> None:
+        if not hasattr(self, "socket_id"):
+            return
+        self.closing = True
+        delivery.pump.unregister(self)
+        for timer in self.timers:
+            timer.cancel()
+        for task in self.tasks:
+            task.cancel()
+        if self.channel_layer is not None:
+            await self.channel_layer.group_discard(user_group(self.user_id), self.channel_name)
+            for room_id in list(self.roles):
+                await self.channel_layer.group_discard(room_group(room_id), self.channel_name)
+        try:
+            await presence.socket_closed(self.user_id, self.socket_id)
+        except Exception:
+            logger.warning("presence: could not record a closed socket", exc_info=True)
+        else:
+            _spawn(self._announce_offline_later(list(self.roles)))
+
+    # --- Delivery from the pump ---------------------------------------------------------
+
+    def offer(self, event: Event, cache: dict[tuple[int, str], str]) -> None:
+        """Take an event from the pump (in id order); queue its frame for this socket, if any."""
+        if self.closing:
+            return
+        if not self.live:
+            self.held.append(event)
+            if len(self.held) > HELD_MAX:
+                self._drop()
+            return
+        if event.id <= self.floor:
+            return
+        self.floor = event.id
+        rooms_before = set(self.roles)
+        frame = delivery.event_frame(event, self)
+        if frame is None:
+            return
+        for room_id in set(self.roles) - rooms_before:
+            self._enqueue(("group_add", room_group(room_id)))
+        for room_id in rooms_before - set(self.roles):
+            self._enqueue(("group_discard", room_group(room_id)))
+        key = (event.id, frame["type"])
+        if frame["type"] in SHARED_FRAME_TYPES:
+            text = cache.get(key)
+            if text is None:
+                text = cache[key] = delivery.encode(frame)
+        else:
+            text = delivery.encode(frame)
+        self._enqueue(text)
+
+    def _enqueue(self, item: str | tuple[str, str]) -> None:
+        try:
+            self.outbox.put_nowait(item)
+        except asyncio.QueueFull:
+            self._drop()
+
+    def _drop(self) -> None:
+        """This socket cannot keep up: close it so the client resumes from its cursor."""
+        if not self.closing:
+            self.closing = True
+            logger.info("socket of user %s dropped: too far behind", self.user_id)
+            _spawn(self.close(CLOSE_DROPPED))
+
+    async def _write_loop(self) -> None:
+        while True:
+            item = await self.outbox.get()
+            if item is None:
+                return
+            if isinstance(item, str):
+                await self.send(text_data=item)
+            elif self.channel_layer is not None:
+                operation, group = item
+                try:
+                    await getattr(self.channel_layer, operation)(group, self.channel_name)
+                except Exception:
+                    logger.warning("channel layer %s %s failed", operation, group, exc_info=True)
+
+    async def _send_now(self, frame: dict[str, Any]) -> None:
+        await self.send(text_data=delivery.encode(frame))
+
+    # --- Frames from the client ----------------------------------------------------------
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        size = len(text_data.encode()) if text_data is not None else len(bytes_data or b"")
+        if size > MAX_FRAME_BYTES:
+            await self.close(CLOSE_TOO_BIG)
+            return
+        client_id = None
+        try:
+            self._take_token()
+            if text_data is None:
+                raise FrameError("bad_request", "Frames must be JSON text.")
+            try:
+                frame = json.loads(text_data)
+            except (ValueError, RecursionError):
+                raise FrameError("bad_request", "Frames must be valid JSON.") from None
+            if not isinstance(frame, dict):
+                raise FrameError("bad_request", "A frame must be a JSON object.")
+            raw_client_id = frame.get("client_id")
+            client_id = raw_client_id if isinstance(raw_client_id, str) and len(raw_client_id) <= 64 else None
+            kind = frame.get("type")
+            if not isinstance(kind, str):
+                raise FrameError("bad_request", "'type' is required and must be a string.")
+            handler = FRAME_HANDLERS.get(kind)
+            if handler is None:
+                raise FrameError("unknown_type", f"Unknown frame type {kind[:40]!r}.")
+            await handler(self, frame)
+        except FrameError as error:
+            await self._refuse(error, client_id)
+        except Exception:
+            logger.exception("frame from user %s failed", self.user_id)
+            await self._refuse(FrameError("server_error", "The server could not handle this frame."), client_id)
+
+    async def _refuse(self, error: FrameError, client_id: str | None) -> None:
+        reply: dict[str, Any] = {"type": "error", "code": error.code, "detail": error.detail, **error.extra}
+        if client_id is not None:
+            reply["client_id"] = client_id
+        await self._send_now(reply)
+        if error.code == "rate_limited":
+            now = time.monotonic()
+            self.strikes = [moment for moment in self.strikes if now - moment < FLOOD_WINDOW] + [now]
+            if len(self.strikes) >= FLOOD_STRIKES:
+                await self.close(CLOSE_FLOODING)
+
+    def _take_token(self) -> None:
+        now = time.monotonic()
+        self.tokens = min(RATE_BURST, self.tokens + (now - self.tokens_at) * RATE_PER_SECOND)
+        self.tokens_at = now
+        if self.tokens < 1:
+            retry_after = round((1 - self.tokens) / RATE_PER_SECOND, 2)
+            raise FrameError("rate_limited", "Too many frames; slow down.", retry_after=retry_after)
+        self.tokens -= 1
+
+    async def frame_message_send(self, frame: dict[str, Any]) -> None:
+        room_id = _int_field(frame, "room")
+        body = _str_field(frame, "body")
+        client_id = _str_field(frame, "client_id")
+        parent = _int_field(frame, "parent", required=False)
+        try:
+            # The very function the REST POST calls: same checks, same idempotency.
+            await database_sync_to_async(services.message_post)(
+                room=room_id, author=self.user, body=body, client_id=client_id, parent=parent
+            )
+        except ServiceError as exc:
+            raise _service_error(exc) from None
+        # No echo here: the sender's sockets get message.new like every member's.
+
+    async def frame_read(self, frame: dict[str, Any]) -> None:
+        room_id = _int_field(frame, "room")
+        message_id = _int_field(frame, "message_id")
+        try:
+            await database_sync_to_async(_read_mark)(self.user, room_id, message_id)
+        except ServiceError as exc:
+            raise _service_error(exc) from None
+
+    async def frame_typing(self, frame: dict[str, Any]) -> None:
+        room_id = _int_field(frame, "room")
+        assert room_id is not None
+        # Only the room's members hear it; the group is named from the membership, not the frame.
+        if room_id not in self.roles:
+            raise FrameError("not_found", "Room not found.")
+        if self.channel_layer is not None:
+            await self.channel_layer.group_send(
+                room_group(room_id),
+                {"type": "typing.relay", "room": room_id, "user": user_payload(self.user)},
+            )
+
+    async def frame_ping(self, frame: dict[str, Any]) -> None:
+        await self._send_now({"type": "pong"})
+
+    # --- Channel-layer messages ------------------------------------------------------------
+
+    async def typing_relay(self, message: dict[str, Any]) -> None:
+        if message["user"]["id"] != self.user_id and message["room"] in self.roles and self.live:
+            await self._send_now({"type": "typing", "room": message["room"], "user": message["user"]})
+
+    async def presence_relay(self, message: dict[str, Any]) -> None:
+        if message["user"] != self.user_id and self.live and not self.closing:
+            await self._send_now({"type": "presence", "user": message["user"], "status": message["status"]})
+
+    async def user_deactivated(self, message: dict[str, Any]) -> None:
+        self.closing = True
+        await self.close(CLOSE_DEACTIVATED)
+
+    # --- Token expiry and presence -------------------------------------------------------------
+
+    def _schedule_token_expiry(self) -> None:
+        expires_at = self.scope.get("token_expires_at")
+        if expires_at is None:
+            return
+        loop = asyncio.get_running_loop()
+
+        def expire() -> None:
+            self.closing = True
+            _spawn(self.close(CLOSE_TOKEN_EXPIRED))
+
+        self.timers.append(loop.call_later(max(0.0, expires_at - time.time()), expire))
+
+    async def _announce_presence_online(self) -> None:
+        try:
+            first = await presence.socket_opened(self.user_id, self.socket_id)
+        except Exception:
+            logger.warning("presence: could not record an open socket", exc_info=True)
+            return
+        self.tasks.append(asyncio.get_running_loop().create_task(self._heartbeat()))
+        if first:
+            await self._broadcast_presence(list(self.roles), "online")
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(presence.HEARTBEAT_SECONDS)
+            try:
+                await presence.socket_alive(self.user_id, self.socket_id)
+            except Exception:
+                logger.warning("presence: heartbeat failed", exc_info=True)
+
+    async def _announce_offline_later(self, room_ids: list[int]) -> None:
+        await asyncio.sleep(presence.OFFLINE_GRACE_SECONDS)
+        try:
+            if not await presence.is_online(self.user_id):
+                await self._broadcast_presence(room_ids, "offline")
+        except Exception:
+            logger.warning("presence: could not announce offline", exc_info=True)
+
+    async def _broadcast_presence(self, room_ids: list[int], status: str) -> None:
+        if self.channel_layer is None:
+            return
+        message = {"type": "presence.relay", "user": self.user_id, "status": status}
+        for room_id in room_ids:
+            await self.channel_layer.group_send(room_group(room_id), message)
+
+
+def _replay_batch(user: Any, after: int, through: int) -> list[Event]:
+    return delivery.events_for_replay_batch(user=user, after=after, through=through)
+
+
+def _read_mark(user: Any, room_id: int, message_id: int) -> None:
+    room = Room.objects.filter(pk=room_id, deleted_at__isnull=True).first()
+    if room is None:
+        raise NotFound("Room not found.")
+    room_services.read_mark(user=user, room=room, message_id=message_id)
+
+
+FRAME_HANDLERS = {
+    "message.send": ChatConsumer.frame_message_send,
+    "read": ChatConsumer.frame_read,
+    "typing": ChatConsumer.frame_typing,
+    "ping": ChatConsumer.frame_ping,
+}

@@ -1,0 +1,108 @@
+"""Who is online: a user with at least one open socket on any server process.
+
+Kept in Redis when REDIS_URL is set (a sorted set of socket ids per user,
+scored by when each socket's lease runs out), so every process agrees and a
+crashed process's sockets fade out when their leases lapse. Without Redis
+(the embedded default, one process) a dictionary does.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from django.conf import settings
+
+LEASE_SECONDS = 90
+HEARTBEAT_SECONDS = 30
+# A reload closes and reopens a socket within a second or two; waiting this
+# long before saying "offline" keeps the dot from flickering.
+OFFLINE_GRACE_SECONDS = 5.0
+
+
+class _MemoryPresence:
+    def __init__(self) -> None:
+        self.sockets: dict[int, dict[str, float]] = {}
+
+    async def add(self, user_id: int, socket_id: str) -> int:
+        leases = self.sockets.setdefault(user_id, {})
+        now = time.time()
+        for stale in [socket for socket, until in leases.items() if until < now]:
+            del leases[stale]
+        leases[socket_id] = now + LEASE_SECONDS
+        return len(leases)
+
+    async def remove(self, user_id: int, socket_id: str) -> None:
+        self.sockets.get(user_id, {}).pop(socket_id, None)
+
+    async def count(self, user_id: int) -> int:
+        now = time.time()
+        return sum(1 for until in self.sockets.get(user_id, {}).values() if until >= now)
+
+
+class _RedisPresence:
+    def __init__(self, url: str) -> None:
+        import redis.asyncio as redis
+
+        self.url = url
+        self.redis_module = redis
+        self.clients: dict[int, Any] = {}
+
+    def _client(self) -> Any:
+        # redis.asyncio connections belong to one event loop.
+        import asyncio
+
+        loop_id = id(asyncio.get_running_loop())
+        client = self.clients.get(loop_id)
+        if client is None:
+            client = self.clients[loop_id] = self.redis_module.from_url(self.url)
+        return client
+
+    @staticmethod
+    def _key(user_id: int) -> str:
+        return f"{settings.CHANNEL_PREFIX}:presence:{user_id}"
+
+    async def add(self, user_id: int, socket_id: str) -> int:
+        now = time.time()
+        key = self._key(user_id)
+        async with self._client().pipeline(transaction=True) as pipe:
+            pipe.zremrangebyscore(key, "-inf", now)
+            pipe.zadd(key, {socket_id: now + LEASE_SECONDS})
+            pipe.expire(key, LEASE_SECONDS * 2)
+            pipe.zcard(key)
+            results = await pipe.execute()
+        return int(results[-1])
+
+    async def remove(self, user_id: int, socket_id: str) -> None:
+        await self._client().zrem(self._key(user_id), socket_id)
+
+    async def count(self, user_id: int) -> int:
+        return int(await self._client().zcount(self._key(user_id), time.time(), "+inf"))
+
+
+_backend: _MemoryPresence | _RedisPresence | None = None
+
+
+def backend() -> _MemoryPresence | _RedisPresence:
+    global _backend
+    if _backend is None:
+        _backend = _RedisPresence(settings.REDIS_URL) if settings.REDIS_URL else _MemoryPresence()
+    return _backend
+
+
+async def socket_opened(user_id: int, socket_id: str) -> bool:
+    """Record a socket; return True when it is the user's only one (they just came online)."""
+    return await backend().add(user_id, socket_id) == 1
+
+
+async def socket_alive(user_id: int, socket_id: str) -> None:
+    """Renew a socket's lease; call every HEARTBEAT_SECONDS."""
+    await backend().add(user_id, socket_id)
+
+
+async def socket_closed(user_id: int, socket_id: str) -> None:
+    await backend().remove(user_id, socket_id)
+
+
+async def is_online(user_id: int) -> bool:
+    return await backend().count(user_id) > 0
