@@ -244,6 +244,8 @@ SPECTACULAR_SETTINGS = {
 
 MESSAGE_MAX_LENGTH = 4000
 EVENT_RETENTION = timedelta(days=env.int("EVENT_RETENTION_DAYS", default=7))
+# Delivery tests only, honoured in DEBUG: "marker:seconds" (see rooms.events._test_hold).
+TEST_HOLD_BEFORE_COMMIT = env.str("CHAT_TEST_HOLD_BEFORE_COMMIT", default="")
 
 # --- Internationalisation and static files ------------------------------------------
 

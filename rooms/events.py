@@ -7,8 +7,10 @@ it takes is held only for the moment before commit.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
+from django.conf import settings
 from django.db import connection, transaction
 
 from rooms import realtime
@@ -54,5 +56,22 @@ def event_record(
         private=private,
         payload=payload,
     )
+    _test_hold(payload)
     transaction.on_commit(lambda: realtime.publish_event(event))
     return event
+
+
+def _test_hold(payload: dict[str, Any]) -> None:
+    """Test hook (DEBUG only): hold this transaction open before commit.
+
+    With CHAT_TEST_HOLD_BEFORE_COMMIT="marker:seconds", an event whose message
+    body contains the marker sleeps after taking its id, so delivery tests can
+    provoke a lower id committing after a higher one was taken elsewhere.
+    """
+    hold = settings.TEST_HOLD_BEFORE_COMMIT
+    if not hold or not settings.DEBUG:
+        return
+    marker, _, seconds = hold.rpartition(":")
+    body = payload.get("message", {}).get("body", "") if isinstance(payload.get("message"), dict) else ""
+    if marker and marker in body:
+        time.sleep(float(seconds))
