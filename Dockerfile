@@ -67,4 +67,6 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "/app/deploy/healthcheck.py"]
 
 ENTRYPOINT ["/app/deploy/entrypoint.sh"]
-CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "chatproject.asgi:application"]
+CMD ["daphne", "-e", "tcp:port=8000:interface=0.0.0.0:backlog=1024", \
+     "--websocket-max-message-size", "65536", "--websocket-max-frame-size", "65536", \
+     "chatproject.asgi:application"]

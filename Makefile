@@ -10,8 +10,12 @@ PYTEST_ARGS ?=
 
 .PHONY: run test venv install migrate lint format typecheck clean superuser
 
+# A listen backlog of 1024 (Twisted's default of 50 overflows under bursts of
+# handshakes) and API.md's 64 KiB cap on WebSocket frames.
+DAPHNE_ARGS ?= --websocket-max-message-size 65536 --websocket-max-frame-size 65536
+
 run: install migrate ## Serve on http://$(HOST):$(PORT) with Daphne
-	$(BIN)/daphne -e "tcp:port=$(PORT):interface=$(HOST):backlog=1024" chatproject.asgi:application
+	$(BIN)/daphne -e "tcp:port=$(PORT):interface=$(HOST):backlog=1024" $(DAPHNE_ARGS) chatproject.asgi:application
 
 test: install ## Run the whole test suite (PostgreSQL/Redis when DATABASE_URL/REDIS_URL are set)
 	$(BIN)/pytest $(PYTEST_ARGS)

@@ -39,6 +39,7 @@ if [ "${MIGRATE:-0}" = "1" ]; then
 fi
 
 if [ "$#" -eq 0 ]; then
-    set -- daphne -b 0.0.0.0 -p 8000 chatproject.asgi:application
+    set -- daphne -e tcp:port=8000:interface=0.0.0.0:backlog=1024 \
+        --websocket-max-message-size 65536 --websocket-max-frame-size 65536 chatproject.asgi:application
 fi
 exec "$@"
