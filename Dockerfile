@@ -24,15 +24,22 @@ RUN pip wheel --wheel-dir /wheels --requirement requirements.txt
 
 FROM python:3.13-slim AS runtime
 
-ENV PYTHONDONTWRITEBYTECODE=1 \
+# The release tag (CI passes it); reported to Sentry as the release.
+ARG CHAT_VERSION=dev
+LABEL org.opencontainers.image.title="chat-server" \
+      org.opencontainers.image.version="${CHAT_VERSION}"
+
+ENV CHAT_VERSION=${CHAT_VERSION} \
+    PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     DEBUG=0 \
     SQLITE_PATH=/app/data/db.sqlite3
 
-RUN groupadd --system chat \
-    && useradd --system --gid chat --home-dir /app --no-create-home --shell /usr/sbin/nologin chat
+# A fixed uid, so orchestrators can check runAsNonRoot (deploy/k8s runs as 10001).
+RUN groupadd --system --gid 10001 chat \
+    && useradd --system --uid 10001 --gid chat --home-dir /app --no-create-home --shell /usr/sbin/nologin chat
 
 WORKDIR /app
 
@@ -49,7 +56,7 @@ COPY rooms ./rooms
 COPY messaging ./messaging
 COPY templates ./templates
 COPY static ./static
-COPY deploy ./deploy
+COPY deploy/entrypoint.sh deploy/healthcheck.py ./deploy/
 
 # The secret and host here exist only for this build step; the image carries neither.
 RUN DEBUG=0 \
@@ -67,6 +74,8 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "/app/deploy/healthcheck.py"]
 
 ENTRYPOINT ["/app/deploy/entrypoint.sh"]
+# --verbosity 0 drops Daphne's plain-text access log: the server logs every
+# request as a JSON line itself (chatproject.logs).
 CMD ["daphne", "-e", "tcp:port=8000:interface=0.0.0.0:backlog=1024", \
-     "--websocket-max-message-size", "65536", "--websocket-max-frame-size", "65536", \
-     "chatproject.asgi:application"]
+     "--websocket-max-message-size", "131072", "--websocket-max-frame-size", "131072", \
+     "--verbosity", "0", "chatproject.asgi:application"]

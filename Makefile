@@ -8,17 +8,39 @@ PORT ?= 8000
 # Extra pytest arguments, e.g. `make test PYTEST_ARGS="-k search -x"`.
 PYTEST_ARGS ?=
 
-.PHONY: run test venv install migrate lint format typecheck clean superuser
+.PHONY: run run-tls tls-cert test screenshots venv install migrate lint format typecheck clean superuser up down
 
 # A listen backlog of 1024 (Twisted's default of 50 overflows under bursts of
-# handshakes) and API.md's 64 KiB cap on WebSocket frames.
-DAPHNE_ARGS ?= --websocket-max-message-size 65536 --websocket-max-frame-size 65536
+# handshakes). Daphne's own cap bounds memory; the consumer enforces API.md's
+# 64 KiB per frame and closes with 1009.
+DAPHNE_ARGS ?= --websocket-max-message-size 131072 --websocket-max-frame-size 131072
 
 run: install migrate ## Serve on http://$(HOST):$(PORT) with Daphne
 	$(BIN)/daphne -e "tcp:port=$(PORT):interface=$(HOST):backlog=1024" $(DAPHNE_ARGS) chatproject.asgi:application
 
+# HTTPS and WSS served by Daphne itself, with a certificate from `make tls-cert`
+# (or your own: make run-tls TLS_CERT=... TLS_KEY=...). Daphne terminates TLS,
+# so no proxy header is trusted (TLS_PROXY=0).
+TLS_PORT ?= 8443
+TLS_CERT ?= .tls/localhost.pem
+TLS_KEY ?= .tls/localhost-key.pem
+
+run-tls: install migrate $(TLS_CERT) ## Serve on https://localhost:$(TLS_PORT) (and wss://) with Daphne
+	TLS_PROXY=0 $(BIN)/daphne -e "ssl:port=$(TLS_PORT):interface=$(HOST):backlog=1024:privateKey=$(TLS_KEY):certKey=$(TLS_CERT)" \
+		$(DAPHNE_ARGS) chatproject.asgi:application
+
+tls-cert: $(TLS_CERT) ## A self-signed certificate for localhost, 127.0.0.1 and ::1 in .tls/
+
+$(TLS_CERT): | $(BIN)/python
+	$(BIN)/python scripts/make-dev-cert --cert $(TLS_CERT) --key $(TLS_KEY)
+
 test: install ## Run the whole test suite (PostgreSQL/Redis when DATABASE_URL/REDIS_URL are set)
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# Photographs of the web UI for the README, light and dark, taken with Debian's
+# Chromium (apt-get install chromium fonts-noto-color-emoji) on a seeded demo.
+screenshots: install ## Regenerate docs/screenshots/*.png
+	$(BIN)/python scripts/screenshots.py
 
 venv: $(BIN)/python
 
@@ -53,3 +75,13 @@ clean:
 
 typecheck: install
 	$(BIN)/mypy .
+
+# The whole stack with Docker Compose (docs/deployment.md): .env with fresh
+# secrets the first time, then build and start everything.
+up: ## HTTPS on https://localhost/, Grafana on https://localhost/grafana/
+	./scripts/init-env
+	docker compose up --build --detach
+	@echo "Chat: $$(sed -n 's/^PUBLIC_URL=//p' .env)/   Grafana: $$(sed -n 's/^PUBLIC_URL=//p' .env)/grafana/ (admin, GRAFANA_ADMIN_PASSWORD in .env)"
+
+down: ## Stop the Compose stack (the data volumes stay)
+	docker compose down

@@ -156,3 +156,15 @@ def _fast_password_hashing(settings):  # type: ignore[no-untyped-def]
     fires under pytest.
     """
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits(settings):  # type: ignore[no-untyped-def]
+    """Start every test's rate-limit counters from zero (limits stay on: RATELIMIT_ENABLE is untouched).
+
+    A new key prefix instead of clearing the cache: with Redis, clearing would
+    flush the channel layer of tests running alongside.
+    """
+    import uuid
+
+    settings.RATELIMIT_CACHE_PREFIX = f"rl:{uuid.uuid4().hex[:12]}:"

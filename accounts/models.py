@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractUser, UserManager
 from django.core.validators import RegexValidator
 from django.db import models
@@ -57,3 +58,50 @@ class User(AbstractUser):
     @property
     def shown_name(self) -> str:
         return self.display_name or self.username
+
+
+class ModerationAction(models.Model):
+    """One thing a moderator did, and why: the audit log shown in the admin.
+
+    Written by the services themselves whenever someone acts on another
+    person's account, message or membership, so no path can skip it. Rooms
+    and messages are plain ids: accounts sits below rooms and messaging.
+    """
+
+    class Kind(models.TextChoices):
+        MESSAGE_DELETE = "message.delete", "deleted a message"
+        MEMBER_KICK = "member.kick", "removed a member"
+        MEMBER_BAN = "member.ban", "banned from a room"
+        MEMBER_UNBAN = "member.unban", "lifted a ban"
+        USER_DEACTIVATE = "user.deactivate", "deactivated an account"
+        REPORT_RESOLVE = "report.resolve", "resolved a report"
+        REPORT_DISMISS = "report.dismiss", "dismissed a report"
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="moderation_actions"
+    )
+    # Kept when the account is deleted, so the log still says who.
+    actor_username = models.CharField(max_length=150)
+    action = models.CharField(max_length=32, choices=Kind.choices)
+    target_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    target_username = models.CharField(max_length=150, blank=True)
+    room_id = models.BigIntegerField(null=True, blank=True)
+    message_id = models.BigIntegerField(null=True, blank=True)
+    report_id = models.BigIntegerField(null=True, blank=True)
+    # Where it was done: "admin" or "api".
+    via = models.CharField(max_length=10, default="api")
+    reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            # The admin's log, newest first, filtered by action or by moderator.
+            models.Index(fields=["action", "-id"], name="moderation_action_kind"),
+            models.Index(fields=["actor", "-id"], name="moderation_action_actor"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.actor_username} {self.get_action_display()}"

@@ -10,7 +10,7 @@ from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 from rest_framework_simplejwt.tokens import RefreshToken
 
-from accounts.models import User, username_validator
+from accounts.models import ModerationAction, User, username_validator
 from accounts.realtime import notify_user_sockets
 from chatproject.errors import Invalid
 
@@ -93,11 +93,18 @@ def refresh_tokens_revoke_all(*, user: User) -> int:
 
 
 @transaction.atomic
-def user_deactivate(*, user: User) -> User:
-    """Deactivate an account site-wide: no more log-ins, tokens revoked, open sockets closed (4003)."""
+def user_deactivate(*, user: User, actor: User | None = None, reason: str = "", via: str = "admin") -> User:
+    """Deactivate an account site-wide: no more log-ins, tokens revoked, open sockets closed (4003).
+
+    With an `actor` (a moderator), the action and its reason go into the moderation log.
+    """
     if user.is_active:
         user.is_active = False
         user.save(update_fields=["is_active"])
+        if actor is not None:
+            moderation_record(
+                actor=actor, action=ModerationAction.Kind.USER_DEACTIVATE, target_user=user, reason=reason, via=via
+            )
     refresh_tokens_revoke_all(user=user)
     user_id = user.pk
     transaction.on_commit(lambda: notify_user_sockets(user_id, {"type": "user.deactivated"}))
@@ -111,3 +118,50 @@ def tokens_for(user: User) -> dict[str, str]:
         raise Invalid("This account is inactive.")
     refresh = RefreshToken.for_user(user)
     return {"access": str(refresh.access_token), "refresh": str(refresh)}
+
+
+@transaction.atomic
+def user_set_password(*, user: User, password: str) -> User:
+    """Change a user's password and revoke every API refresh token they hold.
+
+    Whoever learnt the old password must not keep a way in through a token.
+    The caller keeps the current browser session (update_session_auth_hash);
+    Django ends the user's other sessions, whose hash no longer matches.
+    """
+    user.set_password(password)
+    user.save(update_fields=["password"])
+    refresh_tokens_revoke_all(user=user)
+    return user
+
+
+MODERATION_REASON_MAX = 1000
+
+
+def moderation_record(
+    *,
+    actor: User,
+    action: str,
+    target_user: User | None = None,
+    room_id: int | None = None,
+    message_id: int | None = None,
+    report_id: int | None = None,
+    reason: str = "",
+    via: str = "api",
+) -> ModerationAction:
+    """Write one entry of the moderation log: who did what to whom, where, when and why.
+
+    Called inside the acting service's transaction, so the entry exists exactly
+    when the action does.
+    """
+    return ModerationAction.objects.create(
+        actor=actor,
+        actor_username=actor.username,
+        action=action,
+        target_user=target_user,
+        target_username=target_user.username if target_user is not None else "",
+        room_id=room_id,
+        message_id=message_id,
+        report_id=report_id,
+        reason=(reason or "").strip()[:MODERATION_REASON_MAX],
+        via=via,
+    )

@@ -11,12 +11,18 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
+from chatproject.daphne_compat import allow_protocol_close_codes  # noqa: E402
+from chatproject.logs import ConnectionLogContext  # noqa: E402
+from chatproject.sentry import wrap_websocket  # noqa: E402
 from chatproject.wsauth import websocket_gate  # noqa: E402
 from messaging.routing import websocket_urlpatterns  # noqa: E402
+
+allow_protocol_close_codes()
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": websocket_gate(URLRouter(websocket_urlpatterns)),
+        # Outermost: a request id for every log line of the connection, then Sentry (when on).
+        "websocket": ConnectionLogContext(wrap_websocket(websocket_gate(URLRouter(websocket_urlpatterns)))),
     }
 )

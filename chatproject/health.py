@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -30,13 +31,31 @@ def _database_ok() -> bool:
         return False
 
 
+# The channel of the last probe that came back, as (layer, event loop, channel).
+# Reused while probes succeed: the pub/sub layer keeps every channel it creates
+# subscribed until a receive on it is cancelled, so a new channel per probe
+# would leave one subscription behind per probe, forever.
+_probe_channel: tuple[Any, asyncio.AbstractEventLoop, str] | None = None
+
+
 async def _channel_layer_roundtrip() -> bool:
+    global _probe_channel
     layer = get_channel_layer()
     if layer is None:
         return False
-    channel = await layer.new_channel("readyz.")
+    loop = asyncio.get_running_loop()
+    cached, _probe_channel = _probe_channel, None
+    if cached is not None and cached[0] is layer and cached[1] is loop:
+        channel = cached[2]
+    else:
+        # A probe that timed out had its receive cancelled (pub/sub then drops the channel): start afresh.
+        # The sockets' prefix: the core layer reads every local channel of one prefix
+        # through one shared BZPOPMIN, and a channel of another prefix waits behind
+        # that read (readyz answered 503 whenever sockets were open).
+        channel = await layer.new_channel()
     await layer.send(channel, {"type": "readyz.ping"})
     message = await layer.receive(channel)
+    _probe_channel = (layer, loop, channel)
     return message.get("type") == "readyz.ping"
 
 

@@ -9,12 +9,14 @@ Redis. `DEBUG=0` is production mode and refuses to start without a real
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 from datetime import timedelta
 from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.csp import CSP
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -78,7 +80,13 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: a request id for every log line of the request, then /metrics and request metrics.
+    "chatproject.logs.RequestLogMiddleware",
+    "chatproject.metrics.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
+    # After the CSP middleware, so it adds the page's ws(s):// origin before the header is built.
+    "chatproject.security.WebSocketConnectSrcMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -102,6 +110,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "django.template.context_processors.csp",
             ],
         },
     },
@@ -123,6 +132,11 @@ if env.str("DATABASE_URL", default=""):
         }
     }
     _db["CONN_MAX_AGE"] = 0
+    # Behind PgBouncer in transaction mode the server connection may change
+    # between two statements: no server-side cursors, no prepared statements.
+    if env.bool("DATABASE_TRANSACTION_POOLER", default=False):
+        _db["DISABLE_SERVER_SIDE_CURSORS"] = True
+        _db["OPTIONS"]["prepare_threshold"] = None
     DATABASES = {"default": _db}
 else:
     DATABASES = {
@@ -145,24 +159,48 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.str("REDIS_URL", default="")
 CHANNEL_PREFIX = env.str("CHANNEL_PREFIX", default="chat")
+# Which channels-redis layer carries doorbells, typing and presence: "pubsub"
+# (RedisPubSubChannelLayer) or "core" (RedisChannelLayer). Pub/sub costs a
+# quarter of the CPU per delivery, never drops at saturation, and subscribes
+# again by itself after a Redis restart, where the core layer forgets every
+# group (docs/performance.md).
+CHANNEL_LAYER = env.str("CHANNEL_LAYER", default="pubsub")
 
 if REDIS_URL:
-    CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {
-                # redis-py's asyncio pool raises instead of waiting once its 100
-                # default connections are in use: bursts of handshakes got 500s.
-                "hosts": [{"address": REDIS_URL, "max_connections": env.int("REDIS_MAX_CONNECTIONS", default=1000)}],
-                "prefix": CHANNEL_PREFIX,
-                # Above the longest time a socket goes without re-joining its
-                # groups (they are re-joined on every membership change and
-                # by the doorbell listener every minute).
-                "group_expiry": env.int("CHANNEL_GROUP_EXPIRY", default=86400),
-                "capacity": env.int("CHANNEL_CAPACITY", default=1000),
-            },
+    # redis-py's asyncio pool raises instead of waiting once its 100 default
+    # connections are in use: bursts of handshakes got 500s.
+    _redis_host = {"address": REDIS_URL, "max_connections": env.int("REDIS_MAX_CONNECTIONS", default=1000)}
+    if CHANNEL_LAYER == "pubsub":
+        # Groups live in each process and messages are never stored, so the core
+        # layer's capacity and group expiry have nothing to bound here.
+        CHANNEL_LAYERS = {
+            "default": {
+                "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+                "CONFIG": {"hosts": [_redis_host], "prefix": CHANNEL_PREFIX},
+            }
         }
-    }
+    elif CHANNEL_LAYER == "core":
+        CHANNEL_LAYERS = {
+            "default": {
+                "BACKEND": "channels_redis.core.RedisChannelLayer",
+                "CONFIG": {
+                    # The core layer waits for messages in a 5 s BZPOPMIN, which redis-py
+                    # 8's default 5 s socket timeout cut off: a quiet process raised
+                    # TimeoutError in whichever receive held that read (a socket then
+                    # closed with 1011) and could drop a message popped at that moment.
+                    "hosts": [{**_redis_host, "socket_timeout": 15}],
+                    "prefix": CHANNEL_PREFIX,
+                    # Above the longest time a socket goes without re-joining its
+                    # groups (they are re-joined on every membership change; the
+                    # doorbell listener re-joins every minute).
+                    "group_expiry": env.int("CHANNEL_GROUP_EXPIRY", default=86400),
+                    # Messages waiting per process before group_send drops more.
+                    "capacity": env.int("CHANNEL_CAPACITY", default=1000),
+                },
+            }
+        }
+    else:
+        raise ImproperlyConfigured(f"CHANNEL_LAYER must be 'pubsub' or 'core', not {CHANNEL_LAYER!r}.")
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
@@ -193,7 +231,10 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
-LOGIN_URL = "/admin/login/"
+# The web UI's account pages (accounts.views); the admin has its own log-in page.
+LOGIN_URL = "/login/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/login/"
 
 # --- REST API ------------------------------------------------------------------------
 
@@ -209,7 +250,12 @@ REST_FRAMEWORK = {
         *(["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else []),
     ],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "chatproject.schema.AutoSchema",
+    # The password and token routes have their own, stricter limits (chatproject.ratelimit).
+    "DEFAULT_THROTTLE_CLASSES": ["chatproject.ratelimit.AnonThrottle", "chatproject.ratelimit.UserThrottle"],
+    # Count the connecting address, never a client-supplied X-Forwarded-For
+    # (Daphne's --proxy-headers puts the real client there behind a proxy).
+    "NUM_PROXIES": 0,
     "EXCEPTION_HANDLER": "chatproject.errors.api_exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
@@ -246,6 +292,10 @@ MESSAGE_MAX_LENGTH = 4000
 EVENT_RETENTION = timedelta(days=env.int("EVENT_RETENTION_DAYS", default=7))
 # Delivery tests only, honoured in DEBUG: "marker:seconds" (see rooms.events._test_hold).
 TEST_HOLD_BEFORE_COMMIT = env.str("CHAT_TEST_HOLD_BEFORE_COMMIT", default="")
+# Wake event pumps on commit (locally and over the channel layer). Off, sockets
+# still get every event, from the pumps' once-a-second poll: delivery tests use
+# it to prove that a lost doorbell only delays.
+REALTIME_DOORBELL = env.bool("REALTIME_DOORBELL", default=True)
 
 # --- Internationalisation and static files ------------------------------------------
 
@@ -261,7 +311,7 @@ WHITENOISE_USE_FINDERS = DEBUG
 # Serve straight from the app folders while developing, without collectstatic.
 WHITENOISE_AUTOREFRESH = DEBUG
 
-# --- Security -------------------------------------------------------------------------
+# --- Security (docs/security.md) ----------------------------------------------------------
 
 SESSION_COOKIE_HTTPONLY = True
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
@@ -269,14 +319,102 @@ X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 
-# --- Logging --------------------------------------------------------------------------
+# Scripts, styles and everything else from this origin only: no inline script,
+# no eval. chatproject.security adds the page's ws(s):// origin to connect-src.
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF, CSP.NONCE],
+    "style-src": [CSP.SELF, CSP.NONCE],
+    "img-src": [CSP.SELF, "data:"],
+    "font-src": [CSP.SELF],
+    "connect-src": [CSP.SELF],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.NONE],
+    "form-action": [CSP.SELF],
+    "frame-ancestors": [CSP.NONE],
+}
 
+# Production (DEBUG=0) is HTTPS only: redirect plain HTTP, send HSTS, and keep
+# cookies off unencrypted connections. HTTPS_ONLY=0 turns this off (e.g. a
+# production-mode smoke test on plain HTTP).
+HTTPS_ONLY = env.bool("HTTPS_ONLY", default=not DEBUG)
+if HTTPS_ONLY:
+    SECURE_SSL_REDIRECT = True
+    # Probes and the metrics scraper talk to the process directly, over plain HTTP.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+    SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31_536_000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+    SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+# Behind a TLS-terminating proxy, trust its X-Forwarded-Proto: https. Only
+# safe when the proxy sets that header itself and nothing reaches the server
+# around it; TLS_PROXY=0 when Daphne terminates TLS (make run-tls).
+if env.bool("TLS_PROXY", default=not DEBUG):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# --- Rate limits ------------------------------------------------------------------------
+
+# Counted in the default cache (Redis with REDIS_URL, shared by every process).
+# RATELIMIT_ENABLE=0 turns every HTTP limit off: for load tests only.
+RATELIMIT_ENABLE = env.bool("RATELIMIT_ENABLE", default=True)
+RATELIMIT_USE_CACHE = "default"
+RATELIMIT_CACHE_PREFIX = "rl:"
+# django-ratelimit rates ("count/period", period like 30s, 5m, 1h) per address and per username.
+AUTH_RATE_LIMITS = {
+    "register": {"ip": "30/h", "username": "10/h"},
+    "login": {"ip": "30/m", "username": "10/5m"},
+    "refresh": {"ip": "60/m", "username": "30/m"},
+    "password": {"ip": "30/h", "username": "10/h"},
+}
+# DRF throttles on every other API route (chatproject.ratelimit).
+API_THROTTLE_RATES = {
+    "anon": env.str("API_RATE_ANON", default="120/min"),
+    "user": env.str("API_RATE_USER", default="1200/min"),
+}
+
+# --- Logging (chatproject.logs) --------------------------------------------------------
+
+# JSON lines in production, aligned text on the embedded default.
+LOG_FORMAT = env.str("LOG_FORMAT", default="console" if DEBUG else "json")
+if LOG_FORMAT not in ("json", "console"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be 'json' or 'console', not {LOG_FORMAT!r}.")
+LOGGING_CONFIG = "chatproject.logs.configure"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {"structured": {"()": "chatproject.logs.formatter", "log_format": LOG_FORMAT}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "structured"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    # Django's own console handler would print every line twice.
-    "loggers": {"django": {"handlers": ["console"], "level": "INFO", "propagate": False}},
+    "loggers": {
+        # Django's own handlers would print lines twice, unformatted: everything goes to the root.
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+        "django.server": {"handlers": [], "level": "INFO", "propagate": True},
+        # SQL parameters carry message bodies and password hashes: never log queries.
+        "django.db.backends": {"handlers": [], "level": "INFO", "propagate": True},
+    },
 }
+
+# --- Metrics (chatproject.metrics) ------------------------------------------------------
+
+# With DEBUG off, /metrics answers only this bearer token or these networks (CIDRs).
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_ALLOWED_NETWORKS = [cidr.strip() for cidr in env.list("METRICS_ALLOWED_NETWORKS", default=[]) if cidr.strip()]
+for _network in METRICS_ALLOWED_NETWORKS:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(f"METRICS_ALLOWED_NETWORKS: {_network!r} is not a network (CIDR).") from None
+
+# --- Error tracking (chatproject.sentry) ------------------------------------------------
+
+SENTRY_DSN = env.str("SENTRY_DSN", default="")
+if SENTRY_DSN:
+    from chatproject import sentry
+
+    sentry.init(
+        dsn=SENTRY_DSN,
+        environment=env.str("SENTRY_ENVIRONMENT", default="development" if DEBUG else "production"),
+        release=env.str("SENTRY_RELEASE", default=env.str("CHAT_VERSION", default="")),
+        traces_sample_rate=env.float("SENTRY_TRACES_SAMPLE_RATE", default=0.0),
+    )

@@ -1,9 +1,14 @@
 from django.contrib import admin
 from django.urls import include, path, re_path, register_converter
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from django.views.decorators.csrf import csrf_exempt
+from drf_spectacular.views import SpectacularAPIView
 
+from accounts import views as account_pages
 from accounts.api import views as accounts
 from chatproject import errors, health
+from chatproject import views as pages
+from chatproject.ratelimit import limit_form_login
+from chatproject.security import ApiDocsView
 from messaging.api import views as messaging
 from rooms.api import views as rooms
 
@@ -29,6 +34,9 @@ class IdConverter:
 
 register_converter(IdConverter, "id")
 
+# The admin's log-in form gets the same password-guessing limits as the API's token route.
+admin.site.login = limit_form_login(admin.site.login)  # type: ignore[method-assign,assignment]
+
 api_v1 = [
     path("auth/register/", accounts.RegisterView.as_view(), name="register"),
     path("auth/token/", accounts.TokenView.as_view(), name="token"),
@@ -49,6 +57,7 @@ api_v1 = [
     path("rooms/<id:room_id>/read/", rooms.ReadView.as_view(), name="room-read"),
     path("rooms/<id:room_id>/messages/", messaging.MessageListView.as_view(), name="room-messages"),
     path("dms/", rooms.DirectView.as_view(), name="dms"),
+    path("presence/", rooms.PresenceView.as_view(), name="presence"),
     path("messages/<id:message_id>/", messaging.MessageDetailView.as_view(), name="message"),
     path("messages/<id:message_id>/edits/", messaging.EditHistoryView.as_view(), name="message-edits"),
     path("messages/<id:message_id>/reactions/", messaging.ReactionListView.as_view(), name="message-reactions"),
@@ -64,12 +73,21 @@ api_v1 = [
 urlpatterns = [
     path("api/v1/", include((api_v1, "api"), namespace="api")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    # Swagger UI without inline script, under the site's Content-Security-Policy.
+    path("api/docs/", ApiDocsView.as_view(url_name="schema"), name="docs"),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("admin/", admin.site.urls),
+    # The web UI: account pages and the chat screen.
+    path("", pages.chat, name="chat"),
+    path("rooms/<id:room_id>/", pages.chat, name="chat-room"),
+    path("signup/", account_pages.signup, name="signup"),
+    path("login/", account_pages.login_page, name="login"),
+    path("logout/", account_pages.logout_page, name="logout"),
+    path("profile/", account_pages.profile, name="profile"),
     # Unknown API paths answer JSON, in DEBUG too, so clients can always parse the reply.
-    re_path(r"^api/", errors.not_found),
+    # CSRF-exempt like every API view: a POST to a wrong API path is a JSON 404, not an HTML 403.
+    re_path(r"^api/", csrf_exempt(errors.not_found)),
 ]
 
 handler404 = "chatproject.errors.not_found"

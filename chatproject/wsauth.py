@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
+import structlog
 from channels.auth import AuthMiddlewareStack
 from channels.db import database_sync_to_async
 from channels.middleware import BaseMiddleware
@@ -18,6 +19,10 @@ from django.contrib.auth.models import AnonymousUser
 from django.http.request import validate_host
 from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.exceptions import AuthenticationFailed, InvalidToken, TokenError
+
+from chatproject import metrics
+
+log = structlog.get_logger(__name__)
 
 
 def _header(scope: dict[str, Any], name: bytes) -> str | None:
@@ -54,6 +59,8 @@ class OriginCheck:
         if scope["type"] == "websocket":
             origin = _header(scope, b"origin")
             if origin is not None and not origin_allowed(origin):
+                log.info("ws.refused", reason="origin", origin=origin[:200])
+                metrics.handshake_refused("origin")
                 return await WebsocketDenier()(scope, receive, send)
         return await self.application(scope, receive, send)
 

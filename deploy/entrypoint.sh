@@ -40,6 +40,7 @@ fi
 
 if [ "$#" -eq 0 ]; then
     set -- daphne -e tcp:port=8000:interface=0.0.0.0:backlog=1024 \
-        --websocket-max-message-size 65536 --websocket-max-frame-size 65536 chatproject.asgi:application
+        --websocket-max-message-size 131072 --websocket-max-frame-size 131072 --verbosity 0 \
+        chatproject.asgi:application
 fi
 exec "$@"

@@ -13,14 +13,17 @@ import json
 import logging
 import time
 import uuid
-from typing import Any
+from datetime import datetime
+from typing import Any, NamedTuple
 from urllib.parse import parse_qs
 
+import structlog
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from accounts.payloads import user_payload
 from accounts.realtime import user_group
+from chatproject import metrics
 from chatproject.errors import NotFound, ServiceError
 from messaging import delivery, services
 from rooms import presence
@@ -28,6 +31,7 @@ from rooms import services as room_services
 from rooms.models import Event, Room
 
 logger = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 MAX_FRAME_BYTES = 64 * 1024
 # Frames a client may send: RATE per second on average, BURST at once.
@@ -63,6 +67,14 @@ def _spawn(coroutine: Any) -> asyncio.Task[Any]:
     _background.add(task)
     task.add_done_callback(_background.discard)
     return task
+
+
+class Outgoing(NamedTuple):
+    """An encoded event frame waiting in a socket's outbox, with what its metrics need."""
+
+    text: str
+    frame_type: str
+    created_at: datetime | None
 
 
 def room_group(room_id: int) -> str:
@@ -131,17 +143,20 @@ class ChatConsumer(AsyncWebsocketConsumer):
         user = self.scope.get("user")
         # Only signed-in, active users get a socket; refusing before accept is an HTTP 403.
         if user is None or not user.is_authenticated or not user.is_active:
+            log.info("ws.refused", reason="unauthenticated")
+            metrics.handshake_refused("unauthenticated")
             await self.close()
             return
         self.user = user
         self.user_id = user.pk
+        structlog.contextvars.bind_contextvars(user_id=user.pk)
         self.socket_id = uuid.uuid4().hex
         self.roles, self.since = {}, {}
         self.live = False
         self.closing = False
         self.held: list[Event] = []
         self.floor = 0  # the highest event id this socket has passed
-        self.outbox: asyncio.Queue[str | tuple[str, str] | None] = asyncio.Queue(maxsize=SEND_QUEUE_MAX)
+        self.outbox: asyncio.Queue[Outgoing | tuple[str, str] | None] = asyncio.Queue(maxsize=SEND_QUEUE_MAX)
         self.tokens = RATE_BURST
         self.tokens_at = time.monotonic()
         self.strikes: list[float] = []
@@ -156,6 +171,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         # Read memberships after the newest id, so joins up to it are included.
         self.roles, self.since = await database_sync_to_async(delivery.member_rooms)(self.user_id)
         await self.accept()
+        self.opened_at = time.monotonic()
+        metrics.socket_opened()
+        log.info("ws.connect", resume_from=resume_from)
         self.tasks.append(asyncio.get_running_loop().create_task(self._write_loop()))
         await self._send_now({"type": "hello", "user": user_payload(user), "last_event_id": newest})
 
@@ -197,6 +215,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             # Events the client missed no longer exist (or it comes from another
             # database): it must reload over REST.
             await self._send_now({"type": "resync.required"})
+            metrics.resumed("resync")
             return
         position = cursor
         while position < newest:
@@ -207,9 +226,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 frame = delivery.event_frame(event, self, replaying=True)
                 if frame is not None:
                     await self._send_now(frame)
+                    metrics.frame_replayed()
             position = batch[-1].id
         self.floor = newest
         await self._send_now({"type": "resume.done", "last_event_id": newest})
+        metrics.resumed("replayed")
 
     def _go_live(self) -> None:
         """Release the events held during the hand-over, dropping those already covered."""
@@ -222,6 +243,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         if not hasattr(self, "socket_id"):
             return
+        if hasattr(self, "opened_at"):
+            metrics.socket_closed()
+            log.info("ws.disconnect", code=code, duration_s=round(time.monotonic() - self.opened_at, 1))
         self.closing = True
         delivery.pump.unregister(self)
         for timer in self.timers:
@@ -268,9 +292,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 text = cache[key] = delivery.encode(frame)
         else:
             text = delivery.encode(frame)
-        self._enqueue(text)
+        self._enqueue(Outgoing(text, frame["type"], event.created_at))
 
-    def _enqueue(self, item: str | tuple[str, str]) -> None:
+    def _enqueue(self, item: Outgoing | tuple[str, str]) -> None:
         try:
             self.outbox.put_nowait(item)
         except asyncio.QueueFull:
@@ -281,6 +305,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if not self.closing:
             self.closing = True
             logger.info("socket of user %s dropped: too far behind", self.user_id)
+            metrics.socket_dropped()
             _spawn(self.close(CLOSE_DROPPED))
 
     async def _write_loop(self) -> None:
@@ -288,38 +313,42 @@ class ChatConsumer(AsyncWebsocketConsumer):
             item = await self.outbox.get()
             if item is None:
                 return
-            if isinstance(item, str):
-                await self.send(text_data=item)
+            if isinstance(item, Outgoing):
+                await self.send(text_data=item.text)
+                metrics.event_frame_sent(item.frame_type, item.created_at)
             elif self.channel_layer is not None:
                 operation, group = item
                 try:
                     await getattr(self.channel_layer, operation)(group, self.channel_name)
                 except Exception:
+                    metrics.channel_layer_error(operation)
                     logger.warning("channel layer %s %s failed", operation, group, exc_info=True)
 
     async def _send_now(self, frame: dict[str, Any]) -> None:
         await self.send(text_data=delivery.encode(frame))
+        metrics.frame_sent(frame["type"])
 
     # --- Frames from the client ----------------------------------------------------------
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         size = len(text_data.encode()) if text_data is not None else len(bytes_data or b"")
         if size > MAX_FRAME_BYTES:
+            log.info("ws.frame_refused", code="too_big", size=size)
+            metrics.frame_refused("too_big")
             await self.close(CLOSE_TOO_BIG)
             return
         client_id = None
         try:
+            frame, malformed = _parse_frame(text_data)
+            metrics.frame_received(_frame_type(frame))
+            if frame is not None:
+                raw_client_id = frame.get("client_id")
+                client_id = raw_client_id if isinstance(raw_client_id, str) and len(raw_client_id) <= 64 else None
+            # Every frame counts, well-formed or not; a refused send still names its client_id.
             self._take_token()
-            if text_data is None:
-                raise FrameError("bad_request", "Frames must be JSON text.")
-            try:
-                frame = json.loads(text_data)
-            except (ValueError, RecursionError):
-                raise FrameError("bad_request", "Frames must be valid JSON.") from None
-            if not isinstance(frame, dict):
-                raise FrameError("bad_request", "A frame must be a JSON object.")
-            raw_client_id = frame.get("client_id")
-            client_id = raw_client_id if isinstance(raw_client_id, str) and len(raw_client_id) <= 64 else None
+            if malformed is not None:
+                raise malformed
+            assert frame is not None
             kind = frame.get("type")
             if not isinstance(kind, str):
                 raise FrameError("bad_request", "'type' is required and must be a string.")
@@ -334,6 +363,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self._refuse(FrameError("server_error", "The server could not handle this frame."), client_id)
 
     async def _refuse(self, error: FrameError, client_id: str | None) -> None:
+        log.info("ws.frame_refused", code=error.code)
+        metrics.frame_refused(error.code)
         reply: dict[str, Any] = {"type": "error", "code": error.code, "detail": error.detail, **error.extra}
         if client_id is not None:
             reply["client_id"] = client_id
@@ -450,6 +481,25 @@ class ChatConsumer(AsyncWebsocketConsumer):
         message = {"type": "presence.relay", "user": self.user_id, "status": status}
         for room_id in room_ids:
             await self.channel_layer.group_send(room_group(room_id), message)
+
+
+def _parse_frame(text_data: str | None) -> tuple[dict[str, Any] | None, FrameError | None]:
+    """Return the frame as a JSON object, or the error that refuses it."""
+    if text_data is None:
+        return None, FrameError("bad_request", "Frames must be JSON text.")
+    try:
+        frame = json.loads(text_data)
+    except (ValueError, RecursionError):
+        return None, FrameError("bad_request", "Frames must be valid JSON.")
+    if not isinstance(frame, dict):
+        return None, FrameError("bad_request", "A frame must be a JSON object.")
+    return frame, None
+
+
+def _frame_type(frame: dict[str, Any] | None) -> str:
+    """Return a received frame's type for metrics: a known type, or "other"."""
+    kind = frame.get("type") if frame is not None else None
+    return kind if isinstance(kind, str) and kind in FRAME_HANDLERS else "other"
 
 
 def _replay_batch(user: Any, after: int, through: int) -> list[Event]:

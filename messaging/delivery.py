@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import json
 import logging
 from typing import TYPE_CHECKING, Any, Protocol
@@ -33,6 +34,7 @@ from django.conf import settings
 from django.db.models import F, Max, Q
 from django.db.models.functions import Coalesce
 
+from chatproject import metrics
 from rooms import realtime
 from rooms.models import Event, EventLogState, Membership
 
@@ -43,6 +45,8 @@ logger = logging.getLogger(__name__)
 
 DOORBELL_GROUP = "events.doorbell"
 POLL_INTERVAL = 1.0
+# Seconds between re-joins of the doorbell group (see EventPump._listen_for_doorbells).
+DOORBELL_REJOIN = 60.0
 FETCH_BATCH = 500
 REPLAY_BATCH = 500
 
@@ -177,22 +181,44 @@ def events_for_replay_batch(*, user: User, after: int, through: int) -> list[Eve
 
     Events about the user (their joins, removals, read markers) and the
     non-private events of rooms they are in, from the event that made them
-    a member on. A deleted room's members keep their membership, so they
-    hear of its deletion.
+    a member on; also those of rooms they left (or were removed from) in
+    that span, up to their leaving, as a socket open all along would have
+    had them. A deleted room's members keep their membership, so they hear
+    of its deletion.
     """
-    return list(
-        Event.objects.filter(id__gt=after, id__lte=through)
-        .filter(
-            Q(user_id=user.pk)
-            | Q(
-                private=False,
-                room__memberships__user_id=user.pk,
-                id__gte=Coalesce(F("room__memberships__joined_event_id"), 0),
-            )
-        )
-        .distinct()
-        .order_by("id")[:REPLAY_BATCH]
+    visible = Q(user_id=user.pk) | Q(
+        private=False,
+        room__memberships__user_id=user.pk,
+        id__gte=Coalesce(F("room__memberships__joined_event_id"), 0),
     )
+    for room_id, first, left in _memberships_ended(user_id=user.pk, after=after, through=through):
+        visible |= Q(private=False, room_id=room_id, id__gte=first, id__lt=left)
+    return list(
+        Event.objects.filter(id__gt=after, id__lte=through).filter(visible).distinct().order_by("id")[:REPLAY_BATCH]
+    )
+
+
+def _memberships_ended(*, user_id: int, after: int, through: int) -> list[tuple[int, int, int]]:
+    """Return (room id, first event id, leaving event id) for each membership that ended in (after, through]."""
+    rows = (
+        Event.objects.filter(
+            user_id=user_id,
+            id__gt=after,
+            id__lte=through,
+            type__in=[Event.Type.MEMBER_JOINED, Event.Type.ROOM_CREATED, Event.Type.MEMBER_LEFT],
+        )
+        .order_by("id")
+        .values_list("id", "type", "room_id")
+    )
+    joined: dict[int, int] = {}
+    ended = []
+    for event_id, kind, room_id in rows:
+        if kind == Event.Type.MEMBER_LEFT:
+            # No join in the span: they were a member when it began.
+            ended.append((room_id, joined.pop(room_id, after + 1), event_id))
+        else:
+            joined[room_id] = event_id
+    return ended
 
 
 # --- The per-process pump ------------------------------------------------------------------
@@ -237,8 +263,12 @@ class EventPump:
         self._wake = asyncio.Event()
         if self.cursor is None:
             self.cursor = await database_sync_to_async(newest_event_id)()
-        self._task = loop.create_task(self._run(), name="event-pump")
-        self._doorbell_task = loop.create_task(self._listen_for_doorbells(), name="event-doorbell")
+        # A context of their own: the pump serves every socket, so its log lines
+        # must not carry the request id of the connection that happened to start it.
+        self._task = loop.create_task(self._run(), name="event-pump", context=contextvars.Context())
+        self._doorbell_task = loop.create_task(
+            self._listen_for_doorbells(), name="event-doorbell", context=contextvars.Context()
+        )
 
     async def _run(self) -> None:
         while True:
@@ -280,33 +310,64 @@ class EventPump:
             return fallback
 
     async def _listen_for_doorbells(self) -> None:
-        """Turn channel-layer doorbells from other processes into wake-ups."""
+        """Turn channel-layer doorbells from other processes into wake-ups.
+
+        One channel for the life of the process, re-joined to the group every
+        DOORBELL_REJOIN seconds: a Redis restart forgets the core layer's
+        groups, and they expire. A channel given up after an error leaves the
+        group first, or every later doorbell would pile up for it (bounded by
+        the core layer's capacity, without bound under pub/sub).
+        """
         layer = get_channel_layer()
         if layer is None or _is_in_memory(layer):
             return  # one process: the local on_commit hook rings directly
-        channel = None
-        while True:
-            try:
-                if channel is None:
-                    channel = await layer.new_channel("doorbell.")
-                    await layer.group_add(DOORBELL_GROUP, channel)
-                    refreshed = asyncio.get_running_loop().time()
-                message = await asyncio.wait_for(layer.receive(channel), timeout=30)
-                if message.get("type") == "events.doorbell":
-                    self._wake.set()
-            except TimeoutError:
-                pass
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                # Redis is away or restarted: polling covers the gap; re-join shortly.
-                logger.warning("event pump: doorbell channel failed; re-subscribing", exc_info=True)
-                channel = None
-                await asyncio.sleep(1)
-                continue
-            # Re-join regularly: a Redis restart forgets groups, and groups expire.
-            if channel is not None and asyncio.get_running_loop().time() - refreshed > 60:
-                channel = None
+        loop = asyncio.get_running_loop()
+        channel: str | None = None
+        joined_at = 0.0
+        # Waited on without cancelling: the pub/sub layer unsubscribes a channel whose receive is cancelled.
+        receiving: asyncio.Future[Any] | None = None
+        try:
+            while True:
+                try:
+                    if channel is None:
+                        # The default prefix, as the consumers': the core layer reads
+                        # every process-local channel of one prefix with one shared
+                        # BZPOPMIN, and a second prefix would hold that read's lock
+                        # while the sockets' typing, presence and 4003s wait.
+                        channel = await layer.new_channel()
+                        await layer.group_add(DOORBELL_GROUP, channel)
+                        joined_at = loop.time()
+                    elif loop.time() - joined_at > DOORBELL_REJOIN:
+                        await layer.group_add(DOORBELL_GROUP, channel)
+                        joined_at = loop.time()
+                    if receiving is None:
+                        receiving = asyncio.ensure_future(layer.receive(channel))
+                    done, _ = await asyncio.wait({receiving}, timeout=DOORBELL_REJOIN / 2)
+                    if not done:
+                        continue
+                    message, receiving = receiving.result(), None
+                    if message.get("type") == "events.doorbell":
+                        self._wake.set()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    # Redis is away or restarted: polling covers the gap; re-join shortly.
+                    metrics.channel_layer_error("doorbell_receive")
+                    logger.warning("event pump: doorbell channel failed; re-subscribing", exc_info=True)
+                    _cancel(receiving)
+                    receiving = None
+                    if channel is not None:
+                        with contextlib.suppress(Exception):
+                            await layer.group_discard(DOORBELL_GROUP, channel)
+                    channel = None
+                    await asyncio.sleep(1)
+        finally:
+            _cancel(receiving)
+
+
+def _cancel(future: asyncio.Future[Any] | None) -> None:
+    if future is not None and not future.done():
+        future.cancel()
 
 
 def _events_after(cursor: int) -> list[Event]:
@@ -329,6 +390,7 @@ def _ring_everyone(event: Event) -> None:
     try:
         async_to_sync(layer.group_send)(DOORBELL_GROUP, {"type": "events.doorbell", "id": event.id})
     except Exception:
+        metrics.channel_layer_error("doorbell_send")
         # The event is committed; other processes pick it up at their next poll.
         logger.warning("doorbell for event %s not sent", event.id, exc_info=True)
 

@@ -13,7 +13,8 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from accounts.models import User
+from accounts.models import ModerationAction, User
+from accounts.services import moderation_record
 from chatproject.errors import Forbidden, Invalid, NotFound
 from messaging import markdown
 from messaging.models import Message, MessageEdit, Reaction, Report
@@ -43,6 +44,11 @@ def clean_body(body: object) -> str:
         raise Invalid({"body": f"A message has at most {limit} characters (this has {len(body)})."})
     if "\x00" in body:
         raise Invalid({"body": "A message cannot contain NUL characters."})
+    try:
+        body.encode()
+    except UnicodeEncodeError:
+        # A lone surrogate (JSON allows "\\ud83d") cannot be stored; REST's serializer refuses it too.
+        raise Invalid({"body": "A message cannot contain surrogate characters."}) from None
     return body
 
 
@@ -193,10 +199,12 @@ def message_edit(*, actor: User, message: Message, body: object) -> Message:
 
 
 @transaction.atomic
-def message_delete(*, actor: User, message: Message) -> None:
+def message_delete(*, actor: User, message: Message, reason: str = "", via: str = "api") -> None:
     """Delete a message: its text, edit history and reactions go; a tombstone stays.
 
-    The author, the room's owners and admins, and staff may delete.
+    The author, the room's owners and admins, and staff may delete. Deleting
+    someone else's message is moderation: it is logged with its reason and
+    settles the message's open reports.
     """
     message = Message.objects.select_for_update().select_related("room").get(pk=message.pk)
     if not actor.is_staff:
@@ -213,6 +221,19 @@ def message_delete(*, actor: User, message: Message) -> None:
     message.edits.all().delete()
     message.reactions.all().delete()
     message.mentions.clear()
+    if message.author_id != actor.pk:
+        moderation_record(
+            actor=actor,
+            action=ModerationAction.Kind.MESSAGE_DELETE,
+            target_user=message.author,
+            room_id=message.room_id,
+            message_id=message.pk,
+            reason=reason,
+            via=via,
+        )
+        message.reports.filter(status=Report.Status.OPEN).update(
+            status=Report.Status.RESOLVED, handled_by=actor, handled_at=message.deleted_at
+        )
     fresh = message_reload(message.pk)
     redacted = {"room": fresh.room_id, "message": dict(message_payload(fresh))}
     # Earlier events must not replay the deleted text on resume.
@@ -277,3 +298,33 @@ def report_create(*, reporter: User, message: Message, reason: object) -> tuple[
     if existing is not None:
         return existing, False
     return Report.objects.create(message=message, reporter=reporter, reason=reason), True
+
+
+@transaction.atomic
+def report_close(*, actor: User, report: Report, status: str, reason: str = "", via: str = "admin") -> Report:
+    """Close a report as resolved (acted on) or dismissed (nothing wrong), and log who and why."""
+    # The queue is the site moderators'; room owners act on messages directly.
+    if not actor.is_staff:
+        raise Forbidden("Only staff may handle reports.")
+    kinds = {
+        Report.Status.RESOLVED: ModerationAction.Kind.REPORT_RESOLVE,
+        Report.Status.DISMISSED: ModerationAction.Kind.REPORT_DISMISS,
+    }
+    if status not in kinds:
+        raise Invalid({"status": "Use 'resolved' or 'dismissed'."})
+    report = Report.objects.select_for_update().select_related("message").get(pk=report.pk)
+    report.status = status
+    report.handled_by = actor
+    report.handled_at = timezone.now()
+    report.save(update_fields=["status", "handled_by", "handled_at"])
+    moderation_record(
+        actor=actor,
+        action=kinds[Report.Status(status)],
+        target_user=report.message.author,
+        room_id=report.message.room_id,
+        message_id=report.message_id,
+        report_id=report.pk,
+        reason=reason,
+        via=via,
+    )
+    return report

@@ -1,8 +1,13 @@
-from django.contrib import admin
+from typing import Any
+
+from django.contrib import admin, messages
+from django.contrib.admin.options import ActionLocation
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 
+from accounts.admin import ReasonActionForm, action_reason
 from rooms.models import Ban, Event, Membership, Room
+from rooms.services import member_unban
 
 
 class MembershipInline(admin.TabularInline):
@@ -46,11 +51,49 @@ class MembershipAdmin(admin.ModelAdmin):
 
 @admin.register(Ban)
 class BanAdmin(admin.ModelAdmin):
+    """Bans are made through the services (room API, or the message and report actions) and lifted here."""
+
     list_display = ("user", "room", "banned_by", "reason", "created_at")
-    list_filter = ("created_at",)
+    list_filter = ("created_at", ("room", admin.RelatedOnlyFieldListFilter))
     search_fields = ("user__username", "room__name", "reason")
     list_select_related = ("user", "room", "banned_by")
     raw_id_fields = ("user", "room", "banned_by")
+    actions = ["lift_bans"]
+    action_form = ReasonActionForm
+
+    @admin.action(description="Lift the selected bans (they may join again)")
+    def lift_bans(self, request: HttpRequest, queryset: QuerySet[Ban]) -> None:
+        reason = action_reason(self, request)
+        if reason is None:
+            return
+        for ban in queryset.select_related("room"):
+            member_unban(
+                actor=request.user,  # type: ignore[arg-type]
+                room=ban.room,
+                user_id=ban.user_id,
+                reason=reason,
+                site_moderator=True,
+                via="admin",
+            )
+        self.message_user(request, "Lifted the selected bans.", messages.SUCCESS)
+
+    def get_actions(
+        self, request: HttpRequest, action_location: ActionLocation = ActionLocation.CHANGE_LIST
+    ) -> dict[str, Any]:
+        actions = super().get_actions(request, action_location)
+        # A deleted row would skip the moderation log; lift bans with the action.
+        actions.pop("delete_selected", None)
+        return actions
+
+    # A ban made here would leave the user in the room: ban through the services.
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Ban | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Ban | None = None) -> bool:
+        return False
 
 
 @admin.register(Event)

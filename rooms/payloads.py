@@ -20,6 +20,8 @@ class RoomPayload(TypedDict):
     member_count: int
     my_role: str | None
     unread_count: int
+    mention_count: int
+    last_read_message_id: int
     last_message_id: int | None
     members: NotRequired[list[UserPayload]]
 
@@ -46,6 +48,8 @@ def room_payload(room: Room) -> RoomPayload:
         "member_count": getattr(room, "member_count", 0) or 0,
         "my_role": getattr(room, "my_role", None),
         "unread_count": getattr(room, "unread_count", 0) or 0,
+        "mention_count": getattr(room, "mention_count", 0) or 0,
+        "last_read_message_id": getattr(room, "last_read_message_id", 0) or 0,
         "last_message_id": getattr(room, "last_message_id", None),
     }
     if room.is_direct:

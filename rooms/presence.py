@@ -39,6 +39,9 @@ class _MemoryPresence:
         now = time.time()
         return sum(1 for until in self.sockets.get(user_id, {}).values() if until >= now)
 
+    async def online(self, user_ids: list[int]) -> list[int]:
+        return [user_id for user_id in user_ids if await self.count(user_id) > 0]
+
 
 class _RedisPresence:
     def __init__(self, url: str) -> None:
@@ -79,6 +82,15 @@ class _RedisPresence:
     async def count(self, user_id: int) -> int:
         return int(await self._client().zcount(self._key(user_id), time.time(), "+inf"))
 
+    async def online(self, user_ids: list[int]) -> list[int]:
+        # One round trip for the lot: a page load asks about every visible person.
+        now = time.time()
+        async with self._client().pipeline(transaction=False) as pipe:
+            for user_id in user_ids:
+                pipe.zcount(self._key(user_id), now, "+inf")
+            counts = await pipe.execute()
+        return [user_id for user_id, count in zip(user_ids, counts, strict=True) if int(count) > 0]
+
 
 _backend: _MemoryPresence | _RedisPresence | None = None
 
@@ -106,3 +118,10 @@ async def socket_closed(user_id: int, socket_id: str) -> None:
 
 async def is_online(user_id: int) -> bool:
     return await backend().count(user_id) > 0
+
+
+async def online_among(user_ids: list[int]) -> list[int]:
+    """Return those of `user_ids` with at least one open socket, in the order given."""
+    if not user_ids:
+        return []
+    return await backend().online(user_ids)

@@ -25,7 +25,10 @@ def _message_model():  # type: ignore[no-untyped-def]
 
 
 def rooms_annotated(user: User | None) -> QuerySet[Room]:
-    """Return live rooms annotated with the room summary and, given a user, their role and unread count."""
+    """Return live rooms annotated with the room summary and, given a user, their role and read state.
+
+    The read state is the user's unread and unread-mention counts and their read marker.
+    """
     message = _message_model()
     member_count = (
         Membership.objects.filter(room=OuterRef("pk")).order_by().values("room").annotate(n=Count("id")).values("n")
@@ -47,9 +50,25 @@ def rooms_annotated(user: User | None) -> QuerySet[Room]:
         .annotate(n=Count("id"))
         .values("n")
     )
+    # Unread messages that @mention the user: the sidebar's mention badge.
+    mentions = (
+        message.objects.filter(
+            room=OuterRef("pk"),
+            id__gt=OuterRef("mine__last_read_message_id"),
+            deleted_at__isnull=True,
+            mentions=user,
+        )
+        .exclude(author=user)
+        .order_by()
+        .values("room")
+        .annotate(n=Count("id"))
+        .values("n")
+    )
     return rooms.annotate(mine=FilteredRelation("memberships", condition=Q(memberships__user=user))).annotate(
         my_role=F("mine__role"),
         unread_count=Coalesce(Subquery(unread, output_field=IntegerField()), Value(0)),
+        mention_count=Coalesce(Subquery(mentions, output_field=IntegerField()), Value(0)),
+        last_read_message_id=Coalesce(F("mine__last_read_message_id"), Value(0)),
     )
 
 
@@ -142,3 +161,16 @@ def is_banned(*, room: Room, user: User) -> bool:
 def member_room_ids(*, user: User) -> QuerySet[Membership, Any]:
     """Return the ids of the live rooms a user is in, as a subquery-ready queryset."""
     return Membership.objects.filter(user=user, room__deleted_at__isnull=True).values("room_id")
+
+
+def roommates_among(*, user: User, user_ids: Iterable[int]) -> list[int]:
+    """Return those of `user_ids` who share a live room with `user` (never `user`), ascending.
+
+    Presence is only shown to people who share a room, as on the socket.
+    """
+    return sorted(
+        Membership.objects.filter(user_id__in=set(user_ids), room_id__in=member_room_ids(user=user))
+        .exclude(user_id=user.pk)
+        .values_list("user_id", flat=True)
+        .distinct()
+    )

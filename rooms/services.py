@@ -13,8 +13,9 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from accounts.models import User
+from accounts.models import ModerationAction, User
 from accounts.payloads import user_payload
+from accounts.services import moderation_record
 from chatproject.errors import Conflict, Forbidden, Invalid, NotFound
 from rooms.events import event_record
 from rooms.models import Ban, Event, Membership, Room
@@ -34,14 +35,17 @@ Role = Membership.Role
 def _shared_room_payload(room: Room) -> dict[str, Any]:
     """Return the parts of a room's payload that are the same for every member.
 
-    `my_role` and `unread_count` differ per reader; the realtime layer fills
-    them in for each recipient.
+    `my_role` and the read state (`unread_count`, `mention_count`,
+    `last_read_message_id`) differ per reader; the realtime layer fills in
+    `my_role` for each recipient.
     """
     fresh = rooms_annotated(None).get(pk=room.pk)
     attach_direct_members([fresh])
     payload: dict[str, Any] = dict(room_payload(fresh))
     payload["my_role"] = None
     payload["unread_count"] = 0
+    payload["mention_count"] = 0
+    payload["last_read_message_id"] = 0
     return payload
 
 
@@ -308,7 +312,7 @@ def member_set_role(*, actor: User, room: Room, user_id: int, role: str) -> Memb
 
 
 @transaction.atomic
-def member_kick(*, actor: User, room: Room, user_id: int) -> None:
+def member_kick(*, actor: User, room: Room, user_id: int, via: str = "api") -> None:
     """Remove a member from a channel; they may join again (unlike a ban)."""
     actor_membership = membership_require(user=actor, room=room)
     _require_moderator(actor_membership)
@@ -319,13 +323,36 @@ def member_kick(*, actor: User, room: Room, user_id: int) -> None:
         raise NotFound("That user is not a member of this room.")
     _require_outranks(actor_membership, target)
     _remove_membership(target, actor=actor, reason="kicked")
+    moderation_record(
+        actor=actor, action=ModerationAction.Kind.MEMBER_KICK, target_user=target.user, room_id=room.pk, via=via
+    )
+
+
+def _acting_moderator(actor: User, room: Room, *, site_moderator: bool) -> Membership | None:
+    """Return the actor's membership as one of the room's owners or admins, or None for staff acting site-wide."""
+    if site_moderator:
+        # Staff moderate every channel from the admin, whether they are in it or not.
+        if not actor.is_staff:
+            raise Forbidden("Only staff may moderate rooms they do not run.")
+        if room.is_direct:
+            raise Invalid("Direct conversations have no bans.")
+        return None
+    membership = membership_require(user=actor, room=room)
+    _require_moderator(membership)
+    return membership
 
 
 @transaction.atomic
-def member_ban(*, actor: User, room: Room, user_id: int, reason: str = "") -> Ban:
-    """Ban a user from a channel: they are removed now and cannot join again."""
-    actor_membership = membership_require(user=actor, room=room)
-    _require_moderator(actor_membership)
+def member_ban(
+    *, actor: User, room: Room, user_id: int, reason: str = "", site_moderator: bool = False, via: str = "api"
+) -> Ban:
+    """Ban a user from a channel: they are removed now and cannot join again.
+
+    The room's owners and admins ban over the API; staff ban from the admin
+    with `site_moderator`. Every ban goes into the moderation log.
+    """
+    actor_membership = _acting_moderator(actor, room, site_moderator=site_moderator)
+    room = actor_membership.room if actor_membership is not None else Room.objects.get(pk=room.pk)
     if user_id == actor.pk:
         raise Invalid({"user": "You cannot ban yourself."})
     if len(reason) > 500:
@@ -334,24 +361,44 @@ def member_ban(*, actor: User, room: Room, user_id: int, reason: str = "") -> Ba
     if user is None:
         raise Invalid({"user": "No such user."})
     target = Membership.objects.select_related("user", "room").filter(room=room, user=user).first()
-    if target is not None:
+    if target is not None and actor_membership is not None:
         _require_outranks(actor_membership, target)
-    ban, _ = Ban.objects.get_or_create(
-        room=actor_membership.room, user=user, defaults={"banned_by": actor, "reason": reason.strip()}
+    ban, created = Ban.objects.get_or_create(
+        room=room, user=user, defaults={"banned_by": actor, "reason": reason.strip()}
     )
     if target is not None:
         _remove_membership(target, actor=actor, reason="banned")
+    if created or target is not None:
+        moderation_record(
+            actor=actor,
+            action=ModerationAction.Kind.MEMBER_BAN,
+            target_user=user,
+            room_id=room.pk,
+            reason=reason,
+            via=via,
+        )
     return ban
 
 
 @transaction.atomic
-def member_unban(*, actor: User, room: Room, user_id: int) -> None:
+def member_unban(
+    *, actor: User, room: Room, user_id: int, reason: str = "", site_moderator: bool = False, via: str = "api"
+) -> None:
     """Lift a ban; the user may join again but is not added back."""
-    actor_membership = membership_require(user=actor, room=room)
-    _require_moderator(actor_membership)
-    deleted, _ = Ban.objects.filter(room=room, user_id=user_id).delete()
-    if not deleted:
+    _acting_moderator(actor, room, site_moderator=site_moderator)
+    bans = Ban.objects.select_related("user").filter(room=room, user_id=user_id)
+    ban = bans.first()
+    if ban is None:
         raise NotFound("That user is not banned from this room.")
+    bans.delete()
+    moderation_record(
+        actor=actor,
+        action=ModerationAction.Kind.MEMBER_UNBAN,
+        target_user=ban.user,
+        room_id=room.pk,
+        reason=reason,
+        via=via,
+    )
 
 
 # --- Direct conversations --------------------------------------------------------------

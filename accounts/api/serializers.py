@@ -1,7 +1,12 @@
 from __future__ import annotations
 
-from rest_framework import serializers
+from typing import Any
 
+from rest_framework import serializers
+from rest_framework.exceptions import AuthenticationFailed
+from rest_framework_simplejwt.serializers import TokenRefreshSerializer
+
+from accounts.models import User
 from chatproject.api import StrictSerializer
 
 
@@ -40,6 +45,19 @@ class RegisterOutput(TokenPairSerializer):
 
 class LogoutInput(StrictSerializer):
     refresh = serializers.CharField()
+    everywhere = serializers.BooleanField(
+        required=False, default=False, help_text="Also revoke every other refresh token of the caller's"
+    )
+
+
+class TokenRefreshInput(TokenRefreshSerializer):
+    """simplejwt's refresh, where a token whose account was deleted is a 401 rather than a crash."""
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, str]:
+        try:
+            return super().validate(attrs)
+        except User.DoesNotExist:
+            raise AuthenticationFailed("No active account found for the given token.", "no_active_account") from None
 
 
 class ProfileInput(StrictSerializer):

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
+from rest_framework_simplejwt.exceptions import TokenBackendError
+from rest_framework_simplejwt.settings import api_settings as jwt_settings
+from rest_framework_simplejwt.state import token_backend
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
 from accounts import selectors, services
@@ -17,11 +22,17 @@ from accounts.api.serializers import (
     ProfileInput,
     RegisterInput,
     RegisterOutput,
+    TokenRefreshInput,
     UserPageSerializer,
     UserSerializer,
 )
 from accounts.payloads import me_payload, user_payload
+from chatproject import ratelimit
 from chatproject.api import AuthedRequest, page_body, page_limit, query_int, query_text
+
+
+def _field(request: Request, name: str) -> object:
+    return request.data.get(name) if isinstance(request.data, dict) else None
 
 
 class RegisterView(APIView):
@@ -30,6 +41,8 @@ class RegisterView(APIView):
 
     @extend_schema(request=RegisterInput, responses={201: RegisterOutput}, summary="Create an account")
     def post(self, request: Request) -> Response:
+        # Per address and per username: account farming and name squatting.
+        ratelimit.attempt(request, action="register", username=_field(request, "username"))
         data = RegisterInput(data=request.data)
         data.is_valid(raise_exception=True)
         user = services.user_register(**data.validated_data)
@@ -37,19 +50,53 @@ class RegisterView(APIView):
 
 
 class TokenView(TokenObtainPairView):
-    """Exchange a username and password for an access and a refresh token."""
+    """Exchange a username and password for an access and a refresh token.
+
+    A wrong password, an unknown username and an inactive account get the
+    same 401 in about the same time (Django's backend hashes the password
+    even when no account matches).
+    """
+
+    def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        # Password guessing: per address, and per username across addresses.
+        ratelimit.attempt(request, action="login", username=_field(request, "username"))
+        return super().post(request, *args, **kwargs)
 
 
 class TokenRefresh(TokenRefreshView):
     """Exchange a refresh token for a new pair; the old refresh token dies."""
 
+    serializer_class = TokenRefreshInput  # type: ignore[assignment]
+
+    def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        ratelimit.attempt(request, action="refresh", username=_token_owner(_field(request, "refresh")))
+        return super().post(request, *args, **kwargs)
+
+
+def _token_owner(raw: object) -> str | None:
+    """Return "user:<id>" for a genuine refresh token (signature checked), else None."""
+    if not isinstance(raw, str) or len(raw) > 4096:
+        return None
+    try:
+        payload = token_backend.decode(raw, verify=True)  # type: ignore[arg-type]  # stubs say Token; it takes the text
+    except TokenBackendError:
+        return None
+    user_id = payload.get(jwt_settings.USER_ID_CLAIM)
+    return f"user:{user_id}" if user_id is not None else None
+
 
 class LogoutView(APIView):
-    @extend_schema(request=LogoutInput, responses={205: None}, summary="Revoke a refresh token")
+    @extend_schema(
+        request=LogoutInput,
+        responses={205: None},
+        summary="Revoke a refresh token (with everywhere: every refresh token of the caller's)",
+    )
     def post(self, request: AuthedRequest) -> Response:
         data = LogoutInput(data=request.data)
         data.is_valid(raise_exception=True)
         services.refresh_token_revoke(user=request.user, refresh=data.validated_data["refresh"])
+        if data.validated_data["everywhere"]:
+            services.refresh_tokens_revoke_all(user=request.user)
         return Response(status=status.HTTP_205_RESET_CONTENT)
 
 

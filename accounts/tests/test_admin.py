@@ -22,7 +22,7 @@ def test_deactivate_action_deactivates_and_revokes_refresh_tokens(admin_client, 
     with capture_events():
         response = admin_client.post(
             "/admin/accounts/user/",
-            {"action": "deactivate_accounts", "_selected_action": [bob.pk]},
+            {"action": "deactivate_accounts", "_selected_action": [bob.pk], "reason": "spam bot"},
         )
     assert response.status_code == 302
     bob.refresh_from_db()
@@ -32,7 +32,7 @@ def test_deactivate_action_deactivates_and_revokes_refresh_tokens(admin_client, 
 
 def test_unticking_active_in_the_change_form_deactivates_through_the_service(admin_client, bob, monkeypatch):
     calls = []
-    monkeypatch.setattr("accounts.admin.user_deactivate", lambda *, user: calls.append(user.pk))
+    monkeypatch.setattr("accounts.admin.user_deactivate", lambda *, user, **context: calls.append(user.pk))
     page = admin_client.get(f"/admin/accounts/user/{bob.pk}/change/")
     form = page.context["adminform"].form
     data = {name: value for name, value in form.initial.items() if value is not None and name != "password"}

@@ -16,7 +16,16 @@ from typing import Any
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-CONTROLLED = ("DATABASE_URL", "REDIS_URL", "DEBUG", "SECRET_KEY", "ALLOWED_HOSTS")
+CONTROLLED = (
+    "DATABASE_URL",
+    "REDIS_URL",
+    "DEBUG",
+    "SECRET_KEY",
+    "ALLOWED_HOSTS",
+    "CHANNEL_LAYER",
+    "CHANNEL_CAPACITY",
+    "CHANNEL_GROUP_EXPIRY",
+)
 GOOD_SECRET = "k9Qz-7vR2mXw4LpT8sYb1NcJ6hFd3GaE5uKo0iVn_WqZr2TyUx"  # 50 characters, many distinct
 
 PROBE = """
@@ -96,12 +105,31 @@ def test_non_postgres_database_url_is_refused(url: str) -> None:
 def test_redis_url_switches_channel_layer_and_cache_to_redis() -> None:
     config = loaded(REDIS_URL="redis://127.0.0.1:6379/3")
 
-    assert config["CHANNEL_BACKEND"] == "channels_redis.core.RedisChannelLayer"
+    # The pub/sub layer, chosen by measurement (docs/performance.md).
+    assert config["CHANNEL_BACKEND"] == "channels_redis.pubsub.RedisPubSubChannelLayer"
     assert config["CHANNEL_CONFIG"]["hosts"][0]["address"] == "redis://127.0.0.1:6379/3"
     # A large pool: the default 100 raises under bursts of handshakes (FINDINGS.md).
     assert config["CHANNEL_CONFIG"]["hosts"][0]["max_connections"] >= 1000
+    # Its constructor swallows unknown options: the core layer's would be silently ignored.
+    assert "capacity" not in config["CHANNEL_CONFIG"]
+    assert "group_expiry" not in config["CHANNEL_CONFIG"]
     assert config["CACHE_BACKEND"] == "django.core.cache.backends.redis.RedisCache"
     assert config["CACHE_LOCATION"] == "redis://127.0.0.1:6379/3"
+
+
+def test_channel_layer_core_selects_the_list_based_layer_with_its_limits() -> None:
+    config = loaded(
+        REDIS_URL="redis://127.0.0.1:6379/3", CHANNEL_LAYER="core", CHANNEL_CAPACITY="500", CHANNEL_GROUP_EXPIRY="3600"
+    )
+
+    assert config["CHANNEL_BACKEND"] == "channels_redis.core.RedisChannelLayer"
+    assert config["CHANNEL_CONFIG"]["capacity"] == 500
+    assert config["CHANNEL_CONFIG"]["group_expiry"] == 3600
+    assert config["CHANNEL_CONFIG"]["hosts"][0]["max_connections"] >= 1000
+
+
+def test_unknown_channel_layer_is_refused() -> None:
+    assert "CHANNEL_LAYER" in refused(REDIS_URL="redis://127.0.0.1:6379/3", CHANNEL_LAYER="rabbitmq")
 
 
 def test_production_without_secret_key_is_refused() -> None:

@@ -20,6 +20,8 @@ class RoomSerializer(serializers.Serializer):
     member_count = serializers.IntegerField()
     my_role = serializers.ChoiceField(choices=Membership.Role.choices, allow_null=True)
     unread_count = serializers.IntegerField()
+    mention_count = serializers.IntegerField(help_text="Unread messages that @mention the caller")
+    last_read_message_id = serializers.IntegerField(help_text="The caller's read marker (0: nothing read)")
     last_message_id = serializers.IntegerField(allow_null=True)
     members = UserSerializer(many=True, required=False, help_text="Direct rooms only")
 
@@ -79,3 +81,7 @@ class DirectInput(StrictSerializer):
 
 class ReadInput(StrictSerializer):
     message_id = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
+
+
+class PresenceSerializer(serializers.Serializer):
+    online = serializers.ListField(child=serializers.IntegerField(), help_text="Ids of the users online now")

@@ -1,0 +1,85 @@
+"""Forms of the account pages: sign up, log in, profile and password change.
+
+They parse and do the simple checks; the account services decide, and
+`add_service_errors` puts what a service refused next to the field it is about.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib.auth.forms import AuthenticationForm, PasswordChangeForm
+
+from accounts.services import DISPLAY_NAME_MAX
+from chatproject.errors import Invalid
+
+
+def add_service_errors(form: forms.Form, error: Invalid) -> None:
+    """Attach a service's field errors to the form's fields (others to the whole form)."""
+    detail = error.detail
+    if not isinstance(detail, dict):
+        form.add_error(None, str(detail))
+        return
+    for name, messages in detail.items():
+        for message in messages if isinstance(messages, list) else [messages]:
+            form.add_error(name if name in form.fields else None, str(message))
+
+
+class SignupForm(forms.Form):
+    username = forms.CharField(
+        max_length=30,
+        help_text="Letters, digits, underscores, dots or dashes. People @mention you by it.",
+        widget=forms.TextInput(
+            attrs={"autocomplete": "username", "autocapitalize": "none", "spellcheck": "false", "autofocus": True}
+        ),
+    )
+    display_name = forms.CharField(
+        max_length=DISPLAY_NAME_MAX,
+        required=False,
+        label="Display name",
+        help_text="The name others see. You can change it later.",
+        widget=forms.TextInput(attrs={"autocomplete": "name"}),
+    )
+    email = forms.CharField(
+        max_length=254, label="Email address", widget=forms.EmailInput(attrs={"autocomplete": "email"})
+    )
+    password = forms.CharField(
+        strip=False,
+        max_length=128,
+        help_text="At least 8 characters, not a common password, not all digits.",
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+    )
+
+
+class LoginForm(AuthenticationForm):
+    error_messages = {
+        **AuthenticationForm.error_messages,
+        # Usernames are case-insensitive here, unlike Django's default wording says.
+        "invalid_login": "That username and password do not match an account.",
+    }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["username"].widget.attrs.update({"autocapitalize": "none", "spellcheck": "false"})
+
+
+class ProfileForm(forms.Form):
+    display_name = forms.CharField(
+        max_length=DISPLAY_NAME_MAX,
+        required=False,
+        label="Display name",
+        help_text="Shown instead of your username. Leave empty to use your username.",
+        widget=forms.TextInput(attrs={"autocomplete": "name"}),
+    )
+
+
+class PasswordForm(PasswordChangeForm):
+    """Django's password change form: the current password, then the new one twice."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The profile page opens on the display name, not on this form.
+        self.fields["old_password"].widget.attrs.pop("autofocus", None)
+        # Plain text: the page escapes help text, and Django's default is an HTML list.
+        self.fields["new_password1"].help_text = SignupForm.base_fields["password"].help_text
