@@ -10,7 +10,6 @@ from collections.abc import Callable
 from typing import Any
 
 from django.contrib import admin, messages
-from django.contrib.admin.options import ActionLocation
 from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -134,15 +133,12 @@ class MessageAdmin(admin.ModelAdmin):
             "Deactivated {count} account(s); their sockets were closed.",
         )
 
-    def get_actions(
-        self, request: HttpRequest, action_location: ActionLocation = ActionLocation.CHANGE_LIST
-    ) -> dict[str, Any]:
-        actions = super().get_actions(request, action_location)
-        # Hard deletion would skip the event record; use the tombstone action.
-        actions.pop("delete_selected", None)
-        return actions
-
     def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    # Hard deletion would skip the event record (and Django then drops its
+    # bulk-delete action too): delete with the tombstone action.
+    def has_delete_permission(self, request: HttpRequest, obj: Message | None = None) -> bool:
         return False
 
 
@@ -280,14 +276,6 @@ class ReportAdmin(admin.ModelAdmin):
             ),
             "Deactivated the authors of {count} report(s).",
         )
-
-    def get_actions(
-        self, request: HttpRequest, action_location: ActionLocation = ActionLocation.CHANGE_LIST
-    ) -> dict[str, Any]:
-        actions = super().get_actions(request, action_location)
-        # Reports are evidence: they are closed, never deleted.
-        actions.pop("delete_selected", None)
-        return actions
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -1,7 +1,4 @@
-from typing import Any
-
 from django.contrib import admin, messages
-from django.contrib.admin.options import ActionLocation
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 
@@ -76,14 +73,6 @@ class BanAdmin(admin.ModelAdmin):
                 via="admin",
             )
         self.message_user(request, "Lifted the selected bans.", messages.SUCCESS)
-
-    def get_actions(
-        self, request: HttpRequest, action_location: ActionLocation = ActionLocation.CHANGE_LIST
-    ) -> dict[str, Any]:
-        actions = super().get_actions(request, action_location)
-        # A deleted row would skip the moderation log; lift bans with the action.
-        actions.pop("delete_selected", None)
-        return actions
 
     # A ban made here would leave the user in the room: ban through the services.
     def has_add_permission(self, request: HttpRequest) -> bool:
