@@ -1,16 +1,34 @@
-"""Let Daphne send the protocol close codes 1008 and 1009.
+"""Let Daphne send the protocol close codes 1008 and 1009, and 1012 on shutdown.
 
 Autobahn (under Daphne) only lets an application close with 1000 or
 3000–4999, so `close(1009)` for an oversized frame (API.md) came out as 1011
 with a traceback. 1008 (policy violation) and 1009 (message too big) are
 RFC 6455 codes a server may send; this sends them as they are.
+
+On SIGTERM Daphne cancels every application and stops the reactor, so its
+sockets just drop (clients saw 1006). `close_sockets_on_shutdown` first
+sends every open socket a close frame with 1012 (service restart) and waits
+up to SHUTDOWN_CLOSE_WAIT seconds for the closing handshakes.
+
+Daphne writes whatever an application sends into Twisted's buffer at once,
+so a client that stops reading grew server memory without bound and the
+consumer's send queue (and its 4009) never filled. `wait_for_slow_sockets`
+makes a WebSocket send wait while more than settings.WS_SEND_BUFFER_MAX bytes
+are buffered for that socket: the consumer's outbox then fills and drops it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import sys
+import weakref
 from typing import Any
 
 PROTOCOL_CLOSE_CODES = {1008, 1009}
+CLOSE_SERVICE_RESTART = 1012
+SHUTDOWN_CLOSE_WAIT = 1.0
+
+_open_sockets: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
 def allow_protocol_close_codes() -> None:
@@ -31,3 +49,88 @@ def allow_protocol_close_codes() -> None:
 
     WebSocketProtocol.serverClose = server_close
     WebSocketProtocol._chat_close_codes_patched = True
+
+
+def close_sockets_on_shutdown() -> None:
+    """Close every open WebSocket with 1012 when Daphne shuts down, before it cancels the applications."""
+    if "twisted.internet.reactor" not in sys.modules:
+        return  # not under Daphne (which installs its reactor before loading the application)
+    try:
+        from daphne.ws_protocol import WebSocketProtocol
+        from twisted.internet import defer
+        from twisted.internet import reactor as twisted_reactor
+    except ImportError:
+        return
+    # The reactor module object stands for the installed reactor; its interfaces' stubs lack `self`.
+    reactor: Any = twisted_reactor
+    if getattr(WebSocketProtocol, "_chat_shutdown_patched", False):
+        return
+    original_open = WebSocketProtocol.onOpen
+
+    def on_open(self: Any) -> None:
+        _open_sockets.add(self)
+        original_open(self)
+
+    def close_all() -> Any:
+        sockets = [socket for socket in list(_open_sockets) if socket.state == socket.STATE_OPEN]
+        for socket in sockets:
+            socket.sendCloseFrame(code=CLOSE_SERVICE_RESTART, reasonUtf8=None, isReply=False)
+        if not sockets:
+            return None
+        closed: Any = defer.Deferred()
+        interval = 0.05
+
+        def check(remaining: int) -> None:
+            if remaining <= 0 or all(socket.state == socket.STATE_CLOSED for socket in sockets):
+                closed.callback(None)
+            else:
+                reactor.callLater(interval, check, remaining - 1)
+
+        check(int(SHUTDOWN_CLOSE_WAIT / interval))
+        return closed
+
+    WebSocketProtocol.onOpen = on_open
+    WebSocketProtocol._chat_shutdown_patched = True
+    # "before" triggers run in the order added; Daphne adds its own when it starts serving.
+    reactor.addSystemEventTrigger("before", "shutdown", close_all)
+
+
+SLOW_SOCKET_POLL = 0.05
+
+
+def _buffered_bytes(protocol: Any) -> int:
+    """Bytes written to a Twisted transport and not yet taken by the kernel."""
+    transport = protocol.transport
+    if transport is None:
+        return 0
+    pending = len(getattr(transport, "dataBuffer", b"")) - getattr(transport, "offset", 0)
+    return pending + getattr(transport, "_tempDataLen", 0)
+
+
+def wait_for_slow_sockets() -> None:
+    """Let a WebSocket send return only once that socket's buffer is under WS_SEND_BUFFER_MAX bytes."""
+    try:
+        from daphne.server import Server
+        from daphne.ws_protocol import WebSocketProtocol
+    except ImportError:
+        return
+    if getattr(Server, "_chat_backpressure_patched", False):
+        return
+    from django.conf import settings
+
+    original = Server.handle_reply
+
+    async def handle_reply(self: Any, protocol: Any, message: dict[str, Any]) -> None:
+        await original(self, protocol, message)
+        if not isinstance(protocol, WebSocketProtocol) or message.get("type") != "websocket.send":
+            return
+        limit = int(settings.WS_SEND_BUFFER_MAX)
+        # Until the client reads, or the socket closes (a 4009 from the consumer's full outbox).
+        # Twisted flushes on the loop's next turn, so look again at once, then back off.
+        delay = 0.0
+        while protocol.state == protocol.STATE_OPEN and _buffered_bytes(protocol) > limit:
+            await asyncio.sleep(delay)
+            delay = min(SLOW_SOCKET_POLL, delay * 2 or 0.001)
+
+    Server.handle_reply = handle_reply
+    Server._chat_backpressure_patched = True

@@ -165,6 +165,12 @@ CHANNEL_PREFIX = env.str("CHANNEL_PREFIX", default="chat")
 # again by itself after a Redis restart, where the core layer forgets every
 # group (docs/performance.md).
 CHANNEL_LAYER = env.str("CHANNEL_LAYER", default="pubsub")
+# The core layer drops a channel from a group CHANNEL_GROUP_EXPIRY seconds
+# after it joined (and forgets every group when Redis restarts): sockets and
+# the doorbell listener re-join their groups every CHANNEL_GROUP_REFRESH
+# seconds, which must stay below the expiry (check chat.E001).
+CHANNEL_GROUP_EXPIRY = env.int("CHANNEL_GROUP_EXPIRY", default=86400)
+CHANNEL_GROUP_REFRESH = env.float("CHANNEL_GROUP_REFRESH", default=min(60.0, CHANNEL_GROUP_EXPIRY / 2))
 
 if REDIS_URL:
     # redis-py's asyncio pool raises instead of waiting once its 100 default
@@ -190,10 +196,9 @@ if REDIS_URL:
                     # closed with 1011) and could drop a message popped at that moment.
                     "hosts": [{**_redis_host, "socket_timeout": 15}],
                     "prefix": CHANNEL_PREFIX,
-                    # Above the longest time a socket goes without re-joining its
-                    # groups (they are re-joined on every membership change; the
-                    # doorbell listener re-joins every minute).
-                    "group_expiry": env.int("CHANNEL_GROUP_EXPIRY", default=86400),
+                    # Above CHANNEL_GROUP_REFRESH, how often sockets and the doorbell
+                    # listener re-join their groups.
+                    "group_expiry": CHANNEL_GROUP_EXPIRY,
                     # Messages waiting per process before group_send drops more.
                     "capacity": env.int("CHANNEL_CAPACITY", default=1000),
                 },
@@ -211,6 +216,12 @@ if REDIS_URL:
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# Frames waiting for a slow WebSocket client before it is dropped with 4009
+# (it resumes from its cursor), and the bytes Daphne may buffer for one socket
+# before a send waits for the client to read (chatproject.daphne_compat).
+WS_SEND_QUEUE_MAX = env.int("WS_SEND_QUEUE_MAX", default=2000)
+WS_SEND_BUFFER_MAX = env.int("WS_SEND_BUFFER_MAX", default=256 * 1024)
 
 # --- Accounts and authentication ---------------------------------------------------
 

@@ -20,6 +20,7 @@ from urllib.parse import parse_qs
 import structlog
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
 
 from accounts.payloads import user_payload
 from accounts.realtime import user_group
@@ -41,8 +42,7 @@ RATE_BURST = 20.0
 FLOOD_STRIKES = 40
 FLOOD_WINDOW = 10.0
 # Frames waiting to be written to a slow client before it is dropped (4009)
-# to resume later, instead of letting server memory grow.
-SEND_QUEUE_MAX = 2000
+# to resume later, instead of letting server memory grow: settings.WS_SEND_QUEUE_MAX.
 # Events arriving while a resume replays from the database.
 HELD_MAX = 10_000
 
@@ -156,7 +156,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.closing = False
         self.held: list[Event] = []
         self.floor = 0  # the highest event id this socket has passed
-        self.outbox: asyncio.Queue[Outgoing | tuple[str, str] | None] = asyncio.Queue(maxsize=SEND_QUEUE_MAX)
+        self.outbox: asyncio.Queue[Outgoing | tuple[str, str] | None] = asyncio.Queue(
+            maxsize=settings.WS_SEND_QUEUE_MAX
+        )
         self.tokens = RATE_BURST
         self.tokens_at = time.monotonic()
         self.strikes: list[float] = []
@@ -181,6 +183,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.channel_layer.group_add(user_group(self.user_id), self.channel_name)
             for room_id in self.roles:
                 await self.channel_layer.group_add(room_group(room_id), self.channel_name)
+            if getattr(self.channel_layer, "group_expiry", None) is not None:
+                # The core layer forgets group members after group_expiry (pub/sub never does).
+                self.tasks.append(asyncio.get_running_loop().create_task(self._refresh_groups()))
 
         if bad_cursor:
             await self._send_now(
@@ -262,6 +267,22 @@ class ChatConsumer(AsyncWebsocketConsumer):
             logger.warning("presence: could not record a closed socket", exc_info=True)
         else:
             _spawn(self._announce_offline_later(list(self.roles)))
+
+    async def _refresh_groups(self) -> None:
+        """Re-join the user's and rooms' groups every CHANNEL_GROUP_REFRESH seconds (below group_expiry)."""
+        layer = self.channel_layer
+        assert layer is not None
+        while True:
+            await asyncio.sleep(float(settings.CHANNEL_GROUP_REFRESH))
+            try:
+                await layer.group_add(user_group(self.user_id), self.channel_name)
+                for room_id in list(self.roles):
+                    await layer.group_add(room_group(room_id), self.channel_name)
+                    if room_id not in self.roles:  # left meanwhile: undo
+                        await layer.group_discard(room_group(room_id), self.channel_name)
+            except Exception:
+                metrics.channel_layer_error("group_refresh")
+                logger.warning("channel layer: could not refresh the groups of a socket", exc_info=True)
 
     # --- Delivery from the pump ---------------------------------------------------------
 

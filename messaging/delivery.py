@@ -313,7 +313,7 @@ class EventPump:
         """Turn channel-layer doorbells from other processes into wake-ups.
 
         One channel for the life of the process, re-joined to the group every
-        DOORBELL_REJOIN seconds: a Redis restart forgets the core layer's
+        DOORBELL_REJOIN seconds (less if CHANNEL_GROUP_REFRESH is shorter): a Redis restart forgets the core layer's
         groups, and they expire. A channel given up after an error leaves the
         group first, or every later doorbell would pile up for it (bounded by
         the core layer's capacity, without bound under pub/sub).
@@ -322,6 +322,8 @@ class EventPump:
         if layer is None or _is_in_memory(layer):
             return  # one process: the local on_commit hook rings directly
         loop = asyncio.get_running_loop()
+        # Below the core layer's group_expiry (settings.CHANNEL_GROUP_REFRESH).
+        rejoin = min(DOORBELL_REJOIN, float(settings.CHANNEL_GROUP_REFRESH))
         channel: str | None = None
         joined_at = 0.0
         # Waited on without cancelling: the pub/sub layer unsubscribes a channel whose receive is cancelled.
@@ -337,12 +339,12 @@ class EventPump:
                         channel = await layer.new_channel()
                         await layer.group_add(DOORBELL_GROUP, channel)
                         joined_at = loop.time()
-                    elif loop.time() - joined_at > DOORBELL_REJOIN:
+                    elif loop.time() - joined_at > rejoin:
                         await layer.group_add(DOORBELL_GROUP, channel)
                         joined_at = loop.time()
                     if receiving is None:
                         receiving = asyncio.ensure_future(layer.receive(channel))
-                    done, _ = await asyncio.wait({receiving}, timeout=DOORBELL_REJOIN / 2)
+                    done, _ = await asyncio.wait({receiving}, timeout=rejoin / 2)
                     if not done:
                         continue
                     message, receiving = receiving.result(), None

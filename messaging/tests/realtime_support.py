@@ -456,8 +456,10 @@ class ChatClient:
         rate: float = 8.0,
         reconnect_window: float = 30.0,
         on_event: EventHook | None = None,
+        receive_buffer: int | None = None,
     ) -> None:
         self.name = name
+        self.receive_buffer = receive_buffer  # SO_RCVBUF in bytes: small for a client that stops reading
         self.account = account
         self.servers = list(servers)
         self.rate = rate
@@ -487,6 +489,8 @@ class ChatClient:
         self.server: Server | None = None
         self._ws: ClientConnection | None = None
         self._live = asyncio.Event()
+        self._reading = asyncio.Event()
+        self._reading.set()
         self._stopping = False
         self._hop_to: Server | None = None
         self._task: asyncio.Task[None] | None = None
@@ -544,6 +548,13 @@ class ChatClient:
         self._hop_to = to
         await self.start(within)
 
+    def pause_reading(self) -> None:
+        """Stop taking frames off the socket (a stuck client): the server's writes back up."""
+        self._reading.clear()
+
+    def resume_reading(self) -> None:
+        self._reading.set()
+
     @property
     def live(self) -> bool:
         return self._live.is_set()
@@ -590,6 +601,10 @@ class ChatClient:
         except ConnectionClosed:
             return
         self.transmissions[frame["client_id"]] += 1
+
+    async def resend_pending(self) -> None:
+        """Send every pending send again (same client_id), as a client does after an error frame."""
+        await self._resend_pending()
 
     async def _resend_pending(self) -> None:
         for frame in list(self.pending.values()):
@@ -647,6 +662,9 @@ class ChatClient:
             server = candidates[attempt % len(candidates)]
             url = server.ws_url if self.cursor is None else f"{server.ws_url}?last_event_id={self.cursor}"
             try:
+                extra: dict[str, Any] = {}
+                if self.receive_buffer is not None:
+                    extra["sock"] = await _small_buffer_socket(server, self.receive_buffer)
                 ws = await asyncio.wait_for(
                     connect(
                         url,
@@ -654,6 +672,7 @@ class ChatClient:
                         open_timeout=5,
                         close_timeout=1,
                         max_size=2**20,
+                        **extra,
                     ),
                     6,
                 )
@@ -676,6 +695,7 @@ class ChatClient:
         if not resuming:
             self._live.set()
         async for raw in ws:
+            await self._reading.wait()
             frame = json.loads(raw)
             kind = frame.get("type")
             if "event_id" in frame:
@@ -743,6 +763,19 @@ class ChatClient:
             self.other_frames["rate_limited"] += 1
             return
         self.errors.append(frame)
+
+
+async def _small_buffer_socket(server: Server, receive_buffer: int) -> socket.socket:
+    """A TCP socket to the server with a small receive buffer (set before connecting, so the window stays small)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+    sock.setblocking(False)
+    try:
+        await asyncio.wait_for(asyncio.get_running_loop().sock_connect(sock, (HOST, server.port)), 5)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 async def stop_all(clients: Iterable[ChatClient]) -> None:
