@@ -58,7 +58,10 @@ class _RedisPresence:
         loop_id = id(asyncio.get_running_loop())
         client = self.clients.get(loop_id)
         if client is None:
-            client = self.clients[loop_id] = self.redis_module.from_url(self.url)
+            # A blocking pool: redis-py's default raises once 100 connections are
+            # busy, and a reconnect storm then lost socket closes (users stuck "online").
+            pool = self.redis_module.BlockingConnectionPool.from_url(self.url, max_connections=500, timeout=10)
+            client = self.clients[loop_id] = self.redis_module.Redis(connection_pool=pool)
         return client
 
     @staticmethod
