@@ -15,15 +15,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import time
 import urllib.error
 import urllib.request
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -40,7 +37,6 @@ from messaging.tests.realtime_support import (
     has_all,
     live_database_url,
     sent_messages,
-    server_env,
     stop_all,
 )
 from messaging.tests.test_realtime_servers import all_confirmed, describe, register, run, typing_reaches_everyone
@@ -52,42 +48,6 @@ FAULT_SECONDS = float(os.environ.get("FAULT_SECONDS", "15"))
 
 # Figures measured by the tests, printed at the end of each (pytest -s shows them).
 figures: dict[str, Any] = {}
-
-
-def _pool(tmp_path: Path, redis_url: str, **extra: str) -> Iterator[ServerPool]:
-    prefix = f"ft{uuid.uuid4().hex[:12]}"
-    pool = ServerPool(
-        tmp_path, server_env(database_url=live_database_url(), redis_url=redis_url, channel_prefix=prefix, **extra)
-    )
-    try:
-        yield pool
-    finally:
-        pool.close()
-
-
-@pytest.fixture
-def pool(transactional_db: None, tmp_path: Path) -> Iterator[ServerPool]:
-    yield from _pool(tmp_path, os.environ["REDIS_URL"])
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[ThrowawayRedis]:
-    executable = shutil.which("redis-server")
-    if executable is None:
-        if os.environ.get("REQUIRE_SERVICES") == "1":
-            pytest.fail("redis-server is not on PATH")
-        pytest.skip("redis-server is not on PATH")
-    redis = ThrowawayRedis(tmp_path, executable)
-    redis.start()
-    try:
-        yield redis
-    finally:
-        redis.close()
-
-
-@pytest.fixture
-def pool_on_own_redis(transactional_db: None, tmp_path: Path, own_redis: ThrowawayRedis) -> Iterator[ServerPool]:
-    yield from _pool(tmp_path, own_redis.url)
 
 
 def raw_call(base: str, method: str, path: str, body: Any = None, token: str | None = None) -> tuple[int, bytes, str]:

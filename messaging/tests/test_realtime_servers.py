@@ -10,13 +10,10 @@ from rooms its user is not in, as the database says.
 from __future__ import annotations
 
 import asyncio
-import os
 import random
-import shutil
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -34,9 +31,7 @@ from messaging.tests.realtime_support import (
     expected_messages,
     has_all,
     http_status,
-    live_database_url,
     sent_messages,
-    server_env,
     stop_all,
 )
 
@@ -47,44 +42,6 @@ HOLD_SECONDS = 2.0
 # Longer than the event pump's poll interval (1 s): time enough for a late
 # or duplicated frame to show up before the oracle looks.
 SETTLE_SECONDS = 1.5
-
-
-def _pool(tmp_path: Path, redis_url: str) -> Iterator[ServerPool]:
-    prefix = f"rt{uuid.uuid4().hex[:12]}"
-    pool = ServerPool(
-        tmp_path, server_env(database_url=live_database_url(), redis_url=redis_url, channel_prefix=prefix)
-    )
-    try:
-        yield pool
-    finally:
-        pool.close()
-
-
-@pytest.fixture
-def pool(transactional_db: None, tmp_path: Path) -> Iterator[ServerPool]:
-    """Server processes on the shared Redis (REDIS_URL), killed after the test."""
-    yield from _pool(tmp_path, os.environ["REDIS_URL"])
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[ThrowawayRedis]:
-    """A private redis-server on a free port that the test may restart."""
-    executable = shutil.which("redis-server")
-    if executable is None:
-        if os.environ.get("REQUIRE_SERVICES") == "1":
-            pytest.fail("redis-server is not on PATH")
-        pytest.skip("redis-server is not on PATH")
-    redis = ThrowawayRedis(tmp_path, executable)
-    redis.start()
-    try:
-        yield redis
-    finally:
-        redis.close()
-
-
-@pytest.fixture
-def pool_on_own_redis(transactional_db: None, tmp_path: Path, own_redis: ThrowawayRedis) -> Iterator[ServerPool]:
-    yield from _pool(tmp_path, own_redis.url)
 
 
 def doorbell_layer(pool: ServerPool) -> Any:
