@@ -114,7 +114,7 @@ def _remove_membership(membership: Membership, *, actor: User | None, reason: st
     if was_owner and room.kind == Room.Kind.CHANNEL:
         _hand_over_ownership(room)
     if room.is_direct:
-        _rekey_direct_room(room)
+        _rekey_direct_room(room, refuse_clash=False)
     event = _member_event(type=Event.Type.MEMBER_LEFT, room=room, user=user, actor=actor, extra={"reason": reason})
     return event
 
@@ -134,7 +134,13 @@ def _hand_over_ownership(room: Room) -> None:
         heir.save(update_fields=["role"])
 
 
-def _rekey_direct_room(room: Room) -> None:
+def _rekey_direct_room(room: Room, *, refuse_clash: bool) -> None:
+    """Point a direct room's key at its current members.
+
+    If another live conversation already belongs to exactly these people,
+    adding someone is refused (`refuse_clash`); after a leave this room goes
+    unkeyed instead, so the other one stays findable.
+    """
     member_ids = set(room.memberships.values_list("user_id", flat=True))
     key = _direct_key(member_ids) if member_ids else None
     if (
@@ -143,7 +149,8 @@ def _rekey_direct_room(room: Room) -> None:
         .exclude(pk=room.pk)
         .exists()
     ):
-        # Another conversation already belongs to exactly these people; keep that one findable.
+        if refuse_clash:
+            raise Conflict("A conversation with exactly these people already exists.")
         key = None
     room.direct_key = key
     room.save(update_fields=["direct_key"])
@@ -243,22 +250,13 @@ def _membership_add(*, room: Room, user: User, actor: User) -> Membership:
     orphaned = room.kind == Room.Kind.CHANNEL and not room.memberships.filter(role=Role.OWNER).exists()
     membership = Membership.objects.create(room=room, user=user, role=Role.OWNER if orphaned else Role.MEMBER)
     if room.is_direct:
-        _rekey_direct_room_or_refuse(room)
+        _rekey_direct_room(room, refuse_clash=True)
     event = _member_event(
         type=Event.Type.MEMBER_JOINED, room=room, user=user, actor=actor, extra={"role": membership.role}
     )
     membership.joined_event_id = event.pk
     membership.save(update_fields=["joined_event_id"])
     return membership
-
-
-def _rekey_direct_room_or_refuse(room: Room) -> None:
-    member_ids = set(room.memberships.values_list("user_id", flat=True))
-    key = _direct_key(member_ids)
-    if Room.objects.filter(kind=Room.Kind.DIRECT, direct_key=key, deleted_at__isnull=True).exclude(pk=room.pk).exists():
-        raise Conflict("A conversation with exactly these people already exists.")
-    room.direct_key = key
-    room.save(update_fields=["direct_key"])
 
 
 @transaction.atomic
