@@ -1,4 +1,4 @@
-"""Load-test the whole server over real WebSockets, next to a bare ceiling server.
+"""Load-test the whole server over real WebSockets, next to a naive Channels app and a bare ceiling.
 
     .venv/bin/python bench/loadtest.py fanout --rates 20,50,100 --seconds 10 --out bench/results/fanout.json
     .venv/bin/python bench/loadtest.py idle --sockets 1000
@@ -17,10 +17,19 @@ otherwise the in-memory layer. Users, rooms and access tokens are made by
 one `manage.py shell -c` snippet calling the services, so rooms and
 memberships are the real thing.
 
-`--target both` (the default) runs the same scenario against this server
-and then against `bench/ceiling_server.py` (a bare `websockets` server, one
-Redis PUBLISH per message, one subscription with local fan-out; no Django,
-no database), so every figure has its ratio from the same run and machine.
+`--target all` (the default) runs the same scenario against this server,
+then against `bench/naive_channels` (the Channels tutorial design in
+Daphne: a consumer per socket, a channel-layer group per room, one
+`group_send` per message, nothing stored; RedisChannelLayer, or
+RedisPubSubChannelLayer with `--naive-layer pubsub`, under a fresh
+`naive-<run>` prefix), then against `bench/ceiling_server.py` (a bare
+`websockets` server, one Redis PUBLISH per message, one subscription with
+local fan-out; no Django, no database), so every figure has its ratios
+(ours/ceiling, ours/naive, naive/ceiling) from the same run and machine.
+`--target both` is ours and the ceiling; `ours`, `naive`, `ceiling` one
+alone. Both references trust a token naming the user and its rooms and
+replay `?last_event_id` from memory. A target that fails to run gets an
+n/a row with the reason, and the others still run.
 
 Scenarios (sizes are flags; every run is bounded by --seconds per phase, a
 drain of at most --drain-max seconds and --timeout overall):
@@ -56,7 +65,15 @@ this process (perf_counter). Server CPU is utime+stime of the server
 process from /proc, RSS its VmRSS; `db+redis CPU` adds the postgres and
 redis-server processes on the machine (whoever they serve). `gen CPU` is
 this process: near 100 % means the generator, not the server, was the
-limit.
+limit. `µs CPU/deliv` is the server's CPU over the phase by deliveries.
+
+The naive reference numbers messages in the order their `message.send`
+reached it, but two `group_send`s in flight at once can reach the sockets
+the other way round (the layer keeps no order between senders): `ooo`
+counts that. Its core layer drops silently at capacity (100), in two
+places: the process's Redis queue, where a message is dropped for every
+socket of the process, the sender's too (it shows as `unposted` and
+`undeliv`, not `lost`), and each consumer's own queue (`lost`).
 """
 
 from __future__ import annotations
@@ -153,9 +170,9 @@ def rss_bytes(pid: int) -> int:
     return 0
 
 
-def backing_cpu_seconds() -> float:
-    """Return the CPU seconds of every postgres and redis-server process on the machine."""
-    total = 0.0
+def backing_cpu_seconds() -> dict[int, float]:
+    """Return the CPU seconds of every postgres and redis-server process on the machine, by pid."""
+    found: dict[int, float] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -164,8 +181,14 @@ def backing_cpu_seconds() -> float:
         except OSError:
             continue
         if comm.startswith(("postgres", "redis-server")):
-            total += cpu_seconds(int(entry.name))
-    return total
+            found[int(entry.name)] = cpu_seconds(int(entry.name))
+    return found
+
+
+def backing_cpu_since(before: dict[int, float]) -> float:
+    """Return the CPU those processes used since `before`, per pid: a backend that exited in
+    between is left out (its last seconds are lost) instead of subtracting its whole life."""
+    return sum(seconds - before.get(pid, 0.0) for pid, seconds in backing_cpu_seconds().items())
 
 
 def free_port() -> int:
@@ -362,6 +385,16 @@ class OurServer(Target):
                 client.delete(key)
 
 
+def trusted_tokens(users: int, rooms: list[list[int]]) -> Seeded:
+    """Seed the ceiling and the naive reference: the token names the user and its rooms, and they trust it."""
+    of_user: list[list[int]] = [[] for _ in range(users)]
+    for room, members in enumerate(rooms, start=1):
+        for member in members:
+            of_user[member].append(room)
+    tokens = [f"{user + 1}:{','.join(map(str, joined))}" for user, joined in enumerate(of_user)]
+    return Seeded(tokens=tokens, rooms=list(range(1, len(rooms) + 1)))
+
+
 class CeilingServer(Target):
     """bench/ceiling_server.py: websockets + one Redis PUBLISH per message, no Django."""
 
@@ -373,13 +406,7 @@ class CeilingServer(Target):
         self.memberships: list[list[int]] = []
 
     def seed(self, users: int, rooms: list[list[int]]) -> Seeded:
-        # The token names the user and its rooms; the ceiling trusts it.
-        of_user: list[list[int]] = [[] for _ in range(users)]
-        for room, members in enumerate(rooms, start=1):
-            for member in members:
-                of_user[member].append(room)
-        tokens = [f"{user + 1}:{','.join(map(str, joined))}" for user, joined in enumerate(of_user)]
-        return Seeded(tokens=tokens, rooms=list(range(1, len(rooms) + 1)))
+        return trusted_tokens(users, rooms)
 
     def start(self) -> None:
         self.port = free_port()
@@ -397,6 +424,54 @@ class CeilingServer(Target):
             )
         self.pid = self.process.pid
         wait_for_port(self.port, self.process, self.log_path)
+
+
+class NaiveServer(Target):
+    """bench/naive_channels: the Channels tutorial design (a consumer per socket, a group per room) in Daphne."""
+
+    name = "naive"
+
+    def __init__(self, args: argparse.Namespace, run_id: str, workdir: Path) -> None:
+        self.redis_url = os.environ.get("REDIS_URL") or args.ceiling_redis
+        self.prefix = f"naive-{run_id}"
+        self.layer = args.naive_layer
+        self.log_path = workdir / "naive.log"
+        self.env = {key: value for key, value in os.environ.items() if not key.startswith(("PYTEST_", "CHAT_TEST_"))}
+        self.env.update(
+            DJANGO_SETTINGS_MODULE="naive_channels.settings",
+            NAIVE_REDIS_URL=self.redis_url,
+            NAIVE_LAYER=self.layer,
+            NAIVE_PREFIX=self.prefix,
+            PYTHONUNBUFFERED="1",
+        )
+
+    def seed(self, users: int, rooms: list[list[int]]) -> Seeded:
+        return trusted_tokens(users, rooms)
+
+    def start(self) -> None:
+        self.port = free_port()
+        command = [
+            sys.executable,
+            "-m",
+            "daphne",
+            "-e",
+            f"tcp:port={self.port}:interface={HOST}:backlog=1024",
+            "naive_channels.asgi:application",
+        ]
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(  # noqa: S603 (our own interpreter, fixed arguments)
+                pinned(command, 0), cwd=PROJECT_DIR / "bench", env=self.env, stdout=log, stderr=subprocess.STDOUT
+            )
+        self.pid = self.process.pid
+        wait_for_port(self.port, self.process, self.log_path)
+
+    def cleanup(self) -> None:
+        import redis
+
+        client = redis.Redis.from_url(self.redis_url)
+        with contextlib.suppress(Exception):
+            for key in client.scan_iter(match=f"{self.prefix}*", count=1000):
+                client.delete(key)
 
 
 # --- Clients and the tally ------------------------------------------------------------------------
@@ -684,7 +759,7 @@ class Meter:
             "server_cpu_s": round(cpu, 2),
             "server_cpu_pct": round(100 * cpu / wall, 1) if wall else 0.0,
             "server_rss_mib": round(rss_bytes(self.pid) / 2**20, 1),
-            "backing_cpu_s": round(backing_cpu_seconds() - self.backing, 2),
+            "backing_cpu_s": round(backing_cpu_since(self.backing), 2),
             "generator_cpu_pct": round(100 * (time.process_time() - self.own) / wall, 1) if wall else 0.0,
         }
 
@@ -849,13 +924,14 @@ async def run_rate(
         sent, lag = await send_open_loop(slots, tally, rate=rate, seconds=args.seconds, tag=tag)
         send_wall = time.perf_counter() - tally.first_send
         await drain(tally, lambda: tally.expected(members_of), idle=args.drain_idle, most=args.drain_max)
+    result = {**delivery_result(clients, tally, members_of), **meter.read()}
     return {
         "rate": rate,
         "senders": len(slots),
         "sent_per_s": round(sent / send_wall, 1),
         "send_lag_max_ms": round(lag * 1000, 1),
-        **delivery_result(clients, tally, members_of),
-        **meter.read(),
+        **result,
+        "cpu_us_per_delivery": round(result["server_cpu_s"] * 1e6 / max(1, result["delivered"]), 1),
     }
 
 
@@ -955,6 +1031,7 @@ COLUMNS = {
         ("out_of_order", "ooo"),
         ("refused", "refused"),
         ("server_cpu_pct", "CPU %"),
+        ("cpu_us_per_delivery", "µs CPU/deliv"),
         ("backing_cpu_s", "db+redis CPU s"),
         ("generator_cpu_pct", "gen CPU %"),
         ("server_rss_mib", "RSS MiB"),
@@ -980,35 +1057,83 @@ COLUMNS = {
 
 
 def table(rows: Sequence[dict[str, Any]], scenario: str) -> str:
+    """Return the rows as a text table (rate by rate, targets side by side), then the ratio lines."""
     columns = COLUMNS["idle" if scenario == "idle" else "storm" if scenario == "storm" else "rate"]
+    order = list(TARGETS["all"])
+    rows = sorted(rows, key=lambda row: (row.get("rate") or 0, order.index(row["target"])))
     header = [title for _, title in columns]
-    body = [["" if row.get(key) is None else str(row.get(key, "")) for key, _ in columns] for row in rows]
+    body = [
+        [row["target"], *(["n/a"] * (len(columns) - 1))]
+        if "error" in row
+        else ["" if row.get(key) is None else str(row.get(key, "")) for key, _ in columns]
+        for row in rows
+    ]
     widths = [max(len(cell) for cell in column) for column in zip(header, *body, strict=True)]
     lines = ["  ".join(cell.rjust(width) for cell, width in zip(line, widths, strict=True)) for line in [header, *body]]
     lines.insert(1, "  ".join("-" * width for width in widths))
-    if scenario in ("fanout", "rooms"):
+    lines.extend(f"{row['target']}: n/a, {row['error']}" for row in rows if "error" in row)
+    found = ratios(rows, scenario)
+    if found:
         lines.append("")
-        lines.extend(ratios(rows))
+        lines.extend(ratio_line(entry) for entry in found)
     return "\n".join(lines)
 
 
-def ratios(rows: Sequence[dict[str, Any]]) -> list[str]:
-    """Return ours/ceiling lines for each rate both targets ran."""
+# Per scenario, the figures compared as ratios (key in a result row, label); all are "lower is better"
+# except deliveries per second.
+RATIO_FIGURES: dict[str, list[tuple[str, str]]] = {
+    "rate": [
+        ("p50_ms", "p50"),
+        ("p99_ms", "p99"),
+        ("cpu_us_per_delivery", "CPU µs/delivery"),
+        ("deliveries_per_s", "deliveries/s"),
+    ],
+    "idle": [("connect_p99_ms", "connect p99"), ("rss_per_socket_kib", "KiB/socket")],
+    "storm": [
+        ("caught_up_s_all", "all caught up s"),
+        ("reconnect_p99_ms", "reconnect p99 ms"),
+        ("server_cpu_s", "CPU s"),
+    ],
+}
+# ours against each reference, and the tutorial design against the ceiling.
+RATIO_PAIRS = (("ours", "ceiling"), ("ours", "naive"), ("naive", "ceiling"))
+
+
+def ratios(rows: Sequence[dict[str, Any]], scenario: str) -> list[dict[str, Any]]:
+    """Return, per rate (fanout, rooms) or per run (idle, storm), each figure as [a, b, a / b] for every pair that ran.
+
+    A figure either side lacks (a target that failed, or a storm client that never caught
+    up) gives None, shown as n/a: a ratio is only made of two measured figures.
+    """
+    kind = "idle" if scenario == "idle" else "storm" if scenario == "storm" else "rate"
+    by_target: dict[str, dict[Any, dict[str, Any]]] = {}
+    for row in rows:
+        if "error" not in row:
+            by_target.setdefault(row["target"], {})[row.get("rate") if kind == "rate" else None] = row
     out = []
-    ours = {row["rate"]: row for row in rows if row["target"] == "ours"}
-    ceiling = {row["rate"]: row for row in rows if row["target"] == "ceiling"}
-    for rate in sorted(set(ours) & set(ceiling)):
-        a, b = ours[rate], ceiling[rate]
-
-        def per_delivery(row: dict[str, Any]) -> float:
-            return row["server_cpu_s"] * 1e6 / max(1, row["delivered"])
-
-        out.append(
-            f"rate {rate:g}: ours/ceiling  p99 ×{a['p99_ms'] / max(b['p99_ms'], 0.1):.1f}  "
-            f"CPU per delivery {per_delivery(a):.0f} µs vs {per_delivery(b):.0f} µs "
-            f"(×{per_delivery(a) / max(per_delivery(b), 0.01):.1f})"
-        )
+    for first, second in RATIO_PAIRS:
+        a_rows, b_rows = by_target.get(first, {}), by_target.get(second, {})
+        for key in sorted(set(a_rows) & set(b_rows), key=lambda key: key or 0):
+            a, b = a_rows[key], b_rows[key]
+            entry: dict[str, Any] = {"pair": f"{first}/{second}"}
+            if kind == "rate":
+                entry["rate"] = key
+            for figure, _ in RATIO_FIGURES[kind]:
+                x, y = a.get(figure), b.get(figure)
+                entry[figure] = [x, y, None if x is None or y is None else round(x / max(y, 0.01), 2)]
+            out.append(entry)
     return out
+
+
+def ratio_line(entry: dict[str, Any]) -> str:
+    kind = "rate" if "rate" in entry else "storm" if "caught_up_s_all" in entry else "idle"
+    parts = []
+    for figure, label in RATIO_FIGURES[kind]:
+        x, y, ratio = entry[figure]
+        shown = "n/a" if ratio is None else f"×{ratio:g}"
+        parts.append(f"{label} {x if x is not None else 'n/a'} vs {y if y is not None else 'n/a'} ({shown})")
+    where = f"rate {entry['rate']:g}: " if kind == "rate" else ""
+    return f"{where}{entry['pair']:<13}  " + "  ".join(parts)
 
 
 def machine() -> dict[str, Any]:
@@ -1029,6 +1154,15 @@ def machine() -> dict[str, Any]:
 
 # --- Main ----------------------------------------------------------------------------------------------
 
+# Run in this order, so a table reads ours, then the Channels tutorial design, then the bare ceiling.
+TARGETS: dict[str, tuple[str, ...]] = {
+    "all": ("ours", "naive", "ceiling"),
+    "both": ("ours", "ceiling"),
+    "ours": ("ours",),
+    "naive": ("naive",),
+    "ceiling": ("ceiling",),
+}
+
 DEFAULTS: dict[str, dict[str, Any]] = {
     "idle": {"sockets": 1000, "seconds": 5.0},
     "fanout": {"members": 200, "rates": "20,50,100", "seconds": 10.0},
@@ -1040,7 +1174,15 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("scenario", choices=sorted(DEFAULTS))
-    parser.add_argument("--target", choices=("ours", "ceiling", "both"), default="both")
+    parser.add_argument(
+        "--target", choices=tuple(TARGETS), default="all", help="servers to run in turn (both = ours and ceiling)"
+    )
+    parser.add_argument(
+        "--naive-layer",
+        choices=("core", "pubsub"),
+        default="core",
+        help="the naive reference's channel layer: RedisChannelLayer (the tutorial's) or RedisPubSubChannelLayer",
+    )
     parser.add_argument("--sockets", type=int, help="idle: sockets; storm: clients that drop (default 1000 / 500)")
     parser.add_argument("--members", type=int, help="members per room (fanout 200, rooms and storm 5)")
     parser.add_argument("--room-count", type=int, default=100, help="rooms: how many rooms")
@@ -1056,7 +1198,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=900.0, help="give up on the whole run after this long")
     parser.add_argument("--db-name", default="chatbench", help="database on DATABASE_URL's server (made if missing)")
     parser.add_argument(
-        "--ceiling-redis", default="redis://127.0.0.1:6379/0", help="the ceiling's Redis without REDIS_URL"
+        "--ceiling-redis",
+        default="redis://127.0.0.1:6379/0",
+        help="the Redis of the ceiling and the naive reference without REDIS_URL",
     )
     parser.add_argument("--profile", type=float, default=0.0, help="record py-spy for this many s of our server's run")
     parser.add_argument("--profile-format", choices=("flamegraph", "raw"), default="flamegraph")
@@ -1097,13 +1241,13 @@ async def run_target(args: argparse.Namespace, target: Target, plan: Plan) -> li
     started = time.perf_counter()
     seeded = await asyncio.to_thread(target.seed, plan.users, plan.rooms)
     print(f"   seeded in {time.perf_counter() - started:.1f} s; starting the server", file=sys.stderr)
-    await asyncio.to_thread(target.start)
     profile: list[subprocess.Popen[bytes] | None] = [None]
 
     def profile_now() -> None:
         profile[0] = start_profile(args, target)
 
     try:
+        await asyncio.to_thread(target.start)
         return await run_scenario(args, target, plan, seeded, profile_now)
     finally:
         if profile[0] is not None:
@@ -1112,27 +1256,48 @@ async def run_target(args: argparse.Namespace, target: Target, plan: Plan) -> li
         target.stop()
 
 
+async def run_named_target(
+    args: argparse.Namespace, name: str, run_id: str, workdir: Path, plan: Plan, meta: dict[str, Any]
+) -> list[dict[str, Any]]:
+    if name == "ours":
+        ours = OurServer(args, run_id, workdir)
+        meta["ours"] = {"database": ours.database, "redis": ours.redis, "log": str(ours.log_path)}
+        print(f"== ours: preparing the {ours.database} database", file=sys.stderr)
+        await asyncio.to_thread(ours.prepare_database)
+        try:
+            return await run_target(args, ours, plan)
+        finally:
+            ours.cleanup()
+    if name == "naive":
+        naive = NaiveServer(args, run_id, workdir)
+        meta["naive"] = {"layer": naive.layer, "redis": naive.redis_url, "log": str(naive.log_path)}
+        try:
+            rows = await run_target(args, naive, plan)
+        finally:
+            naive.cleanup()
+        return [{**row, "naive_layer": naive.layer} for row in rows]
+    ceiling = CeilingServer(args, workdir)
+    meta["ceiling"] = {"redis": ceiling.redis_url, "log": str(ceiling.log_path)}
+    return await run_target(args, ceiling, plan)
+
+
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     run_id = uuid.uuid4().hex[:8]
     workdir = Path(tempfile.mkdtemp(prefix=f"loadtest-{run_id}-"))
     plan = plan_for(args)
     rows: list[dict[str, Any]] = []
-    names = ["ours", "ceiling"] if args.target == "both" else [args.target]
     meta: dict[str, Any] = {"run": run_id, "args": {k: str(v) for k, v in vars(args).items()}, "machine": machine()}
-    for name in names:
-        if name == "ours":
-            ours = OurServer(args, run_id, workdir)
-            meta["ours"] = {"database": ours.database, "redis": ours.redis, "log": str(ours.log_path)}
-            print(f"== ours: preparing the {ours.database} database", file=sys.stderr)
-            await asyncio.to_thread(ours.prepare_database)
-            try:
-                rows += await run_target(args, ours, plan)
-            finally:
-                ours.cleanup()
-        else:
-            rows += await run_target(args, CeilingServer(args, workdir), plan)
+    for name in TARGETS[args.target]:
+        # One target failing (a server that would not start, a scenario it cannot do)
+        # leaves the others' figures: its row says n/a and why.
+        try:
+            rows += await run_named_target(args, name, run_id, workdir, plan, meta)
+        except Exception as error:
+            reason = f"{type(error).__name__}: {error}"[:500]
+            print(f"== {name} failed: {reason}", file=sys.stderr)
+            rows.append({"target": name, "scenario": args.scenario, "error": reason})
     meta["machine"]["load_average_after"] = [round(value, 2) for value in os.getloadavg()]
-    return {"meta": meta, "results": rows}
+    return {"meta": meta, "results": rows, "ratios": ratios(rows, args.scenario)}
 
 
 def main(argv: Sequence[str] | None = None) -> None:
