@@ -168,3 +168,11 @@ def _fresh_rate_limits(settings):  # type: ignore[no-untyped-def]
     import uuid
 
     settings.RATELIMIT_CACHE_PREFIX = f"rl:{uuid.uuid4().hex[:12]}:"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_membership_cache(settings):  # type: ignore[no-untyped-def]
+    """Give every test membership-cache keys of its own: ids repeat between tests, memberships do not."""
+    import uuid
+
+    settings.MEMBERSHIP_CACHE_PREFIX = f"member:{uuid.uuid4().hex[:12]}:"

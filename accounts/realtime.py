@@ -21,6 +21,7 @@ def notify_user_sockets(user_id: int, message: dict[str, Any]) -> None:
     if layer is None:
         return
     try:
-        async_to_sync(layer.group_send)(user_group(user_id), message)
+        # The user's id travels along: each process's relay finds that user's sockets by it.
+        async_to_sync(layer.group_send)(user_group(user_id), {**message, "user": user_id})
     except Exception:
         logger.warning("could not reach the sockets of user %s", user_id, exc_info=True)

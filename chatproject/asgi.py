@@ -1,6 +1,8 @@
 """ASGI entry point: HTTP through Django, WebSockets at /ws/ through Channels."""
 
+import asyncio
 import os
+from typing import Any
 
 from django.core.asgi import get_asgi_application
 
@@ -14,21 +16,30 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from chatproject.daphne_compat import (  # noqa: E402
     allow_protocol_close_codes,
     close_sockets_on_shutdown,
+    expose_protocol,
     wait_for_slow_sockets,
 )
 from chatproject.logs import ConnectionLogContext  # noqa: E402
 from chatproject.sentry import wrap_websocket  # noqa: E402
 from chatproject.wsauth import websocket_gate  # noqa: E402
+from messaging.delivery import doorbell  # noqa: E402
 from messaging.routing import websocket_urlpatterns  # noqa: E402
 
 allow_protocol_close_codes()
 close_sockets_on_shutdown()
 wait_for_slow_sockets()
+expose_protocol()
 
-application = ProtocolTypeRouter(
+router = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
         # Outermost: a request id for every log line of the connection, then Sentry (when on).
         "websocket": ConnectionLogContext(wrap_websocket(websocket_gate(URLRouter(websocket_urlpatterns)))),
     }
 )
+
+
+async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    # Doorbells go out from this loop, so a committing thread never waits for them.
+    doorbell.bind(asyncio.get_running_loop())
+    await router(scope, receive, send)

@@ -15,6 +15,12 @@ so a client that stops reading grew server memory without bound and the
 consumer's send queue (and its 4009) never filled. `wait_for_slow_sockets`
 makes a WebSocket send wait while more than settings.WS_SEND_BUFFER_MAX bytes
 are buffered for that socket: the consumer's outbox then fills and drops it.
+
+The event pump writes one event to hundreds of sockets. Through the ASGI
+`send` each write is a coroutine, a Daphne dispatch, and autobahn framing
+the same text again; `expose_protocol` puts Daphne's protocol object in the
+scope so that `SocketWriter` can write a frame prepared once for all of them
+straight to the socket's transport (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -134,3 +140,101 @@ def wait_for_slow_sockets() -> None:
 
     Server.handle_reply = handle_reply
     Server._chat_backpressure_patched = True
+
+
+SCOPE_PROTOCOL_KEY = "chat.daphne_protocol"
+
+
+def expose_protocol() -> None:
+    """Put each WebSocket's Daphne protocol object in its scope (as SCOPE_PROTOCOL_KEY)."""
+    try:
+        from daphne.server import Server
+        from daphne.ws_protocol import WebSocketProtocol
+    except ImportError:
+        return
+    if getattr(Server, "_chat_expose_patched", False):
+        return
+    original = Server.create_application
+
+    def create_application(self: Any, protocol: Any, scope: dict[str, Any]) -> Any:
+        if isinstance(protocol, WebSocketProtocol):
+            scope[SCOPE_PROTOCOL_KEY] = protocol
+        return original(self, protocol, scope)
+
+    Server.create_application = create_application
+    Server._chat_expose_patched = True
+
+
+class SocketWriter:
+    """Writes frames prepared once (autobahn `PreparedMessage`) straight to one socket's transport."""
+
+    __slots__ = ("factory", "limit", "protocol", "socket", "transport")
+
+    def __init__(self, protocol: Any, limit: int) -> None:
+        self.protocol = protocol
+        self.factory = protocol.factory
+        self.limit = limit
+        self.transport = protocol.transport
+        self.socket = _plain_socket(self.transport)
+
+    def ready(self) -> bool:
+        """Whether a frame may go out now: the socket is open, uncompressed, and not backed up."""
+        protocol = self.protocol
+        return (
+            protocol.state == protocol.STATE_OPEN
+            and protocol._perMessageCompress is None
+            and not protocol.send_queue
+            and _buffered_bytes(protocol) <= self.limit
+        )
+
+    def write(self, prepared: Any) -> None:
+        data = prepared.payloadHybi
+        transport = self.transport
+        # Twisted's write only buffers, then registers the socket for writing and
+        # unregisters it once sent: two epoll calls a frame, a third of the pump's
+        # time in the profile. A socket with nothing buffered can take the frame now.
+        sock = self.socket
+        if (
+            sock is not None
+            and transport.connected
+            and not transport.disconnecting
+            and len(transport.dataBuffer) == transport.offset
+            and not transport._tempDataLen
+        ):
+            try:
+                sent = sock.send(data)
+            except OSError:
+                sent = 0  # would block, or broken: Twisted's own write path sees to it
+            if sent == len(data):
+                return
+            data = data[sent:]
+        transport.write(data)
+
+    async def drained(self) -> None:
+        """Return once the socket's buffer is under the limit again (or it closed)."""
+        protocol = self.protocol
+        delay = 0.0
+        while protocol.state == protocol.STATE_OPEN and _buffered_bytes(protocol) > self.limit:
+            await asyncio.sleep(delay)
+            delay = min(SLOW_SOCKET_POLL, delay * 2 or 0.001)
+
+
+def _plain_socket(transport: Any) -> Any:
+    """Return the socket of a plain TCP transport (None under TLS, or for anything else)."""
+    try:
+        from twisted.internet.tcp import Connection
+    except ImportError:
+        return None
+    if isinstance(transport, Connection) and not getattr(transport, "TLS", False):
+        return transport.socket
+    return None
+
+
+def socket_writer(scope: dict[str, Any]) -> SocketWriter | None:
+    """Return a direct writer for this WebSocket, or None when not served by Daphne (tests)."""
+    protocol = scope.get(SCOPE_PROTOCOL_KEY)
+    if protocol is None:
+        return None
+    from django.conf import settings
+
+    return SocketWriter(protocol, int(settings.WS_SEND_BUFFER_MAX))

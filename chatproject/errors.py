@@ -6,6 +6,7 @@ turn the same failure into an `error` frame with the same meaning.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -14,6 +15,8 @@ from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
+
+from chatproject.dbretry import is_database_unavailable
 
 
 class ServiceError(Exception):
@@ -64,10 +67,21 @@ def error_body(detail: str | dict[str, Any]) -> dict[str, Any]:
     return {"detail": detail}
 
 
+DATABASE_UNAVAILABLE = "The database is unavailable; try again shortly."
+
+
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """Render service errors like DRF's own, and never let one become a 500."""
     if isinstance(exc, ServiceError):
         return Response(error_body(exc.detail), status=exc.http_status)
+    if is_database_unavailable(exc):
+        # A lost connection that could not be retried safely, or none to be had
+        # in time (a restart): the client may try again, with the same client_id.
+        response = Response(
+            {"detail": DATABASE_UNAVAILABLE}, status=status.HTTP_503_SERVICE_UNAVAILABLE, headers={"Retry-After": "1"}
+        )
+        response.database_error = exc  # type: ignore[attr-defined]  # for chatproject.dbretry's retry of the view
+        return response
     if isinstance(exc, Http404):
         exc = exceptions.NotFound("Not found.")
     elif isinstance(exc, DjangoPermissionDenied):
@@ -83,7 +97,10 @@ def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpR
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
-    """JSON under /api/, so API clients always get a body they can parse."""
+    """JSON under /api/, so API clients always get a body they can parse; 503 when the database is away."""
+    error = sys.exception()  # Django calls this while handling the exception
+    if error is not None and is_database_unavailable(error):
+        return JsonResponse({"detail": DATABASE_UNAVAILABLE}, status=503, headers={"Retry-After": "1"})
     if request.path.startswith("/api/"):
         return JsonResponse({"detail": "Internal server error."}, status=500)
     return defaults.server_error(request)

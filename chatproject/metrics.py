@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import hmac
 import ipaddress
+import logging
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -68,7 +69,7 @@ SOCKETS_DROPPED = Counter(
 )
 DELIVERY_LATENCY = Histogram(
     "chat_delivery_latency_seconds",
-    "From an event's insert (just before its commit) to its frame being written to a socket.",
+    "From an event's insert (just before its commit) to its frames being written to a process's sockets.",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
 )
 
@@ -80,6 +81,17 @@ EVENTS = Counter(
 MESSAGES_POSTED = Counter("chat_messages_posted_total", "Messages posted (committed message.new events).")
 CHANNEL_LAYER_ERRORS = Counter(
     "chat_channel_layer_errors_total", "Channel-layer operations that failed, by operation.", ["operation"]
+)
+CHANNEL_LAYER_DROPPED = Counter(
+    "chat_channel_layer_dropped_total",
+    "Group messages the core channel layer dropped because a receiving process's channel was full"
+    " (CHANNEL_CAPACITY), counted by the sending process, by group kind (doorbell, room, user).",
+    ["group"],
+)
+EVENTS_FOUND_BY_POLL = Counter(
+    "chat_events_found_by_poll_total",
+    "Events the event pump delivered from its periodic poll, no doorbell having woken it:"
+    " their doorbells were lost (Redis away, an expired group) or late.",
 )
 
 # --- HTTP ---------------------------------------------------------------------------------------------
@@ -115,6 +127,8 @@ for _outcome in ("replayed", "resync"):
     RESUMES.labels(_outcome)
 for _operation in ("doorbell_send", "doorbell_receive", "group_add", "group_discard"):
     CHANNEL_LAYER_ERRORS.labels(_operation)
+for _group in ("doorbell", "room", "user", "other"):
+    CHANNEL_LAYER_DROPPED.labels(_group)
 for _type in ("message.send", "read", "typing", "ping", "other"):
     FRAMES_RECEIVED.labels(_type)
 
@@ -154,9 +168,13 @@ def frame_sent(frame_type: str) -> None:
     _child(_sent_by_type, FRAMES_SENT, frame_type).inc()
 
 
-def event_frame_sent(frame_type: str, created_at: datetime | None) -> None:
-    """Count a live event frame written to a socket, and how long after its event's insert."""
-    _child(_sent_by_type, FRAMES_SENT, frame_type).inc()
+def frames_sent(frame_type: str, count: int) -> None:
+    _child(_sent_by_type, FRAMES_SENT, frame_type).inc(count)
+
+
+def event_frames_sent(frame_type: str, count: int, created_at: datetime | None) -> None:
+    """Count one event's live frames written to sockets, and (given `created_at`) how long after its insert."""
+    _child(_sent_by_type, FRAMES_SENT, frame_type).inc(count)
     if created_at is not None:
         # Clocks of two replicas may differ by a little: never observe a negative latency.
         DELIVERY_LATENCY.observe(max(0.0, time.time() - created_at.timestamp()))
@@ -182,6 +200,51 @@ def channel_layer_error(operation: str) -> None:
     CHANNEL_LAYER_ERRORS.labels(operation).inc()
 
 
+def events_found_by_poll(count: int) -> None:
+    EVENTS_FOUND_BY_POLL.inc(count)
+
+
+# channels_redis reports group_send drops only as this INFO line of its own logger.
+_OVER_CAPACITY_LINE = "%s of %s channels over capacity in group %s"
+
+
+def _group_kind(group: object) -> str:
+    name = str(group)
+    if name == "events.doorbell":
+        return "doorbell"
+    kind = name.partition(".")[0]
+    return kind if kind in ("room", "user") else "other"
+
+
+class ChannelLayerDropCounter(logging.Filter):
+    """Count the channel layer's "over capacity" reports; let records through at `passes` and above.
+
+    The channels_redis logger is set to INFO so the report always happens;
+    `passes` is the level it logged at before, so its output stays as configured.
+    """
+
+    def __init__(self, passes: int) -> None:
+        super().__init__()
+        self.passes = passes
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if record.msg == _OVER_CAPACITY_LINE and isinstance(args, tuple) and len(args) == 3:
+            dropped, _members, group = args
+            if isinstance(dropped, int) and dropped > 0:
+                CHANNEL_LAYER_DROPPED.labels(_group_kind(group)).inc(dropped)
+        return record.levelno >= self.passes
+
+
+def _count_channel_layer_drops() -> None:
+    channel_logger = logging.getLogger("channels_redis.core")
+    if any(isinstance(existing, ChannelLayerDropCounter) for existing in channel_logger.filters):
+        return
+    channel_logger.addFilter(ChannelLayerDropCounter(channel_logger.getEffectiveLevel()))
+    if channel_logger.getEffectiveLevel() > logging.INFO:
+        channel_logger.setLevel(logging.INFO)
+
+
 def event_committed(event: Event) -> None:
     """Count a committed event (a `rooms.realtime` subscriber)."""
     EVENTS.labels(event.type).inc()
@@ -190,13 +253,14 @@ def event_committed(event: Event) -> None:
 
 
 def install() -> None:
-    """Count every committed event from now on."""
+    """Count every committed event, and every message the channel layer drops, from now on."""
     from rooms import realtime
     from rooms.models import Event
 
     for event_type in Event.Type.values:
         EVENTS.labels(event_type)
     realtime.subscribe(event_committed)
+    _count_channel_layer_drops()
 
 
 # --- The database pool ---------------------------------------------------------------------------------

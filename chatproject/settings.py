@@ -94,6 +94,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last: it calls the view, and again if its database connection was lost and that is safe.
+    "chatproject.dbretry.DatabaseRetryMiddleware",
 ]
 
 ROOT_URLCONF = "chatproject.urls"
@@ -119,6 +121,8 @@ TEMPLATES = [
 # --- Database ------------------------------------------------------------------
 
 if env.str("DATABASE_URL", default=""):
+    from chatproject.dbretry import check_pooled_connection
+
     _db = env.db_url("DATABASE_URL")
     if _db["ENGINE"] != "django.db.backends.postgresql":
         raise ImproperlyConfigured("DATABASE_URL must be a postgres:// URL (or unset for SQLite).")
@@ -129,6 +133,9 @@ if env.str("DATABASE_URL", default=""):
             "min_size": env.int("DATABASE_POOL_MIN", default=2),
             "max_size": env.int("DATABASE_POOL_MAX", default=20),
             "timeout": env.float("DATABASE_POOL_TIMEOUT", default=10.0),
+            # A connection that died while idle (killed, server restarted) is
+            # replaced before use, for one poll() per checkout (chatproject.dbretry).
+            "check": check_pooled_connection,
         }
     }
     _db["CONN_MAX_AGE"] = 0
@@ -155,6 +162,14 @@ else:
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# Worker threads for the database calls of consumers and the event pump
+# (chatproject.db): each holds a pool connection only while it runs a call,
+# so keep it below DATABASE_POOL_MAX, leaving room for HTTP requests. 0 runs
+# them all on one thread, as SQLite needs (one writer at a time).
+DB_WORKER_THREADS = env.int(
+    "DB_WORKER_THREADS", default=8 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" else 0
+)
+
 # --- Redis: channel layer and cache ----------------------------------------------
 
 REDIS_URL = env.str("REDIS_URL", default="")
@@ -166,9 +181,9 @@ CHANNEL_PREFIX = env.str("CHANNEL_PREFIX", default="chat")
 # group (docs/performance.md).
 CHANNEL_LAYER = env.str("CHANNEL_LAYER", default="pubsub")
 # The core layer drops a channel from a group CHANNEL_GROUP_EXPIRY seconds
-# after it joined (and forgets every group when Redis restarts): sockets and
-# the doorbell listener re-join their groups every CHANNEL_GROUP_REFRESH
-# seconds, which must stay below the expiry (check chat.E001).
+# after it joined (and forgets every group when Redis restarts): each
+# process's channel (messaging.relay) re-joins its groups every
+# CHANNEL_GROUP_REFRESH seconds, which must stay below the expiry (check chat.E001).
 CHANNEL_GROUP_EXPIRY = env.int("CHANNEL_GROUP_EXPIRY", default=86400)
 CHANNEL_GROUP_REFRESH = env.float("CHANNEL_GROUP_REFRESH", default=min(60.0, CHANNEL_GROUP_EXPIRY / 2))
 
@@ -196,8 +211,8 @@ if REDIS_URL:
                     # closed with 1011) and could drop a message popped at that moment.
                     "hosts": [{**_redis_host, "socket_timeout": 15}],
                     "prefix": CHANNEL_PREFIX,
-                    # Above CHANNEL_GROUP_REFRESH, how often sockets and the doorbell
-                    # listener re-join their groups.
+                    # Above CHANNEL_GROUP_REFRESH, how often each process's channel
+                    # re-joins its groups.
                     "group_expiry": CHANNEL_GROUP_EXPIRY,
                     # Messages waiting per process before group_send drops more.
                     "capacity": env.int("CHANNEL_CAPACITY", default=1000),
@@ -208,7 +223,8 @@ if REDIS_URL:
         raise ImproperlyConfigured(f"CHANNEL_LAYER must be 'pubsub' or 'core', not {CHANNEL_LAYER!r}.")
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            # One Redis connection pool per process (chatproject.cache), not one per request.
+            "BACKEND": "chatproject.cache.SharedPoolRedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env.str("CACHE_PREFIX", default="chat"),
         }
@@ -371,6 +387,8 @@ if env.bool("TLS_PROXY", default=not DEBUG):
 RATELIMIT_ENABLE = env.bool("RATELIMIT_ENABLE", default=True)
 RATELIMIT_USE_CACHE = "default"
 RATELIMIT_CACHE_PREFIX = "rl:"
+# Keys of the posting check's membership cache (rooms.membership_cache).
+MEMBERSHIP_CACHE_PREFIX = "member:"
 # django-ratelimit rates ("count/period", period like 30s, 5m, 1h) per address and per username.
 AUTH_RATE_LIMITS = {
     "register": {"ip": "30/h", "username": "10/h"},

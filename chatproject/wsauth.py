@@ -11,7 +11,6 @@ from urllib.parse import urlsplit
 
 import structlog
 from channels.auth import AuthMiddlewareStack
-from channels.db import database_sync_to_async
 from channels.middleware import BaseMiddleware
 from channels.security.websocket import WebsocketDenier
 from django.conf import settings
@@ -21,6 +20,7 @@ from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.exceptions import AuthenticationFailed, InvalidToken, TokenError
 
 from chatproject import metrics
+from chatproject.db import run_db
 
 log = structlog.get_logger(__name__)
 
@@ -90,7 +90,7 @@ class BearerTokenMiddleware(BaseMiddleware):
         if authorization is not None:
             kind, _, raw_token = authorization.partition(" ")
             if kind.lower() == "bearer" and raw_token.strip():
-                user, expires_at = await database_sync_to_async(_user_for_token)(raw_token.strip())
+                user, expires_at = await run_db(_user_for_token, raw_token.strip())
             else:
                 user, expires_at = AnonymousUser(), None
             scope = {**scope, "user": user, "token_expires_at": expires_at}

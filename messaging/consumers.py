@@ -9,24 +9,25 @@ functions the REST API calls.
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import logging
 import time
 import uuid
-from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any
 from urllib.parse import parse_qs
 
 import structlog
-from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from accounts.payloads import user_payload
-from accounts.realtime import user_group
-from chatproject import metrics
+from chatproject import dbretry, metrics
+from chatproject.daphne_compat import socket_writer
+from chatproject.db import run_db
+from chatproject.dbretry import is_database_unavailable
 from chatproject.errors import NotFound, ServiceError
-from messaging import delivery, services
+from messaging import delivery, relay, services
 from rooms import presence
 from rooms import services as room_services
 from rooms.models import Event, Room
@@ -69,18 +70,6 @@ def _spawn(coroutine: Any) -> asyncio.Task[Any]:
     return task
 
 
-class Outgoing(NamedTuple):
-    """An encoded event frame waiting in a socket's outbox, with what its metrics need."""
-
-    text: str
-    frame_type: str
-    created_at: datetime | None
-
-
-def room_group(room_id: int) -> str:
-    return f"room.{room_id}"
-
-
 class FrameError(Exception):
     """A client frame is refused; becomes an `error` frame."""
 
@@ -99,6 +88,13 @@ def _int_field(frame: dict[str, Any], name: str, *, required: bool = True) -> in
         return None
     if not isinstance(value, int) or isinstance(value, bool) or not 0 < value < 2**63:
         raise FrameError("bad_request", f"'{name}' must be a positive integer id.")
+    return value
+
+
+def _id_field(frame: dict[str, Any], name: str) -> int:
+    """Return a required positive integer id field, or refuse the frame."""
+    value = _int_field(frame, name)
+    assert value is not None  # _int_field raises for a missing required field
     return value
 
 
@@ -124,6 +120,10 @@ def _service_error(exc: ServiceError) -> FrameError:
 class ChatConsumer(AsyncWebsocketConsumer):
     """A user's socket: live events in id order, resume from a cursor, and client frames."""
 
+    # No channel of its own: the process's relay (messaging.relay) receives for
+    # every socket, so a socket costs no Redis subscription and no receiving task.
+    channel_layer_alias = "chat.no-channel-per-socket"
+
     user_id: int
     roles: dict[int, str]
     since: dict[int, int]
@@ -131,7 +131,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Channels closes stale database connections before every handler, a
         # thread hop per message (FINDINGS.md). Handlers here reach the database
-        # only through database_sync_to_async, which does that itself.
+        # only through chatproject.db.run_db, which does that itself.
         handler = getattr(self, message["type"].replace(".", "_"), None)
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
@@ -156,9 +156,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.closing = False
         self.held: list[Event] = []
         self.floor = 0  # the highest event id this socket has passed
-        self.outbox: asyncio.Queue[Outgoing | tuple[str, str] | None] = asyncio.Queue(
-            maxsize=settings.WS_SEND_QUEUE_MAX
-        )
+        # Frames waiting for a slow socket, in order; written by
+        # a task that exists only while there is a backlog. A socket that keeps up
+        # gets its frames written straight from the pump (`_deliver`).
+        self.outbox: collections.deque[delivery.EncodedFrame] = collections.deque()
+        self.outbox_max = settings.WS_SEND_QUEUE_MAX
+        self.flusher: asyncio.Task[None] | None = None
+        self.writer = socket_writer(self.scope)
         self.tokens = RATE_BURST
         self.tokens_at = time.monotonic()
         self.strikes: list[float] = []
@@ -169,23 +173,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
         # Register before reading the newest id: every event above it will be offered.
         await delivery.pump.register(self)
-        newest = await database_sync_to_async(delivery.newest_event_id)()
-        # Read memberships after the newest id, so joins up to it are included.
-        self.roles, self.since = await database_sync_to_async(delivery.member_rooms)(self.user_id)
+        newest, self.roles, self.since = await run_db(delivery.socket_start, self.user_id)
         await self.accept()
         self.opened_at = time.monotonic()
         metrics.socket_opened()
         log.info("ws.connect", resume_from=resume_from)
-        self.tasks.append(asyncio.get_running_loop().create_task(self._write_loop()))
         await self._send_now({"type": "hello", "user": user_payload(user), "last_event_id": newest})
-
-        if self.channel_layer is not None:
-            await self.channel_layer.group_add(user_group(self.user_id), self.channel_name)
-            for room_id in self.roles:
-                await self.channel_layer.group_add(room_group(room_id), self.channel_name)
-            if getattr(self.channel_layer, "group_expiry", None) is not None:
-                # The core layer forgets group members after group_expiry (pub/sub never does).
-                self.tasks.append(asyncio.get_running_loop().create_task(self._refresh_groups()))
 
         if bad_cursor:
             await self._send_now(
@@ -215,7 +208,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def _resume(self, cursor: int, newest: int) -> None:
         """Replay (cursor, newest] from the database, then say resume.done."""
-        pruned = await database_sync_to_async(delivery.pruned_through)()
+        pruned = await run_db(delivery.pruned_through)
         if cursor > newest or cursor < pruned:
             # Events the client missed no longer exist (or it comes from another
             # database): it must reload over REST.
@@ -224,7 +217,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         position = cursor
         while position < newest:
-            batch = await database_sync_to_async(_replay_batch)(self.user, position, newest)
+            batch = await run_db(_replay_batch, self.user, position, newest)
             if not batch:
                 break
             for event in batch:
@@ -241,9 +234,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         """Release the events held during the hand-over, dropping those already covered."""
         held, self.held = self.held, []
         self.live = True
-        cache: dict[tuple[int, str], str] = {}
+        delivery.pump.settle(self)
         for event in held:
-            self.offer(event, cache)
+            self.offer(event, delivery.Delivery(event))
 
     async def disconnect(self, code: int) -> None:
         if not hasattr(self, "socket_id"):
@@ -253,14 +246,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
             log.info("ws.disconnect", code=code, duration_s=round(time.monotonic() - self.opened_at, 1))
         self.closing = True
         delivery.pump.unregister(self)
+        if self.flusher is not None:
+            self.flusher.cancel()
         for timer in self.timers:
             timer.cancel()
         for task in self.tasks:
             task.cancel()
-        if self.channel_layer is not None:
-            await self.channel_layer.group_discard(user_group(self.user_id), self.channel_name)
-            for room_id in list(self.roles):
-                await self.channel_layer.group_discard(room_group(room_id), self.channel_name)
         try:
             await presence.socket_closed(self.user_id, self.socket_id)
         except Exception:
@@ -268,26 +259,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
         else:
             _spawn(self._announce_offline_later(list(self.roles)))
 
-    async def _refresh_groups(self) -> None:
-        """Re-join the user's and rooms' groups every CHANNEL_GROUP_REFRESH seconds (below group_expiry)."""
-        layer = self.channel_layer
-        assert layer is not None
-        while True:
-            await asyncio.sleep(float(settings.CHANNEL_GROUP_REFRESH))
-            try:
-                await layer.group_add(user_group(self.user_id), self.channel_name)
-                for room_id in list(self.roles):
-                    await layer.group_add(room_group(room_id), self.channel_name)
-                    if room_id not in self.roles:  # left meanwhile: undo
-                        await layer.group_discard(room_group(room_id), self.channel_name)
-            except Exception:
-                metrics.channel_layer_error("group_refresh")
-                logger.warning("channel layer: could not refresh the groups of a socket", exc_info=True)
-
     # --- Delivery from the pump ---------------------------------------------------------
 
-    def offer(self, event: Event, cache: dict[tuple[int, str], str]) -> None:
-        """Take an event from the pump (in id order); queue its frame for this socket, if any."""
+    def offer(self, event: Event, passing: delivery.Delivery) -> None:
+        """Take an event from the pump (in id order); write or queue its frame for this socket, if any."""
         if self.closing:
             return
         if not self.live:
@@ -302,24 +277,38 @@ class ChatConsumer(AsyncWebsocketConsumer):
         frame = delivery.event_frame(event, self)
         if frame is None:
             return
-        for room_id in set(self.roles) - rooms_before:
-            self._enqueue(("group_add", room_group(room_id)))
-        for room_id in rooms_before - set(self.roles):
-            self._enqueue(("group_discard", room_group(room_id)))
-        key = (event.id, frame["type"])
+        if rooms_before != self.roles.keys():
+            self._rooms_changed(rooms_before)
         if frame["type"] in SHARED_FRAME_TYPES:
-            text = cache.get(key)
-            if text is None:
-                text = cache[key] = delivery.encode(frame)
+            encoded = passing.shared(frame)
         else:
-            text = delivery.encode(frame)
-        self._enqueue(Outgoing(text, frame["type"], event.created_at))
+            encoded = delivery.EncodedFrame(frame["type"], delivery.encode(frame))
+        self.deliver(encoded)
+        passing.count(encoded.frame_type)
 
-    def _enqueue(self, item: Outgoing | tuple[str, str]) -> None:
-        try:
-            self.outbox.put_nowait(item)
-        except asyncio.QueueFull:
+    def _rooms_changed(self, rooms_before: set[int]) -> None:
+        for room_id in self.roles.keys() - rooms_before:
+            delivery.pump.room_joined(self, room_id)
+        for room_id in rooms_before - self.roles.keys():
+            delivery.pump.room_left(self, room_id)
+
+    def deliver(self, encoded: delivery.EncodedFrame) -> None:
+        """Write a frame now if the socket keeps up, else queue it behind the backlog."""
+        if self.closing:
+            return
+        writer = self.writer
+        if writer is not None and not self.outbox and writer.ready():
+            writer.write(encoded.prepared_for(writer.factory))
+        else:
+            self._enqueue(encoded)
+
+    def _enqueue(self, item: delivery.EncodedFrame) -> None:
+        if len(self.outbox) >= self.outbox_max:
             self._drop()
+            return
+        self.outbox.append(item)
+        if self.flusher is None:
+            self.flusher = asyncio.get_running_loop().create_task(self._flush())
 
     def _drop(self) -> None:
         """This socket cannot keep up: close it so the client resumes from its cursor."""
@@ -329,21 +318,22 @@ class ChatConsumer(AsyncWebsocketConsumer):
             metrics.socket_dropped()
             _spawn(self.close(CLOSE_DROPPED))
 
-    async def _write_loop(self) -> None:
-        while True:
-            item = await self.outbox.get()
-            if item is None:
-                return
-            if isinstance(item, Outgoing):
-                await self.send(text_data=item.text)
-                metrics.event_frame_sent(item.frame_type, item.created_at)
-            elif self.channel_layer is not None:
-                operation, group = item
-                try:
-                    await getattr(self.channel_layer, operation)(group, self.channel_name)
-                except Exception:
-                    metrics.channel_layer_error(operation)
-                    logger.warning("channel layer %s %s failed", operation, group, exc_info=True)
+    async def _flush(self) -> None:
+        """Write the backlog in order, waiting while the socket's buffer is full; end when it is empty."""
+        try:
+            while self.outbox and not self.closing:
+                item = self.outbox[0]
+                if self.writer is not None:
+                    await self.writer.drained()
+                    if self.writer.ready():
+                        self.writer.write(item.prepared_for(self.writer.factory))
+                    else:
+                        await self.send(text_data=item.text)
+                else:
+                    await self.send(text_data=item.text)
+                self.outbox.popleft()
+        finally:
+            self.flusher = None
 
     async def _send_now(self, frame: dict[str, Any]) -> None:
         await self.send(text_data=delivery.encode(frame))
@@ -352,7 +342,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
     # --- Frames from the client ----------------------------------------------------------
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        size = len(text_data.encode()) if text_data is not None else len(bytes_data or b"")
+        # surrogatepass: a lone surrogate cannot come through Daphne (it checks UTF-8), but must not raise here.
+        size = len(text_data.encode(errors="surrogatepass")) if text_data is not None else len(bytes_data or b"")
         if size > MAX_FRAME_BYTES:
             log.info("ws.frame_refused", code="too_big", size=size)
             metrics.frame_refused("too_big")
@@ -379,9 +370,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await handler(self, frame)
         except FrameError as error:
             await self._refuse(error, client_id)
-        except Exception:
+        except Exception as exc:
             logger.exception("frame from user %s failed", self.user_id)
-            await self._refuse(FrameError("server_error", "The server could not handle this frame."), client_id)
+            code = "unavailable" if is_database_unavailable(exc) else "server_error"  # unavailable: send again later
+            await self._refuse(FrameError(code, "The server could not handle this frame."), client_id)
 
     async def _refuse(self, error: FrameError, client_id: str | None) -> None:
         log.info("ws.frame_refused", code=error.code)
@@ -406,24 +398,22 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.tokens -= 1
 
     async def frame_message_send(self, frame: dict[str, Any]) -> None:
-        room_id = _int_field(frame, "room")
+        room_id = _id_field(frame, "room")
         body = _str_field(frame, "body")
         client_id = _str_field(frame, "client_id")
         parent = _int_field(frame, "parent", required=False)
         try:
             # The very function the REST POST calls: same checks, same idempotency.
-            await database_sync_to_async(services.message_post)(
-                room=room_id, author=self.user, body=body, client_id=client_id, parent=parent
-            )
+            await run_db(_post, room=room_id, author=self.user, body=body, client_id=client_id, parent=parent)
         except ServiceError as exc:
             raise _service_error(exc) from None
         # No echo here: the sender's sockets get message.new like every member's.
 
     async def frame_read(self, frame: dict[str, Any]) -> None:
-        room_id = _int_field(frame, "room")
-        message_id = _int_field(frame, "message_id")
+        room_id = _id_field(frame, "room")
+        message_id = _id_field(frame, "message_id")
         try:
-            await database_sync_to_async(_read_mark)(self.user, room_id, message_id)
+            await run_db(_read_mark, self.user, room_id, message_id)
         except ServiceError as exc:
             raise _service_error(exc) from None
 
@@ -433,28 +423,18 @@ class ChatConsumer(AsyncWebsocketConsumer):
         # Only the room's members hear it; the group is named from the membership, not the frame.
         if room_id not in self.roles:
             raise FrameError("not_found", "Room not found.")
-        if self.channel_layer is not None:
-            await self.channel_layer.group_send(
-                room_group(room_id),
-                {"type": "typing.relay", "room": room_id, "user": user_payload(self.user)},
-            )
+        await relay.send_to_room(room_id, {"type": "typing.relay", "user": user_payload(self.user)})
 
     async def frame_ping(self, frame: dict[str, Any]) -> None:
         await self._send_now({"type": "pong"})
 
-    # --- Channel-layer messages ------------------------------------------------------------
+    # --- From the process's relay (messaging.relay) ---------------------------------------------
 
-    async def typing_relay(self, message: dict[str, Any]) -> None:
-        if message["user"]["id"] != self.user_id and message["room"] in self.roles and self.live:
-            await self._send_now({"type": "typing", "room": message["room"], "user": message["user"]})
-
-    async def presence_relay(self, message: dict[str, Any]) -> None:
-        if message["user"] != self.user_id and self.live and not self.closing:
-            await self._send_now({"type": "presence", "user": message["user"], "status": message["status"]})
-
-    async def user_deactivated(self, message: dict[str, Any]) -> None:
-        self.closing = True
-        await self.close(CLOSE_DEACTIVATED)
+    def deactivated(self) -> None:
+        """The account was deactivated: close at once (4003)."""
+        if not self.closing:
+            self.closing = True
+            _spawn(self.close(CLOSE_DEACTIVATED))
 
     # --- Token expiry and presence -------------------------------------------------------------
 
@@ -476,17 +456,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         except Exception:
             logger.warning("presence: could not record an open socket", exc_info=True)
             return
-        self.tasks.append(asyncio.get_running_loop().create_task(self._heartbeat()))
+        # The process's relay renews every socket's lease (messaging.relay.Relay.heartbeat).
         if first:
             await self._broadcast_presence(list(self.roles), "online")
-
-    async def _heartbeat(self) -> None:
-        while True:
-            await asyncio.sleep(presence.HEARTBEAT_SECONDS)
-            try:
-                await presence.socket_alive(self.user_id, self.socket_id)
-            except Exception:
-                logger.warning("presence: heartbeat failed", exc_info=True)
 
     async def _announce_offline_later(self, room_ids: list[int]) -> None:
         await asyncio.sleep(presence.OFFLINE_GRACE_SECONDS)
@@ -497,11 +469,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
             logger.warning("presence: could not announce offline", exc_info=True)
 
     async def _broadcast_presence(self, room_ids: list[int], status: str) -> None:
-        if self.channel_layer is None:
-            return
         message = {"type": "presence.relay", "user": self.user_id, "status": status}
         for room_id in room_ids:
-            await self.channel_layer.group_send(room_group(room_id), message)
+            await relay.send_to_room(room_id, message)
 
 
 def _parse_frame(text_data: str | None) -> tuple[dict[str, Any] | None, FrameError | None]:
@@ -527,6 +497,14 @@ def _replay_batch(user: Any, after: int, through: int) -> list[Event]:
     return delivery.events_for_replay_batch(user=user, after=after, through=through)
 
 
+@dbretry.idempotent
+def _post(*, room: int, author: Any, body: str | None, client_id: str | None, parent: int | None) -> None:
+    """Post for a socket. Safe to run again if a lost connection hides whether it committed:
+    a socket's send always names a client_id, and a second post with it returns the first."""
+    services.message_post(room=room, author=author, body=body, client_id=client_id, parent=parent)
+
+
+@dbretry.idempotent  # read markers only move forward
 def _read_mark(user: Any, room_id: int, message_id: int) -> None:
     room = Room.objects.filter(pk=room_id, deleted_at__isnull=True).first()
     if room is None:

@@ -28,25 +28,25 @@ import logging
 from typing import TYPE_CHECKING, Any, Protocol
 
 from asgiref.sync import async_to_sync
-from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db.models import F, Max, Q
 from django.db.models.functions import Coalesce
 
 from chatproject import metrics
+from chatproject.db import run_db
+from messaging.relay import DOORBELL_GROUP, PROCESS_TOKEN, Relay, is_in_memory
 from rooms import realtime
 from rooms.models import Event, EventLogState, Membership
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from accounts.models import User
 
 logger = logging.getLogger(__name__)
 
-DOORBELL_GROUP = "events.doorbell"
 POLL_INTERVAL = 1.0
-# Seconds between re-joins of the doorbell group (see EventPump._listen_for_doorbells).
-DOORBELL_REJOIN = 60.0
 FETCH_BATCH = 500
 REPLAY_BATCH = 500
 
@@ -176,6 +176,17 @@ def member_rooms(user_id: int) -> tuple[dict[int, str], dict[int, int]]:
     return roles, since
 
 
+def socket_start(user_id: int) -> tuple[int, dict[int, str], dict[int, int]]:
+    """Return what a new socket starts from: the newest event id, then its user's rooms.
+
+    One database call for both (a handshake used to queue for two). The
+    memberships are read after the newest id, so every join up to it is in them.
+    """
+    newest = newest_event_id()
+    roles, since = member_rooms(user_id)
+    return newest, roles, since
+
+
 def events_for_replay_batch(*, user: User, after: int, through: int) -> list[Event]:
     """Return, in id order, up to REPLAY_BATCH events in (after, through] that the user may see.
 
@@ -224,27 +235,154 @@ def _memberships_ended(*, user_id: int, after: int, through: int) -> list[tuple[
 # --- The per-process pump ------------------------------------------------------------------
 
 
+class EncodedFrame:
+    """A frame encoded once for every socket that gets it: text, and Daphne's pre-framed bytes."""
+
+    __slots__ = ("frame_type", "prepared", "text")
+
+    def __init__(self, frame_type: str, text: str) -> None:
+        self.frame_type = frame_type
+        self.text = text
+        self.prepared: Any = None
+
+    def prepared_for(self, factory: Any) -> Any:
+        """Return the WebSocket message framed once by `factory` (every socket of a process shares one)."""
+        if self.prepared is None:
+            self.prepared = factory.prepareMessage(self.text.encode())
+        return self.prepared
+
+
+class Delivery:
+    """One event on its way to this process's sockets: its frames encoded once, and how many were written."""
+
+    __slots__ = ("encoded", "event", "written")
+
+    def __init__(self, event: Event) -> None:
+        self.event = event
+        self.encoded: dict[str, EncodedFrame] = {}
+        self.written: dict[str, int] = {}
+
+    def shared(self, frame: dict[str, Any]) -> EncodedFrame:
+        """Return `frame` encoded; call only for frames every recipient gets alike."""
+        encoded = self.encoded.get(frame["type"])
+        if encoded is None:
+            encoded = self.encoded[frame["type"]] = EncodedFrame(frame["type"], encode(frame))
+        return encoded
+
+    def count(self, frame_type: str) -> None:
+        self.written[frame_type] = self.written.get(frame_type, 0) + 1
+
+    def flush_metrics(self) -> None:
+        # Counted per event, not per socket, so a delivery costs a socket write and little else.
+        created_at: datetime | None = self.event.created_at
+        for frame_type, count in self.written.items():
+            metrics.event_frames_sent(frame_type, count, created_at)
+            created_at = None  # one latency sample per event and process
+
+
 class Listener(Protocol):
-    def offer(self, event: Event, cache: dict[tuple[int, str], str]) -> None: ...
+    user_id: int
+    socket_id: str
+    roles: dict[int, str]
+
+    def offer(self, event: Event, delivery: Delivery) -> None: ...
+
+    def deliver(self, encoded: EncodedFrame) -> None: ...
+
+    def deactivated(self) -> None: ...
 
 
 class EventPump:
-    """Reads committed events in id order and offers each to every registered socket."""
+    """Reads committed events in id order and offers each to the sockets it may concern.
+
+    Sockets are indexed by room and by user, so an event costs work only for
+    its room's members (and the user it is about), not for every socket of
+    the process. A socket still in its handshake (not yet "settled") sees
+    every event, because it does not know its rooms yet.
+    """
 
     def __init__(self) -> None:
         self.cursor: int | None = None
         self.listeners: set[Listener] = set()
+        self.unsettled: set[Listener] = set()
+        self.by_room: dict[int, set[Listener]] = {}
+        self.by_user: dict[int, set[Listener]] = {}
         self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._doorbell_task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.relay_channel = Relay(self)
 
     async def register(self, listener: Listener) -> None:
+        """Offer every event from now on to `listener`, until it settles on its rooms."""
         await self._ensure_running()
         self.listeners.add(listener)
+        self.unsettled.add(listener)
+
+    def settle(self, listener: Listener) -> None:
+        """From now on offer `listener` only the events of its rooms and those about its user."""
+        if listener not in self.listeners:
+            return
+        self.unsettled.discard(listener)
+        self.by_user.setdefault(listener.user_id, set()).add(listener)
+        for room_id in listener.roles:
+            self.by_room.setdefault(room_id, set()).add(listener)
+        self.relay_channel.groups_changed()
+
+    def room_joined(self, listener: Listener, room_id: int) -> None:
+        if listener in self.listeners and listener not in self.unsettled:
+            self.by_room.setdefault(room_id, set()).add(listener)
+            self.relay_channel.groups_changed()
+
+    def room_left(self, listener: Listener, room_id: int) -> None:
+        _discard(self.by_room, room_id, listener)
+        self.relay_channel.groups_changed()
 
     def unregister(self, listener: Listener) -> None:
         self.listeners.discard(listener)
+        self.unsettled.discard(listener)
+        _discard(self.by_user, listener.user_id, listener)
+        for room_id in list(listener.roles):
+            _discard(self.by_room, room_id, listener)
+        self.relay_channel.groups_changed()
+
+    def wake(self) -> None:
+        """Read the log now (a doorbell from another process rang)."""
+        self._wake.set()
+
+    def relay(self, frame: dict[str, Any], *, room_id: int, skip_user: int) -> None:
+        """Hand a typing or presence frame to this process's sockets in the room, except `skip_user`'s."""
+        encoded = EncodedFrame(frame["type"], encode(frame))
+        written = 0
+        for listener in list(self.by_room.get(room_id, ())):
+            if listener.user_id != skip_user:
+                listener.deliver(encoded)
+                written += 1
+        if written:
+            metrics.frames_sent(frame["type"], written)
+
+    def deactivated(self, user_id: int) -> None:
+        for listener in list(self.by_user.get(user_id, ())):
+            listener.deactivated()
+
+    async def stop(self) -> None:
+        """Cancel the pump's tasks and wait for them (tests end their event loop after this)."""
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def concerned(self, event: Event) -> list[Listener]:
+        """Return the sockets `event` may concern: its room's, its user's, and those not yet settled."""
+        targets = set(self.unsettled)
+        targets.update(self.by_room.get(event.room_id, ()))
+        if event.user_id is not None:
+            targets.update(self.by_user.get(event.user_id, ()))
+        if event.type == Event.Type.ROOM_CREATED:
+            for member in event.payload.get("room", {}).get("members") or ():
+                targets.update(self.by_user.get(member["id"], ()))
+        return list(targets)
 
     def ring(self) -> None:
         """Wake the pump; safe to call from any thread."""
@@ -257,23 +395,33 @@ class EventPump:
 
     async def _ensure_running(self) -> None:
         loop = asyncio.get_running_loop()
-        if self._task is not None and not self._task.done() and self._loop is loop:
+        if self._running_in(loop):
             return
+        if self.cursor is None:
+            newest = await run_db(newest_event_id)
+            if self.cursor is None:
+                self.cursor = newest
+        if self._running_in(loop):
+            return  # another socket's first connect started it while this one read
         self._loop = loop
         self._wake = asyncio.Event()
-        if self.cursor is None:
-            self.cursor = await database_sync_to_async(newest_event_id)()
+        self.relay_channel = Relay(self)
         # A context of their own: the pump serves every socket, so its log lines
         # must not carry the request id of the connection that happened to start it.
-        self._task = loop.create_task(self._run(), name="event-pump", context=contextvars.Context())
-        self._doorbell_task = loop.create_task(
-            self._listen_for_doorbells(), name="event-doorbell", context=contextvars.Context()
-        )
+        self._tasks = [
+            loop.create_task(self._run(), name="event-pump", context=contextvars.Context()),
+            loop.create_task(self.relay_channel.run(), name="event-relay", context=contextvars.Context()),
+            loop.create_task(self.relay_channel.heartbeat(), name="presence-heartbeat", context=contextvars.Context()),
+        ]
+
+    def _running_in(self, loop: asyncio.AbstractEventLoop) -> bool:
+        return bool(self._tasks) and not self._tasks[0].done() and self._loop is loop
 
     async def _run(self) -> None:
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), POLL_INTERVAL)
+            rung = self._wake.is_set()  # unset: the poll interval ran out with no doorbell
             self._wake.clear()
             if not self.listeners:
                 # Nobody to deliver to: skip the read, but keep the cursor current
@@ -284,7 +432,11 @@ class EventPump:
                 if not self.listeners:
                     self.cursor = newest
                 continue
+            before = self.cursor or 0
             await self.pump_once()
+            if not rung and (self.cursor or 0) > before:
+                # Delivered late: their doorbells were lost (Redis away, an expired group) or slow.
+                metrics.events_found_by_poll(await self._safe(_events_between, 0, before, self.cursor))
 
     async def pump_once(self) -> None:
         """Read and deliver every committed event past the cursor."""
@@ -293,108 +445,126 @@ class EventPump:
             events = await self._safe(_events_after, [], cursor)
             if not events:
                 return
-            cache: dict[tuple[int, str], str] = {}
             for event in events:
-                for listener in list(self.listeners):
-                    listener.offer(event, cache)
+                delivery = Delivery(event)
+                for listener in self.concerned(event):
+                    listener.offer(event, delivery)
                 self.cursor = event.id
+                delivery.flush_metrics()
             if len(events) < FETCH_BATCH:
                 return
 
     async def _safe(self, function: Any, fallback: Any, *args: Any) -> Any:
         try:
-            return await database_sync_to_async(function)(*args)
+            return await run_db(function, *args)
         except Exception:
             # The database is away: keep the cursor, try again at the next tick.
             logger.warning("event pump: database read failed", exc_info=True)
             return fallback
 
-    async def _listen_for_doorbells(self) -> None:
-        """Turn channel-layer doorbells from other processes into wake-ups.
 
-        One channel for the life of the process, re-joined to the group every
-        DOORBELL_REJOIN seconds (less if CHANNEL_GROUP_REFRESH is shorter): a Redis restart forgets the core layer's
-        groups, and they expire. A channel given up after an error leaves the
-        group first, or every later doorbell would pile up for it (bounded by
-        the core layer's capacity, without bound under pub/sub).
-        """
-        layer = get_channel_layer()
-        if layer is None or _is_in_memory(layer):
-            return  # one process: the local on_commit hook rings directly
-        loop = asyncio.get_running_loop()
-        # Below the core layer's group_expiry (settings.CHANNEL_GROUP_REFRESH).
-        rejoin = min(DOORBELL_REJOIN, float(settings.CHANNEL_GROUP_REFRESH))
-        channel: str | None = None
-        joined_at = 0.0
-        # Waited on without cancelling: the pub/sub layer unsubscribes a channel whose receive is cancelled.
-        receiving: asyncio.Future[Any] | None = None
-        try:
-            while True:
-                try:
-                    if channel is None:
-                        # The default prefix, as the consumers': the core layer reads
-                        # every process-local channel of one prefix with one shared
-                        # BZPOPMIN, and a second prefix would hold that read's lock
-                        # while the sockets' typing, presence and 4003s wait.
-                        channel = await layer.new_channel()
-                        await layer.group_add(DOORBELL_GROUP, channel)
-                        joined_at = loop.time()
-                    elif loop.time() - joined_at > rejoin:
-                        await layer.group_add(DOORBELL_GROUP, channel)
-                        joined_at = loop.time()
-                    if receiving is None:
-                        receiving = asyncio.ensure_future(layer.receive(channel))
-                    done, _ = await asyncio.wait({receiving}, timeout=rejoin / 2)
-                    if not done:
-                        continue
-                    message, receiving = receiving.result(), None
-                    if message.get("type") == "events.doorbell":
-                        self._wake.set()
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    # Redis is away or restarted: polling covers the gap; re-join shortly.
-                    metrics.channel_layer_error("doorbell_receive")
-                    logger.warning("event pump: doorbell channel failed; re-subscribing", exc_info=True)
-                    _cancel(receiving)
-                    receiving = None
-                    if channel is not None:
-                        with contextlib.suppress(Exception):
-                            await layer.group_discard(DOORBELL_GROUP, channel)
-                    channel = None
-                    await asyncio.sleep(1)
-        finally:
-            _cancel(receiving)
+def _discard(index: dict[int, set[Listener]], key: int, listener: Listener) -> None:
+    members = index.get(key)
+    if members is not None:
+        members.discard(listener)
+        if not members:
+            del index[key]
 
 
-def _cancel(future: asyncio.Future[Any] | None) -> None:
-    if future is not None and not future.done():
-        future.cancel()
+def _events_between(after: int, through: int) -> int:
+    return Event.objects.filter(id__gt=after, id__lte=through).count()
 
 
 def _events_after(cursor: int) -> list[Event]:
     return list(Event.objects.filter(id__gt=cursor).order_by("id")[:FETCH_BATCH])
 
 
-def _is_in_memory(layer: Any) -> bool:
-    return type(layer).__name__ == "InMemoryChannelLayer"
-
-
 pump = EventPump()
+
+
+class Doorbell:
+    """Rings the other processes' pumps through the channel layer, without making a commit wait.
+
+    The on-commit hook runs on a database thread. Sending from there meant
+    waiting for the event loop (busy writing frames) to run the send, and
+    the thread's next action waited behind it. Instead the hook hands the
+    ring to the loop and returns. Rings coalesce: at most one send is in
+    flight, and rings that arrive meanwhile make one more after it. That is
+    enough, because a doorbell only says "read the log": the send that
+    follows a commit makes every pump read past that commit.
+    """
+
+    def __init__(self) -> None:
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._sending = False
+        self._again = False
+        self._newest = 0
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Send doorbells from `loop`: the process's event loop (the ASGI application calls this)."""
+        self.loop = loop
+
+    def ring(self, event_id: int) -> None:
+        """Ask the other processes to read the log; safe to call from any thread."""
+        loop = self.loop
+        if loop is None or not loop.is_running():
+            # No event loop here (a management command, a test's thread): send and wait.
+            self._send_blocking(event_id)
+            return
+        with contextlib.suppress(RuntimeError):  # the loop is shutting down
+            loop.call_soon_threadsafe(self._request, event_id)
+
+    def _request(self, event_id: int) -> None:
+        self._newest = max(self._newest, event_id)
+        if self._sending:
+            self._again = True
+            return
+        self._sending = True
+        # The loop's own context: the doorbell's log lines belong to no request.
+        self.loop.create_task(self._send(), context=contextvars.Context())  # type: ignore[union-attr]
+
+    async def _send(self) -> None:
+        try:
+            while True:
+                self._again = False
+                event_id = self._newest
+                layer = get_channel_layer()
+                if layer is None or is_in_memory(layer):
+                    return
+                try:
+                    await layer.group_send(
+                        DOORBELL_GROUP, {"type": "events.doorbell", "id": event_id, "from": PROCESS_TOKEN}
+                    )
+                except Exception:
+                    metrics.channel_layer_error("doorbell_send")
+                    # The event is committed; other processes pick it up at their next poll.
+                    logger.warning("doorbell for event %s not sent", event_id, exc_info=True)
+                if not self._again:
+                    return
+        finally:
+            self._sending = False
+
+    @staticmethod
+    def _send_blocking(event_id: int) -> None:
+        layer = get_channel_layer()
+        if layer is None or is_in_memory(layer):
+            return
+        try:
+            async_to_sync(layer.group_send)(
+                DOORBELL_GROUP, {"type": "events.doorbell", "id": event_id, "from": PROCESS_TOKEN}
+            )
+        except Exception:
+            metrics.channel_layer_error("doorbell_send")
+            logger.warning("doorbell for event %s not sent", event_id, exc_info=True)
+
+
+doorbell = Doorbell()
 
 
 def _ring_everyone(event: Event) -> None:
     """On commit: wake this process's pump at once, and the other processes' through the channel layer."""
     pump.ring()
-    layer = get_channel_layer()
-    if layer is None or _is_in_memory(layer):
-        return
-    try:
-        async_to_sync(layer.group_send)(DOORBELL_GROUP, {"type": "events.doorbell", "id": event.id})
-    except Exception:
-        metrics.channel_layer_error("doorbell_send")
-        # The event is committed; other processes pick it up at their next poll.
-        logger.warning("doorbell for event %s not sent", event.id, exc_info=True)
+    doorbell.ring(event.id)
 
 
 def install() -> None:

@@ -45,7 +45,8 @@ def reactions_payload(message: Message) -> list[ReactionPayload]:
     return [{"emoji": emoji, "count": len(users), "users": users} for emoji, users in grouped.items()]
 
 
-def message_payload(message: Message) -> MessagePayload:
+def message_payload(message: Message, *, new: bool = False) -> MessagePayload:
+    """Return the message's wire shape; `new` says it was just inserted (no reactions yet, nothing to read)."""
     deleted = message.deleted
     return {
         "id": message.pk,
@@ -58,5 +59,5 @@ def message_payload(message: Message) -> MessagePayload:
         "created_at": isoformat(message.created_at),
         "edited_at": isoformat(message.edited_at),
         "deleted": deleted,
-        "reactions": [] if deleted else reactions_payload(message),
+        "reactions": [] if deleted or new else reactions_payload(message),
     }

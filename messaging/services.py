@@ -20,6 +20,7 @@ from messaging import markdown
 from messaging.models import Message, MessageEdit, Reaction, Report
 from messaging.payloads import message_payload
 from messaging.selectors import message_reload
+from rooms import membership_cache
 from rooms.events import event_record
 from rooms.models import Event, Room
 from rooms.selectors import membership_require
@@ -95,7 +96,9 @@ def _regex_escape(name: str) -> str:
 
 def _render(body: str) -> tuple[str, list[int]]:
     known = _known_users(body)
-    return markdown.render(body, known_users=known), list(markdown.mentioned_ids(known, body))
+    # Without a known name in the text there is no mention: skip the second parse.
+    mentioned = list(markdown.mentioned_ids(known, body)) if known else []
+    return markdown.render(body, known_users=known), mentioned
 
 
 def _announce_update(message: Message, *, actor: User) -> Message:
@@ -147,29 +150,27 @@ def message_post(
 def _message_insert(
     *, room_id: int, author: User, body: str, client_id: str | None, parent_id: int | None
 ) -> tuple[Message, bool]:
-    membership = membership_require(user=author, room=room_id)
-    if client_id is not None:
-        existing = Message.objects.filter(room_id=room_id, author=author, client_id=client_id).first()
-        if existing is not None:
-            return message_reload(existing.pk), False
+    # From the cache when it can: a post's only other statements are its two inserts.
+    membership_cache.require_member(user=author, room_id=room_id)
     if parent_id is not None and not Message.objects.filter(pk=parent_id, room_id=room_id).exists():
         raise Invalid({"parent": "No such message in this room."})
     html, mentioned = _render(body)
+    # A retry with a client_id already used fails on the unique index; message_post
+    # then returns the first message. Not looked up first: retries are rare, posts are not.
     message = Message.objects.create(
         room_id=room_id, author=author, body=body, html=html, client_id=client_id, parent_id=parent_id
     )
     if mentioned:
         message.mentions.set(mentioned)
     message.author = author
-    message.room = membership.room
-    # A new message has no reactions; skip the prefetch query.
+    # A new message has no reactions; skip the prefetch query (callers may still read them).
     message._prefetched_objects_cache = {"reactions": Reaction.objects.none()}  # type: ignore[attr-defined]
     event_record(
         type=Event.Type.MESSAGE_NEW,
-        room=membership.room,
+        room=room_id,
         actor_id=author.pk,
         message_id=message.pk,
-        payload={"room": room_id, "message": dict(message_payload(message))},
+        payload={"room": room_id, "message": dict(message_payload(message, new=True))},
     )
     return message, True
 

@@ -7,6 +7,10 @@ class RoomsConfig(AppConfig):
 
     def ready(self) -> None:
         from chatproject import metrics
+        from rooms import membership_cache
+
+        # Ended memberships and deleted rooms leave the posting check's cache.
+        membership_cache.install()
 
         # Committed events (messages posted among them) are counted for /metrics.
         metrics.install()

@@ -32,6 +32,10 @@ class _MemoryPresence:
         leases[socket_id] = now + LEASE_SECONDS
         return len(leases)
 
+    async def renew(self, sockets: list[tuple[int, str]]) -> None:
+        for user_id, socket_id in sockets:
+            await self.add(user_id, socket_id)
+
     async def remove(self, user_id: int, socket_id: str) -> None:
         self.sockets.get(user_id, {}).pop(socket_id, None)
 
@@ -79,6 +83,17 @@ class _RedisPresence:
             results = await pipe.execute()
         return int(results[-1])
 
+    async def renew(self, sockets: list[tuple[int, str]]) -> None:
+        # One pipeline for every socket of the process, a few hundred at a time.
+        until = time.time() + LEASE_SECONDS
+        for start in range(0, len(sockets), 500):
+            async with self._client().pipeline(transaction=False) as pipe:
+                for user_id, socket_id in sockets[start : start + 500]:
+                    key = self._key(user_id)
+                    pipe.zadd(key, {socket_id: until})
+                    pipe.expire(key, LEASE_SECONDS * 2)
+                await pipe.execute()
+
     async def remove(self, user_id: int, socket_id: str) -> None:
         await self._client().zrem(self._key(user_id), socket_id)
 
@@ -110,9 +125,10 @@ async def socket_opened(user_id: int, socket_id: str) -> bool:
     return await backend().add(user_id, socket_id) == 1
 
 
-async def socket_alive(user_id: int, socket_id: str) -> None:
-    """Renew a socket's lease; call every HEARTBEAT_SECONDS."""
-    await backend().add(user_id, socket_id)
+async def sockets_alive(sockets: list[tuple[int, str]]) -> None:
+    """Renew the leases of many (user id, socket id) at once; every process calls it every HEARTBEAT_SECONDS."""
+    if sockets:
+        await backend().renew(sockets)
 
 
 async def socket_closed(user_id: int, socket_id: str) -> None:

@@ -74,8 +74,7 @@ def captured() -> Iterator[Captured]:
 @pytest.fixture
 def fresh_realtime(monkeypatch: pytest.MonkeyPatch) -> None:
     """A pump that has not seen earlier tests' events, and presence for this test's event loop."""
-    monkeypatch.setattr(delivery.pump, "cursor", None)
-    monkeypatch.setattr(delivery.pump, "listeners", set())
+    monkeypatch.setattr(delivery, "pump", delivery.EventPump())
     monkeypatch.setattr(presence, "_backend", None)
 
 

@@ -183,8 +183,7 @@ def test_a_failed_doorbell_is_a_channel_layer_error(monkeypatch: pytest.MonkeyPa
 
 @pytest.fixture
 def fresh_realtime(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(delivery.pump, "cursor", None)
-    monkeypatch.setattr(delivery.pump, "listeners", set())
+    monkeypatch.setattr(delivery, "pump", delivery.EventPump())
     monkeypatch.setattr(presence, "_backend", None)
 
 

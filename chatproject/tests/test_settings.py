@@ -43,7 +43,7 @@ print(json.dumps({
     "CACHE_LOCATION": settings.CACHES["default"].get("LOCATION", ""),
     "ALLOWED_HOSTS": settings.ALLOWED_HOSTS,
     "SECRET_KEY_LENGTH": len(settings.SECRET_KEY),
-}))
+}, default=lambda value: getattr(value, "__qualname__", repr(value))))
 """
 
 
@@ -95,6 +95,7 @@ def test_database_url_switches_to_pooled_postgresql() -> None:
     pool = config["DB_OPTIONS"]["pool"]
     assert pool["min_size"] >= 1
     assert pool["max_size"] >= pool["min_size"]
+    assert pool["check"] == "check_pooled_connection"  # a connection killed while idle is replaced before use
 
 
 @pytest.mark.parametrize("url", ["mysql://u:p@h:3306/db", "sqlite:////tmp/chat.sqlite3", "oracle://u:p@h:1521/db"])
@@ -113,7 +114,7 @@ def test_redis_url_switches_channel_layer_and_cache_to_redis() -> None:
     # Its constructor swallows unknown options: the core layer's would be silently ignored.
     assert "capacity" not in config["CHANNEL_CONFIG"]
     assert "group_expiry" not in config["CHANNEL_CONFIG"]
-    assert config["CACHE_BACKEND"] == "django.core.cache.backends.redis.RedisCache"
+    assert config["CACHE_BACKEND"] == "chatproject.cache.SharedPoolRedisCache"
     assert config["CACHE_LOCATION"] == "redis://127.0.0.1:6379/3"
 
 

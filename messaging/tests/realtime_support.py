@@ -21,10 +21,12 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -333,6 +335,142 @@ class ThrowawayRedis:
             self.process.kill()
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(timeout=5)
+
+
+class ThrowawayPostgres:
+    """A private PostgreSQL cluster in a temporary directory, on a free loopback port, that a test may restart.
+
+    Built with the machine's `initdb` and `pg_ctl` (trust authentication,
+    fsync off); run as the `postgres` OS user when this process is root,
+    since the server refuses to run as root. `close()` stops it and removes
+    every file.
+    """
+
+    DATABASE = "chat"
+
+    def __init__(self, bin_dir: Path | None = None) -> None:
+        self.bin_dir = bin_dir or postgres_bin_dir()
+        if self.bin_dir is None:
+            raise RuntimeError("no PostgreSQL server binaries under /usr/lib/postgresql")
+        self.port = free_port()
+        self.root = Path(tempfile.mkdtemp(prefix="chat-pg-"))
+        self.data = self.root / "data"
+        self.log_path = self.root / "server.log"
+        self.restarts = 0
+        if os.geteuid() == 0:
+            import pwd
+
+            owner = pwd.getpwnam("postgres")
+            os.chown(self.root, owner.pw_uid, owner.pw_gid)
+            self._as_owner = ["runuser", "-u", "postgres", "--"]
+        else:
+            self._as_owner = []
+
+    @property
+    def url(self) -> str:
+        return f"postgres://postgres@{HOST}:{self.port}/{self.DATABASE}"
+
+    def _run(self, *arguments: str, timeout: float = 60) -> None:
+        subprocess.run(  # noqa: S603 (the machine's own binaries, fixed arguments)
+            [*self._as_owner, str(self.bin_dir / arguments[0]), *arguments[1:]],
+            check=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+        )
+
+    def create(self) -> None:
+        """initdb, start, and create the empty `chat` database."""
+        self._run(
+            "initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "-E", "UTF8", "--locale=C", "--no-sync"
+        )
+        self._options = (
+            f"-p {self.port} -c listen_addresses={HOST} -c unix_socket_directories={self.root}"
+            " -c fsync=off -c full_page_writes=off -c max_connections=200"
+        )
+        self.start()
+        import psycopg
+
+        with psycopg.connect(f"postgres://postgres@{HOST}:{self.port}/postgres", autocommit=True) as admin:
+            admin.execute(f'CREATE DATABASE "{self.DATABASE}"')
+
+    def restart(self, mode: str = "fast") -> None:
+        """`pg_ctl restart -m <mode>`: every connection is closed; waits until it accepts connections again."""
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log_path), "-m", mode, "-w", "-t", "30", "restart")
+        self.restarts += 1
+
+    def stop(self, mode: str = "fast") -> None:
+        self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "-t", "30", "stop")
+
+    def start(self) -> None:
+        """Start (again) on the same port and data."""
+        self._run(
+            "pg_ctl", "-D", str(self.data), "-l", str(self.log_path), "-o", self._options, "-w", "-t", "30", "start"
+        )
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def close(self) -> None:
+        """Stop the server (immediately) and remove the cluster."""
+        try:
+            if (self.data / "postmaster.pid").exists():
+                self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "-t", "30", "stop")
+        except (subprocess.SubprocessError, OSError):
+            pass
+        finally:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+
+def postgres_bin_dir() -> Path | None:
+    """The newest /usr/lib/postgresql/<version>/bin that has initdb and pg_ctl, if any."""
+    candidates = [
+        path.parent for path in Path("/usr/lib/postgresql").glob("*/bin/initdb") if (path.parent / "pg_ctl").exists()
+    ]
+    candidates.sort(key=lambda path: int(path.parent.name) if path.parent.name.isdigit() else 0)
+    return candidates[-1] if candidates else None
+
+
+def migrate(database_url: str) -> None:
+    """Apply every migration to the database at `database_url` (`manage.py migrate`, in a subprocess)."""
+    env = server_env(database_url=database_url, redis_url=os.environ.get("REDIS_URL", ""), channel_prefix="migrate")
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput", "--skip-checks", "-v", "0"],
+        cwd=PROJECT_DIR,
+        env=env,
+        check=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+    )
+
+
+@contextlib.contextmanager
+def django_pointed_at(database_url: str) -> Iterator[None]:
+    """Point this process's default database connection at another database for a while (the oracle reads it)."""
+    import environ
+    from django.db import connections
+
+    connection = connections["default"]
+    saved = dict(connection.settings_dict)
+    target = environ.Env.db_url_config(database_url)
+
+    def reset() -> None:
+        connection.close()
+        if connection.settings_dict.get("OPTIONS", {}).get("pool"):
+            connection.close_pool()
+
+    reset()
+    connection.settings_dict.update({key: target[key] for key in ("NAME", "USER", "PASSWORD", "HOST", "PORT")})
+    try:
+        yield
+    finally:
+        reset()
+        connection.settings_dict.clear()
+        connection.settings_dict.update(saved)
 
 
 # --- REST -----------------------------------------------------------------------------------------

@@ -8,12 +8,14 @@ transactional: the pump reads committed rows only.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import copy
 import functools
 import io
 import itertools
 import json
+import os
 import random
 import uuid
 from collections.abc import Awaitable, Callable
@@ -200,11 +202,7 @@ def asynctest(test: Callable[..., Awaitable[None]]) -> Callable[..., None]:
 
 async def _release_connections() -> None:
     """Stop the pump and close this loop's Redis connections (the loop is about to end)."""
-    for task in (delivery.pump._task, delivery.pump._doorbell_task):
-        if task is not None and not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+    await delivery.pump.stop()
     layer = get_channel_layer()
     if layer is not None:
         await layer.flush()  # this test's groups and channels, under its own prefix
@@ -217,8 +215,7 @@ async def _release_connections() -> None:
 @pytest.fixture(autouse=True)
 def _fresh_realtime_state(monkeypatch: pytest.MonkeyPatch, settings: Any) -> None:
     """Give every test a pump that has not seen earlier tests' events, and presence of its own."""
-    monkeypatch.setattr(delivery.pump, "cursor", None)
-    monkeypatch.setattr(delivery.pump, "listeners", set())
+    monkeypatch.setattr(delivery, "pump", delivery.EventPump())
     # The Redis presence backend keeps one client per event loop; each test has a new loop.
     monkeypatch.setattr(presence, "_backend", None)
     # Presence keys and channel-layer groups in Redis outlive a test and are
@@ -1370,8 +1367,20 @@ async def test_quick_reconnect_never_shows_the_user_offline(monkeypatch, alice, 
 
 # --- Fuzz ---------------------------------------------------------------------------------------------
 
+# The frame rate limit is lifted for these tests (the `no_rate_limit` fixture sets
+# the consumer's RATE_BURST and RATE_PER_SECOND to 1e9); test_rate_limit_* keep it on.
+# FUZZ_FRAMES=50000 (and FUZZ_SEED) for a longer run; docs/reliability.md.
+FUZZ_FRAMES = int(os.environ.get("FUZZ_FRAMES", "3000"))
+FUZZ_SEED = int(os.environ.get("FUZZ_SEED", "20260601"))
+# The client frames of API.md and their fields.
+FRAME_FIELDS = {
+    "message.send": ["room", "body", "client_id", "parent"],
+    "typing": ["room"],
+    "read": ["room", "message_id"],
+    "ping": [],
+}
 FUZZ_FIELDS = ["type", "room", "body", "client_id", "parent", "message_id"]
-FUZZ_TYPES = ["message.send", "typing", "read", "ping"]
+FUZZ_TYPES = list(FRAME_FIELDS)
 ODD_VALUES: list[Any] = [
     None,
     True,
@@ -1402,17 +1411,40 @@ ODD_VALUES: list[Any] = [
     [[[[[]]]]],
 ]
 RAW_FRAMES = [
+    "",
+    " ",
+    "null",
+    "1",
+    '"message.send"',
+    "[]",
     "[" * 20_000 + "]" * 20_000,
     '{"a":' * 10_000 + "1" + "}" * 10_000,
     '{"type": "message.send", "room": ' + "9" * 5000 + "}",
     '{"type": "read", "room": 1e999, "message_id": -1e999}',
     '{"type": "typing", "room": NaN}',
+    '{"type": "typing", "room": Infinity}',
     '{"type": "ping", "type": "read"}',
     '{"type": "message.send", "body": "\\ud800", "client_id": "\\udfff", "room": 1}',
     '{"type": "\\u0000"}',
     "\ufeff{}",
     "{}" * 1000,
     '{"type": "message.send", "room": 1, "body": "hi", "client_id": "' + "c" * 100 + '"}',
+    '{"type": "ping"',
+    "{'type': 'ping'}",
+    '{"type": "ping"}\x00',
+]
+# Binary frames: API.md allows text only. Invalid UTF-8 can only arrive as bytes
+# (Daphne's WebSocket layer closes a text frame that is not UTF-8 with 1007).
+BINARY_FRAMES = [
+    b"",
+    b"\x00",
+    b"\xff\xfe\xfd",
+    b"\xc3\x28",
+    b"\xed\xa0\x80",  # an encoded surrogate
+    b"\xf4\x90\x80\x80",  # above U+10FFFF
+    b'{"type": "ping"}',
+    b'{"type": "message.send", "room": 1, "body": "\xff", "client_id": "b"}',
+    bytes(range(256)),
 ]
 
 
@@ -1427,43 +1459,93 @@ def random_json(rng: random.Random, depth: int = 0) -> Any:
     return {rng.choice(keys): random_json(rng, depth + 1) for _ in range(rng.randint(0, 5))}
 
 
-def fuzz_frames(seed: int, count: int) -> list[str]:
-    """Return `count` frames: each field of each frame type set to odd values, random JSON, raw oddities."""
+def _random_raw(rng: random.Random) -> str:
+    """Deep nesting, huge numbers, truncation and stray bytes, as raw text (under the 64 KiB frame limit)."""
+    kind = rng.randrange(5)
+    if kind == 0:
+        opener, closer = rng.choice([("[", "]"), ('{"a":', "}"), ('{"type":', "}")])
+        # As deep as fits in a frame: a bigger one is closed with 1009 before it is parsed.
+        depth = min(rng.choice([50, 500, 999, 1000, 1001, 5000, 30_000]), 60_000 // len(opener + closer))
+        return opener * depth + "1" + closer * depth
+    if kind == 1:
+        digits = "".join(rng.choice("0123456789") for _ in range(rng.choice([19, 20, 310, 4301, 20_000])))
+        number = rng.choice([digits, "-" + digits, digits + "e99999", "0." + digits, digits + ".5"])
+        field = rng.choice(["room", "message_id", "parent", "body", "client_id"])
+        return json.dumps({"type": rng.choice(FUZZ_TYPES), "room": 1})[:-1] + f', "{field}": {number}}}'
+    if kind == 2:
+        text = json.dumps({"type": rng.choice(FUZZ_TYPES), "room": 1, "body": "hi", "client_id": "t"})
+        return text[: rng.randrange(len(text))]
+    if kind == 3:
+        return "".join(chr(rng.choice([rng.randrange(0, 32), rng.randrange(0x80, 0x800), 0xFFFF])) for _ in range(20))
+    return json.dumps(random_json(rng), ensure_ascii=rng.random() < 0.5)
+
+
+def fuzz_frames(seed: int, count: int) -> list[str | bytes]:
+    """Return `count` frames (str: text, bytes: binary), the fixed ones first among them.
+
+    Fixed: every field of every client frame type set to each odd value, the
+    raw oddities and the binary frames. Then random JSON (mostly objects with
+    a frame type), random raw text and random bytes.
+    """
     rng = random.Random(seed)
-    valid = {"type": "?", "room": 1, "body": "hello", "client_id": "fz", "parent": None, "message_id": 1}
-    frames = [
-        json.dumps({**valid, "type": kind, field: value})
-        for kind in FUZZ_TYPES
-        for field in FUZZ_FIELDS
-        for value in rng.sample(ODD_VALUES, 6)
-    ]
+    valid = {"room": 1, "body": "hello", "client_id": "fz", "parent": None, "message_id": 1}
+    frames: list[str | bytes] = []
+    for kind, fields in FRAME_FIELDS.items():
+        good = {"type": kind, **{field: valid[field] for field in fields}}
+        for field in ["type", *fields]:
+            frames += [json.dumps({**good, field: value}) for value in ODD_VALUES]
+        frames += [json.dumps({key: value for key, value in good.items() if key != field}) for field in fields]
     frames += RAW_FRAMES
+    frames += BINARY_FRAMES
     while len(frames) < count:
-        value = random_json(rng)
-        if isinstance(value, dict) and rng.random() < 0.7:
-            value["type"] = rng.choice([*FUZZ_TYPES, "", "pong", "hello", "message.new"])
-        frames.append(json.dumps(value))
+        roll = rng.random()
+        if roll < 0.6:
+            value = random_json(rng)
+            if isinstance(value, dict) and rng.random() < 0.7:
+                value["type"] = rng.choice([*FUZZ_TYPES, "", "pong", "hello", "message.new", "MESSAGE.SEND"])
+            frames.append(json.dumps(value))
+        elif roll < 0.9:
+            frames.append(_random_raw(rng))
+        else:
+            frames.append(rng.randbytes(rng.randrange(0, 64)))
     rng.shuffle(frames)
     return frames[:count]
+
+
+async def send_any(socket: Socket, frame: str | bytes) -> None:
+    if isinstance(frame, bytes):
+        await socket.send_bytes(frame)
+    else:
+        await socket.send_text(frame)
+
+
+def fuzz_count(default: int) -> int:
+    return max(default, FUZZ_FRAMES)
 
 
 @asynctest
 async def test_no_frame_can_crash_the_consumer_or_write_a_message(no_rate_limit, mallory, lobby, secret) -> None:
     socket = await connect(mallory)
+    frames = fuzz_frames(seed=FUZZ_SEED, count=fuzz_count(3000))
+    codes: collections.Counter[str] = collections.Counter()
     # Mallory is in no room, so every frame has exactly one answer: an error, or a pong.
-    for text in fuzz_frames(seed=20260601, count=320):
-        await socket.send_text(text)
+    for frame in frames:
+        await send_any(socket, frame)
         try:
             reply = await socket.recv()
         except Closed as closed:
-            raise AssertionError(f"closed with {closed.code} by {text[:200]!r}") from None
+            raise AssertionError(f"closed with {closed.code} by {frame[:200]!r}") from None
         if reply["type"] == "pong":
+            codes["pong"] += 1
             continue
-        assert reply["type"] == "error", (text[:200], reply)
-        assert reply["code"] in ERROR_CODES, (text[:200], reply)
+        assert reply["type"] == "error", (frame[:200], reply)
+        assert reply["code"] in ERROR_CODES, (frame[:200], reply)
         assert isinstance(reply["detail"], str), reply
+        codes[reply["code"]] += 1
     await socket.pong()
     assert await call(message_count) == 0
+    assert sum(codes.values()) == len(frames) >= 3000
+    assert codes["bad_request"] and codes["unknown_type"] and codes["not_found"], codes
 
 
 def _never_valid(field: str, value: Any, room_ids: set[int]) -> bool:
@@ -1501,6 +1583,72 @@ async def test_no_bad_field_in_a_members_message_send_can_crash_the_consumer(no_
     assert await call(message_count) == 0
 
 
+@asynctest
+async def test_random_frames_from_a_member_write_only_the_valid_messages(no_rate_limit, alice, bob, lobby) -> None:
+    """A member's mutated frames: each is answered (an error, or its effect) and only valid sends make rows."""
+    socket = await connect(alice)
+    rng = random.Random(FUZZ_SEED + 1)
+    first_message = await say(lobby, bob, "read me")
+    await socket.until_message("read me")
+    rooms = {lobby.pk}
+    valid = {"room": lobby.pk, "body": "hello", "client_id": "?", "parent": None, "message_id": first_message.pk}
+    acknowledged: set[int] = set()
+    known_messages = {first_message.pk}
+    posted_client_ids: set[str] = set()
+    invalid_sends = 0
+    count = max(600, FUZZ_FRAMES // 5)
+    for number in range(count):
+        kind = rng.choice(FUZZ_TYPES)
+        frame: dict[str, Any] = {"type": kind, **{field: valid[field] for field in FRAME_FIELDS[kind]}}
+        if kind == "message.send":
+            frame["client_id"] = f"m{number}"
+        field = rng.choice(["type", *FRAME_FIELDS[kind]]) if rng.random() < 0.8 else None
+        if field is not None:
+            frame[field] = rng.choice([*ODD_VALUES, random_json(rng), "\ud800", "a\x00b", "x" * 4001])
+        if field is None:
+            bad = False
+        elif kind == "message.send" and field == "parent":
+            # A parent naming a message of the room is a valid reply.
+            value = frame["parent"]
+            bad = value is not None and (type(value) is not int or value not in known_messages)
+        elif kind == "message.send":
+            bad = _never_valid(field, frame[field], rooms)
+        else:
+            bad = field in ("type", "room") and _never_valid(field, frame[field], rooms)
+        await socket.send(frame)
+        # Then a ping: everything the frame caused arrives before the pong.
+        await socket.send({"type": "ping"})
+        answers = await socket.until(lambda reply: reply["type"] == "pong")
+        if frame.get("type") == "ping":  # its own pong came first: wait for the barrier's
+            answers += await socket.until(lambda reply: reply["type"] == "pong")
+        answers = answers[:-1]
+        errors = [reply for reply in answers if reply["type"] == "error"]
+        new = [reply for reply in answers if reply["type"] == "message.new"]
+        assert all(reply["code"] in ERROR_CODES for reply in errors), (frame, errors)
+        if frame.get("type") == "ping" and not errors:
+            assert [reply["type"] for reply in answers] == ["pong"], (frame, answers)
+        if kind == "message.send" and bad:
+            invalid_sends += 1
+            assert errors and not new, (frame, answers)
+        if new:
+            assert not errors and kind == "message.send" and frame.get("type") == "message.send", (frame, answers)
+            acknowledged.update(reply["message"]["id"] for reply in new)
+        # Accepted: its message.new comes through the pump, maybe after the pong. Only a send
+        # repeating a client_id already posted gets none (the same message, no new event).
+        accepted = kind == "message.send" and frame.get("type") == "message.send" and not errors
+        if accepted and not new and frame.get("client_id") not in posted_client_ids:
+            later = await socket.until(lambda reply: reply["type"] in ("message.new", "error"))
+            new = [reply for reply in later if reply["type"] == "message.new"]
+            # A blank client_id is no client_id: stored as null, and never a repeat.
+            assert new and new[0]["message"]["client_id"] in (frame["client_id"], None), (frame, later)
+            acknowledged.add(new[0]["message"]["id"])
+        posted_client_ids.update(reply["message"]["client_id"] for reply in new if reply["message"]["client_id"])
+        known_messages.update(acknowledged)
+    ids = set(await call(lambda: list(Message.objects.filter(author=alice).values_list("id", flat=True))))
+    assert ids == acknowledged
+    assert invalid_sends > count // 10
+
+
 # --- The pump across event loops --------------------------------------------------------------------
 
 
@@ -1514,7 +1662,7 @@ def test_pump_restarts_in_each_new_event_loop_and_keeps_delivering(alice, bob, l
             await say(lobby, bob, body)
             frames = await socket.until_message(body)
             assert [frame["type"] for frame in frames] == ["message.new"]
-            tasks.append(delivery.pump._task)
+            tasks.append(delivery.pump._tasks[0])
         finally:
             _open_sockets.remove(socket)
             await socket.disconnect()

@@ -15,12 +15,15 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import random
 import time
 import urllib.error
 import urllib.request
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,14 +32,19 @@ from messaging.tests.realtime_support import (
     Api,
     ChatClient,
     ServerPool,
+    ThrowawayPostgres,
     ThrowawayRedis,
     assert_delivered,
     assert_one_row_per_client_id,
+    django_pointed_at,
     eventually,
     expected_messages,
     has_all,
     live_database_url,
+    migrate,
+    postgres_bin_dir,
     sent_messages,
+    server_env,
     stop_all,
 )
 from messaging.tests.test_realtime_servers import all_confirmed, describe, register, run, typing_reaches_everyone
@@ -82,11 +90,15 @@ def message_rows(client_id: str) -> list[int]:
     return list(Message.objects.filter(client_id=client_id).values_list("id", flat=True))
 
 
-# --- (a) One client_id, sent 200 times at once over REST and WebSocket, to two processes ------------
+# --- (a) One client_id, sent 1,000 times at once over REST and WebSocket, to two processes ----------
 
-REST_COPIES = 100
-SOCKETS_PER_SERVER = 5
-FRAMES_PER_SOCKET = 10  # under the per-socket burst of 20: none is rate limited
+# Both limits stay on: 500 posts in a few seconds are under the user's 1200/min
+# API throttle, and 20 frames a socket are the consumer's burst, so nothing is
+# refused for its rate and every copy reaches the idempotency check.
+REST_COPIES = 500
+REST_THREADS = 50
+SENDER_SOCKETS = 25  # alternately on the two processes
+FRAMES_PER_SOCKET = 20
 
 
 def test_the_same_client_id_sent_concurrently_makes_one_message(pool: ServerPool) -> None:
@@ -98,7 +110,8 @@ def test_the_same_client_id_sent_concurrently_makes_one_message(pool: ServerPool
     client_id = f"dup-{uuid.uuid4().hex[:16]}"
     frame = {"type": "message.send", "room": lobby, "body": "said once", "client_id": client_id}
     senders = [
-        ChatClient(f"alice{n}@{s.name}", alice, [s], rate=1000) for s in (a, b) for n in range(SOCKETS_PER_SERVER)
+        ChatClient(f"alice{n}@{server.name}", alice, [server], rate=1000)
+        for n, server in ((n, (a, b)[n % 2]) for n in range(SENDER_SOCKETS))
     ]
     watchers = [ChatClient("bob@a", bob, [a]), ChatClient("bob@b", bob, [b])]
     clients = [*senders, *watchers]
@@ -120,7 +133,7 @@ def test_the_same_client_id_sent_concurrently_makes_one_message(pool: ServerPool
         try:
             await asyncio.gather(*(client.start() for client in clients))
             started = time.monotonic()
-            with ThreadPoolExecutor(max_workers=50) as threads:
+            with ThreadPoolExecutor(max_workers=REST_THREADS) as threads:
                 rest = [loop.run_in_executor(threads, post, number) for number in range(REST_COPIES)]
 
                 async def frames(client: ChatClient) -> None:
@@ -148,7 +161,7 @@ def test_the_same_client_id_sent_concurrently_makes_one_message(pool: ServerPool
         assert not client.errors, (client.name, client.errors[:3])
     assert_delivered(clients)
     figures["idempotent"] = {
-        "sends": REST_COPIES + 2 * SOCKETS_PER_SERVER * FRAMES_PER_SOCKET,
+        "sends": REST_COPIES + SENDER_SOCKETS * FRAMES_PER_SOCKET,
         "statuses": dict(statuses),
         "seconds": round(elapsed[0], 2),
     }
@@ -381,10 +394,14 @@ def test_a_core_layer_group_expiry_at_or_below_the_refresh_interval_is_refused()
 
 # --- (f) PostgreSQL connections killed while clients send --------------------------------------------
 
-KILL_ROUNDS = 4
-
-
+# Kill the servers' connections every 1-2 s for this long (15 s in CI; try DB_KILL_SECONDS=120).
+KILL_SECONDS = float(os.environ.get("DB_KILL_SECONDS", "15"))
 SERVER_APPLICATION_NAME = "chat-fault-server"  # PGAPPNAME of the servers: only their connections are killed
+# Issue 8: at most 0.1% of requests may end in a server error (with a few hundred requests: none).
+MAX_SERVER_ERROR_SHARE = 0.001
+# DEBUG off, as in production: a 500 is then the JSON body of chatproject.errors, not Django's debug page.
+PRODUCTION = {"DEBUG": "0", "HTTPS_ONLY": "0", "TLS_PROXY": "0"}
+REST_SEND_ATTEMPTS = 40
 
 
 def terminate_backends(database_url: str) -> int:
@@ -400,106 +417,199 @@ def terminate_backends(database_url: str) -> int:
     return sum(1 for (done,) in rows if done)
 
 
-def test_sends_survive_killed_database_connections(pool: ServerPool) -> None:
+class SteadyLoad:
+    """REST posts (and a read now and then) and socket sends at a steady pace, counting every request.
+
+    A REST post that fails is sent again with the same client_id until it is
+    acknowledged, as a client does; a socket send stays pending until its
+    `message.new` comes back. Server errors are REST answers of 5xx (or no
+    answer) and `error` frames other than rate_limited.
+    """
+
+    def __init__(self, servers: list[Any], room: int, posters: list[Any], sockets: list[ChatClient]) -> None:
+        self.servers = servers
+        self.room = room
+        self.posters = posters
+        self.sockets = sockets
+        self.running = True
+        self.rest_requests = 0
+        self.rest_statuses: Counter[int] = Counter()
+        self.rest_errors: list[tuple[int, bytes, str]] = []
+        self.rest_posts: dict[int, int] = {}
+        self.rest_client_ids: list[str] = []
+        self.unacknowledged: list[str] = []
+
+    def rest(
+        self, server: Any, method: str, path: str, body: Any = None, token: str | None = None
+    ) -> tuple[int, bytes]:
+        status, raw, content_type = raw_call(f"{server.url}/api/v1/", method, path, body, token=token)
+        self.rest_requests += 1
+        self.rest_statuses[status] += 1
+        if status == 0 or status >= 500:
+            self.rest_errors.append((status, raw[:300], content_type))
+        return status, raw
+
+    def post_until_acknowledged(self, account: Any, number: int) -> bool:
+        client_id = f"{account.username}-{uuid.uuid4().hex[:12]}"
+        self.rest_client_ids.append(client_id)
+        body = {"body": f"{account.username} {number}", "client_id": client_id}
+        for attempt in range(REST_SEND_ATTEMPTS):
+            server = self.servers[(number + attempt) % len(self.servers)]
+            status, raw = self.rest(server, "POST", f"rooms/{self.room}/messages/", body, account.access)
+            if status in (200, 201):
+                self.rest_posts[json.loads(raw)["id"]] = self.room
+                return True
+            time.sleep(0.25)
+        self.unacknowledged.append(client_id)
+        return False
+
+    def poster(self, account: Any) -> None:
+        number = 0
+        while self.running:
+            self.post_until_acknowledged(account, number)
+            if number % 4 == 0:
+                self.rest(
+                    self.servers[number % len(self.servers)],
+                    "GET",
+                    f"rooms/{self.room}/messages/",
+                    None,
+                    account.access,
+                )
+            number += 1
+            time.sleep(0.05)
+
+    async def socket_sender(self, client: ChatClient) -> None:
+        number = 0
+        while self.running:
+            await client.send(self.room, f"{client.name} {number}")  # paced by the client
+            number += 1
+
+    async def run_until(self, stop: asyncio.Event) -> None:
+        flows = [asyncio.to_thread(self.poster, account) for account in self.posters]
+        flows += [self.socket_sender(client) for client in self.sockets]
+        tasks = [asyncio.ensure_future(flow) for flow in flows]
+        try:
+            await stop.wait()
+        finally:
+            self.running = False
+            await asyncio.wait_for(asyncio.gather(*tasks), 60)
+
+    @property
+    def socket_requests(self) -> int:
+        return sum(sum(client.transmissions.values()) for client in self.sockets)
+
+    @property
+    def socket_errors(self) -> list[dict[str, Any]]:
+        return [error for client in self.sockets for error in client.errors]
+
+    @property
+    def requests(self) -> int:
+        return self.rest_requests + self.socket_requests
+
+    @property
+    def server_errors(self) -> int:
+        return len(self.rest_errors) + len(self.socket_errors)
+
+    def figures(self) -> dict[str, Any]:
+        return {
+            "requests": {"rest": self.rest_requests, "socket sends": self.socket_requests},
+            "rest statuses": dict(self.rest_statuses),
+            "socket error frames": Counter(str(error.get("code")) for error in self.socket_errors),
+            "server errors": self.server_errors,
+            "messages": len(self.rest_posts) + sum(len(client.confirmed) for client in self.sockets),
+        }
+
+
+def server_log_count(servers: list[Any], text: str) -> int:
+    return sum(server.log_text().count(text) for server in servers)
+
+
+async def recovery_round(load: SteadyLoad, servers: list[Any]) -> list[int]:
+    """Serve a fresh round without any restart: /readyz and REST posts on every server, a send per socket."""
+    statuses: list[int] = []
+    for number in range(6):
+        server = servers[number % len(servers)]
+        status, _raw, _type = await asyncio.to_thread(raw_call, server.url, "GET", "/readyz")
+        statuses.append(status)
+        posted = await asyncio.to_thread(load.post_until_acknowledged, load.posters[number % len(load.posters)], -1)
+        statuses.append(201 if posted else 0)
+    for client in load.sockets:
+        await client.send(load.room, f"after the fault from {client.name}")
+    return statuses
+
+
+def test_sends_survive_database_connections_killed_every_second_or_two(pool: ServerPool) -> None:
     database_url = live_database_url()
-    # DEBUG off, as in production: a 500 is then the JSON body of chatproject.errors, not Django's debug page.
-    production = {"DEBUG": "0", "HTTPS_ONLY": "0", "TLS_PROXY": "0", "SECRET_KEY": uuid.uuid4().hex * 2}
+    production = {**PRODUCTION, "SECRET_KEY": uuid.uuid4().hex * 2}
     a, b = pool.start("a", "b", PGAPPNAME=SERVER_APPLICATION_NAME, **production)
     api = Api(a)
-    hal, ida, jon = register(api, "hal", "ida", "jon")
+    hal, ida, jon, kim = register(api, "hal", "ida", "jon", "kim")
     lobby = api.create_room(hal, "Lobby")
-    api.join(ida, lobby)
-    api.join(jon, lobby)
-    clients = [ChatClient("hal@a", hal, [a, b]), ChatClient("ida@b", ida, [b, a])]
-    rest_posts: dict[int, int] = {}
-    rest_client_ids: list[str] = []
-    statuses: Counter[int] = Counter()
-    bad_bodies: list[tuple[int, bytes]] = []
-    server_errors: list[int] = []
+    for account in (ida, jon, kim):
+        api.join(account, lobby)
+    sockets = [
+        ChatClient("hal@a", hal, [a, b], rate=5),
+        ChatClient("ida@b", ida, [b, a], rate=5),
+        ChatClient("hal@b", hal, [b, a], rate=5),
+        ChatClient("ida@a", ida, [a, b], rate=5),
+    ]
+    load = SteadyLoad([a, b], lobby, [jon, kim], sockets)
     killed: list[int] = []
     after: list[int] = []
+    timeline: dict[str, float] = {}
+    rng = random.Random(8)
 
-    def rest_send(number: int) -> None:
-        server = (a, b)[number % 2]
-        client_id = f"jon-{uuid.uuid4().hex[:12]}"
-        rest_client_ids.append(client_id)
-        for _attempt in range(10):  # retried with the same client_id until acknowledged
-            status, raw, content_type = raw_call(
-                f"{server.url}/api/v1/",
-                "POST",
-                f"rooms/{lobby}/messages/",
-                {"body": f"jon {number}", "client_id": client_id},
-                token=jon.access,
-            )
-            statuses[status] += 1
-            if status in (200, 201):
-                rest_posts[json.loads(raw)["id"]] = lobby
-                return
-            if not is_json_error(raw, content_type):
-                bad_bodies.append((status, raw[:300]))
-            server_errors.append(status)
-            time.sleep(0.2)
+    async def killer(stop: asyncio.Event) -> None:
+        began = time.monotonic()
+        while time.monotonic() - began < KILL_SECONDS:
+            await asyncio.sleep(rng.uniform(1.0, 2.0))
+            killed.append(await asyncio.to_thread(terminate_backends, database_url))
+        stop.set()
 
     async def scenario() -> None:
         try:
-            await asyncio.gather(*(client.start() for client in clients))
+            await asyncio.gather(*(client.start() for client in sockets))
             started = time.monotonic()
-
-            async def rest_flow() -> None:
-                for number in range(40):
-                    await asyncio.to_thread(rest_send, number)
-
-            async def ws_flow(client: ChatClient) -> None:
-                for number in range(40):
-                    await client.send(lobby, f"{client.name} {number}")
-
-            async def killer() -> None:
-                for _ in range(KILL_ROUNDS):
-                    await asyncio.sleep(1.0)
-                    killed.append(await asyncio.to_thread(terminate_backends, database_url))
-
-            await asyncio.gather(rest_flow(), *(ws_flow(client) for client in clients), killer())
-            # A send refused with server_error stays pending: the client sends it again.
-            for client in clients:
+            stop = asyncio.Event()
+            await asyncio.gather(load.run_until(stop), killer(stop))
+            timeline["kills over"] = time.monotonic() - started
+            # A send refused with an error frame stays pending: the client sends it again.
+            for client in sockets:
                 await client.resend_pending()
-            assert await all_confirmed(clients, 15), describe(clients)
-            # The servers keep serving once the kills stop: every request of a fresh round succeeds.
-            for number in range(10):
-                server = (a, b)[number % 2]
-                status, _raw, _type = await asyncio.to_thread(raw_call, server.url, "GET", "/readyz")
-                after.append(status)
+            assert await all_confirmed(sockets, 20), describe(sockets)
+            after.extend(await recovery_round(load, [a, b]))
+            assert await all_confirmed(sockets, 10), describe(sockets)
             expected = expected_messages(
-                {client: {lobby} for client in clients}, {**sent_messages(clients), **rest_posts}
+                {client: {lobby} for client in sockets}, {**sent_messages(sockets), **load.rest_posts}
             )
-            assert await eventually(lambda: has_all(expected), 15), describe(clients)
-            figures["db_kills"] = {"seconds": round(time.monotonic() - started, 2)}
+            assert await eventually(lambda: has_all(expected), 15), describe(sockets)
+            timeline["all delivered"] = time.monotonic() - started
             await asyncio.sleep(SETTLE_SECONDS)
         finally:
-            await stop_all(clients)
+            await stop_all(sockets)
 
-    run(scenario, pool, 120)
+    run(scenario, pool, KILL_SECONDS + 120)
 
-    assert not bad_bodies, bad_bodies[:3]
-    assert sum(killed) >= KILL_ROUNDS, killed
-    assert after == [200] * 10, after
-    assert len(rest_posts) == len(rest_client_ids) == 40, statuses
-    for client_id in rest_client_ids:
-        assert len(message_rows(client_id)) == 1, client_id
-    errors = [error for client in clients for error in client.errors]
-    # server_error for a send whose connection was killed (resent); rate_limited for the resend burst.
-    assert all(error.get("code") in ("server_error", "rate_limited") for error in errors), errors[:3]
-    errors = [error for error in errors if error.get("code") == "server_error"]
-    assert_delivered(clients)
-    sends = assert_one_row_per_client_id(clients) + len(rest_posts)
-    figures["db_kills"].update(
-        sends=sends,
-        killed=killed,
-        rest_statuses=dict(statuses),
-        rest_retried_after_error=len(server_errors),
-        ws_server_errors=len(errors),
-        sockets={client.name: client.connected_to for client in clients},
-    )
+    figures["db_kills"] = {
+        "kill rounds": len(killed),
+        "connections killed": sum(killed),
+        **load.figures(),
+        "retried by the servers": server_log_count([a, b], "database connection lost in"),
+        "pool drains": server_log_count([a, b], "a pooled connection was dead"),
+        "timeline": {key: round(value, 2) for key, value in timeline.items()},
+    }
     print(f"\ndatabase connections killed: {figures['db_kills']}")
+    assert len(killed) >= KILL_SECONDS / 2 - 1 and all(killed), killed
+    assert all(is_json_error(raw, content_type) for _status, raw, content_type in load.rest_errors), load.rest_errors[
+        :3
+    ]
+    assert load.server_errors <= MAX_SERVER_ERROR_SHARE * load.requests, (load.rest_errors[:3], load.socket_errors[:3])
+    assert after == [200, 201] * 6, after
+    assert not load.unacknowledged, load.unacknowledged
+    for client_id in load.rest_client_ids:
+        assert len(message_rows(client_id)) == 1, client_id
+    assert_one_row_per_client_id(sockets)
+    assert_delivered(sockets)
 
 
 # --- (d) A client that stops reading while its room is busy ----------------------------------------
@@ -570,3 +680,277 @@ def test_a_stuck_client_is_dropped_and_catches_up_while_others_get_everything(po
         **figures_here,
     }
     print(f"\nstuck client: {figures['stuck_client']}")
+
+
+# --- (g) A flood to one room through a channel layer that holds one message ------------------------
+
+TINY_CAPACITY = 1  # CHANNEL_CAPACITY: messages a process's channel holds before group_send drops more
+FLOOD_SECONDS = 6.0
+SOCKET_SENDERS = 6  # alternately on the two processes, paced at 8 frames/s each
+REST_SENDERS = 4  # posting at 15/s each, under the 20/s API limit
+REST_RATE = 15.0
+
+
+def scrape(server: Any) -> dict[str, float]:
+    """Return {sample name with labels: value} from a server's /metrics (open with DEBUG on)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    status, raw, _type = raw_call(server.url, "GET", "/metrics")
+    assert status == 200, (status, raw[:200])
+    samples: dict[str, float] = {}
+    for family in text_string_to_metric_families(raw.decode()):
+        for sample in family.samples:
+            labels = ",".join(f"{key}={value}" for key, value in sorted(sample.labels.items()))
+            samples[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
+    return samples
+
+
+def total(samples: dict[str, float], name: str) -> float:
+    return sum(value for key, value in samples.items() if key == name or key.startswith(name + "{"))
+
+
+def test_a_flood_through_a_full_channel_layer_loses_nothing_and_counts_the_drops(pool: ServerPool) -> None:
+    a, b = pool.start("a", "b", CHANNEL_LAYER="core", CHANNEL_CAPACITY=str(TINY_CAPACITY))
+    servers = (a, b)
+    api = Api(a)
+    users = register(api, *(f"sue{n}" for n in range(SOCKET_SENDERS)), *(f"rob{n}" for n in range(REST_SENDERS)))
+    socket_users, rest_users = users[:SOCKET_SENDERS], users[SOCKET_SENDERS:]
+    watcher_user = register(api, "wes")[0]
+    lobby = api.create_room(watcher_user, "Lobby")
+    for user in users:
+        api.join(user, lobby)
+    senders = [
+        ChatClient(f"{user.username}@{servers[n % 2].name}", user, [servers[n % 2]])
+        for n, user in enumerate(socket_users)
+    ]
+    watchers = [ChatClient(f"wes@{server.name}", watcher_user, [server]) for server in servers]
+    clients = [*senders, *watchers]
+    posted: dict[int, int] = {}
+    statuses: Counter[int] = Counter()
+    before = {server.name: scrape(server) for server in servers}
+    figures_here: dict[str, Any] = {}
+
+    def post_for(number: int, user: Any) -> None:
+        server = servers[number % 2]
+        began = time.monotonic()
+        count = 0
+        while time.monotonic() - began < FLOOD_SECONDS:
+            status, raw, _type = raw_call(
+                f"{server.url}/api/v1/",
+                "POST",
+                f"rooms/{lobby}/messages/",
+                {"body": f"{user.username} {count}", "client_id": f"{user.username}-{count}"},
+                token=user.access,
+            )
+            statuses[status] += 1
+            if status in (200, 201):
+                posted[json.loads(raw)["id"]] = lobby
+            count += 1
+            delay = began + count / REST_RATE - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+
+    async def flood(client: ChatClient) -> None:
+        deadline = time.monotonic() + FLOOD_SECONDS
+        number = 0
+        while time.monotonic() < deadline:
+            await client.send(lobby, f"{client.name} {number}")  # paced at 8/s by the client
+            number += 1
+
+    async def scenario() -> None:
+        try:
+            await asyncio.gather(*(client.start() for client in clients))
+            started = time.monotonic()
+            await asyncio.gather(
+                *(asyncio.to_thread(post_for, number, user) for number, user in enumerate(rest_users)),
+                *(flood(client) for client in senders),
+            )
+            figures_here["flood seconds"] = round(time.monotonic() - started, 2)
+            assert await all_confirmed(clients, 15), describe(clients)
+            expected = expected_messages({client: {lobby} for client in clients}, {**sent_messages(clients), **posted})
+            assert await eventually(lambda: has_all(expected), 15), describe(clients)
+            figures_here["all delivered"] = round(time.monotonic() - started, 2)
+            await asyncio.sleep(SETTLE_SECONDS)
+        finally:
+            await stop_all(clients)
+
+    run(scenario, pool, 90)
+
+    after = {server.name: scrape(server) for server in servers}
+
+    def moved(name: str) -> dict[str, float]:
+        return {server: total(after[server], name) - total(before[server], name) for server in after}
+
+    dropped = moved("chat_channel_layer_dropped_total")
+    doorbells_dropped = {
+        server: after[server].get("chat_channel_layer_dropped_total{group=doorbell}", 0.0)
+        - before[server].get("chat_channel_layer_dropped_total{group=doorbell}", 0.0)
+        for server in after
+    }
+    found_by_poll = moved("chat_events_found_by_poll_total")
+    assert set(statuses) <= {200, 201}, statuses
+    # Nobody had to reconnect or resume: each process read the log itself, whatever the layer dropped.
+    assert all(len(client.connected_to) == 1 for client in clients), describe(clients)
+    assert all(not client.errors for client in clients), describe(clients)
+    reports = assert_delivered(clients)
+    sends = assert_one_row_per_client_id(clients) + len(posted)
+    # The layer really was full (or the test proved nothing), and the servers counted it.
+    assert sum(doorbells_dropped.values()) > 0, (dropped, after)
+    figures["channel_overflow"] = {
+        "capacity": TINY_CAPACITY,
+        "sends": sends,
+        "received": {report.client: report.received for report in reports},
+        "dropped": dropped,
+        "doorbells dropped": doorbells_dropped,
+        "events found by poll": found_by_poll,
+        **figures_here,
+    }
+    print(f"\nchannel layer overflow: {figures['channel_overflow']}")
+
+
+# --- (h) PostgreSQL restarted under load (a private cluster) --------------------------------------------
+
+OUTAGE_SECONDS = 3.0  # the last fault keeps PostgreSQL stopped this long, past the servers' pool timeout
+OUTAGE_POOL_TIMEOUT = "1.5"  # DATABASE_POOL_TIMEOUT of the servers: how long a request waits for a connection
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[ThrowawayPostgres]:
+    """A private PostgreSQL cluster, migrated, that the test may restart; always removed."""
+    if postgres_bin_dir() is None:
+        if os.environ.get("REQUIRE_SERVICES") == "1":
+            pytest.fail("no initdb/pg_ctl under /usr/lib/postgresql")
+        pytest.skip("no initdb/pg_ctl under /usr/lib/postgresql")
+    cluster = ThrowawayPostgres()
+    try:
+        cluster.create()
+        migrate(cluster.url)
+        yield cluster
+    finally:
+        cluster.close()
+
+
+@pytest.fixture
+def pool_on_own_postgres(tmp_path: Path, own_postgres: ThrowawayPostgres) -> Iterator[ServerPool]:
+    prefix = f"rt{uuid.uuid4().hex[:12]}"
+    env = server_env(database_url=own_postgres.url, redis_url=os.environ["REDIS_URL"], channel_prefix=prefix)
+    pool = ServerPool(tmp_path, env)
+    try:
+        yield pool
+    finally:
+        pool.close()
+
+
+def test_sends_survive_postgresql_restarts_and_an_outage_gets_clean_503s(
+    pool_on_own_postgres: ServerPool, own_postgres: ThrowawayPostgres
+) -> None:
+    pool = pool_on_own_postgres
+    production = {**PRODUCTION, "SECRET_KEY": uuid.uuid4().hex * 2, "DATABASE_POOL_TIMEOUT": OUTAGE_POOL_TIMEOUT}
+    a, b = pool.start("a", "b", **production)
+    api = Api(a)
+    hal, ida, jon, kim = register(api, "hal", "ida", "jon", "kim")
+    lobby = api.create_room(hal, "Lobby")
+    for account in (ida, jon, kim):
+        api.join(account, lobby)
+    window = OUTAGE_SECONDS + 60
+    sockets = [
+        ChatClient("hal@a", hal, [a, b], rate=5, reconnect_window=window),
+        ChatClient("ida@b", ida, [b, a], rate=5, reconnect_window=window),
+    ]
+    load = SteadyLoad([a, b], lobby, [jon, kim], sockets)
+    timeline: dict[str, float] = {}
+    errors_at: dict[str, tuple[int, int]] = {}
+    readiness: dict[str, list[int]] = {"during": [], "after": []}
+    after: list[int] = []
+
+    def errors_now() -> tuple[int, int]:
+        return len(load.rest_errors), len(load.socket_errors)
+
+    def readyz_both() -> list[int]:
+        return [raw_call(server.url, "GET", "/readyz")[0] for server in (a, b)]
+
+    async def scenario() -> None:
+        try:
+            await asyncio.gather(*(client.start() for client in sockets))
+            started = time.monotonic()
+
+            def mark(name: str) -> None:
+                timeline[name] = time.monotonic() - started
+
+            stop = asyncio.Event()
+            flows = asyncio.ensure_future(load.run_until(stop))
+            await asyncio.sleep(1.5)
+            # Two short restarts: every connection is closed; requests wait for the pool instead of failing.
+            await asyncio.to_thread(own_postgres.restart, "fast")
+            mark("restarted (fast)")
+            await asyncio.sleep(2)
+            await asyncio.to_thread(own_postgres.stop, "immediate")
+            await asyncio.to_thread(own_postgres.start)
+            mark("stopped (immediate) and started")
+            await asyncio.sleep(2)
+            # A longer outage: requests give up after the pool timeout, with 503 / "unavailable".
+            errors_at["outage begins"] = errors_now()
+            await asyncio.to_thread(own_postgres.stop, "fast")
+            mark("stopped (fast)")
+            readiness["during"] = await asyncio.to_thread(readyz_both)
+            await asyncio.sleep(max(0.0, OUTAGE_SECONDS - (time.monotonic() - started - timeline["stopped (fast)"])))
+            await asyncio.to_thread(own_postgres.start)
+            mark("started")
+            for _ in range(120):  # the pools reconnect by themselves: no server is restarted
+                readiness["after"] = await asyncio.to_thread(readyz_both)
+                if readiness["after"] == [200, 200]:
+                    break
+                await asyncio.sleep(0.25)
+            mark("ready again")
+            await asyncio.sleep(1.0)  # frames that waited on the pool across the restart are answered
+            errors_at["outage over"] = errors_now()
+            await asyncio.sleep(2)
+            stop.set()
+            await asyncio.wait_for(flows, 90)
+            errors_at["end"] = errors_now()
+            mark("load stopped")
+            # Sends refused during the outage stay pending: the clients send them again (same client_id).
+            for client in sockets:
+                await client.resend_pending()
+            assert await all_confirmed(sockets, 30), describe(sockets)
+            after.extend(await recovery_round(load, [a, b]))
+            assert await all_confirmed(sockets, 15), describe(sockets)
+            expected = expected_messages(
+                {client: {lobby} for client in sockets}, {**sent_messages(sockets), **load.rest_posts}
+            )
+            assert await eventually(lambda: has_all(expected), 20), describe(sockets)
+            mark("all delivered")
+            await asyncio.sleep(SETTLE_SECONDS)
+        finally:
+            await stop_all(sockets)
+
+    try:
+        run(scenario, pool, 150)
+    except BaseException:
+        print(own_postgres.log_tail())
+        raise
+
+    begins, over, end = errors_at["outage begins"], errors_at["outage over"], errors_at["end"]
+    outside_outage = sum(begins) + sum(end) - sum(over)
+    figures["postgres_restart"] = {
+        **load.figures(),
+        "server errors outside the outage": outside_outage,
+        "readyz": readiness,
+        "retried by the servers": server_log_count([a, b], "database connection lost in"),
+        "timeline": {key: round(value, 2) for key, value in timeline.items()},
+    }
+    print(f"\npostgres restarts: {figures['postgres_restart']}")
+    # Every error a client saw was a clean one: a JSON 503 or an "unavailable" frame.
+    assert {status for status, _raw, _type in load.rest_errors} <= {503}, load.rest_errors[:3]
+    assert all(is_json_error(raw, content_type) for _status, raw, content_type in load.rest_errors)
+    assert {error.get("code") for error in load.socket_errors} <= {"unavailable"}, load.socket_errors[:3]
+    # The restarts themselves cost no request; only the outage past the pool timeout did.
+    assert outside_outage <= MAX_SERVER_ERROR_SHARE * load.requests, (load.rest_errors[:3], load.socket_errors[:3])
+    assert readiness["during"] == [503, 503] and readiness["after"] == [200, 200], readiness
+    assert after == [200, 201] * 6, after
+    assert not load.unacknowledged, load.unacknowledged
+    with django_pointed_at(own_postgres.url):
+        for client_id in load.rest_client_ids:
+            assert len(message_rows(client_id)) == 1, client_id
+        assert_one_row_per_client_id(sockets)
+        assert_delivered(sockets)

@@ -5,16 +5,21 @@ from __future__ import annotations
 import json
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from chatproject.errors import Forbidden, Invalid, NotFound
 from messaging import services
 from messaging.models import Message, Reaction, Report
 from messaging.payloads import message_payload
 from messaging.selectors import message_reload
+from rooms import services as room_services
 from rooms.models import Event
 
 pytestmark = pytest.mark.django_db
+
+
+TRANSACTION_CONTROL = ("BEGIN", "COMMIT", "SAVEPOINT", "RELEASE", "ROLLBACK")
 
 
 def message_events() -> list[Event]:
@@ -67,6 +72,54 @@ def test_message_post_repeated_with_the_same_client_id_records_no_event(capture_
     assert again.pk == first.pk
     assert events == []
     assert Message.objects.count() == 1
+
+
+def test_a_post_by_a_member_runs_only_the_inserts_of_its_message_and_event(alice, lobby):
+    services.message_post(room=lobby, author=alice, body="the first post fills the membership cache")
+
+    with CaptureQueriesContext(connection) as queries:
+        services.message_post(room=lobby, author=alice, body="hello again", client_id="c-2")
+
+    statements = [query["sql"] for query in queries.captured_queries]
+    work = [sql for sql in statements if not sql.upper().startswith(TRANSACTION_CONTROL)]
+    # The message, then its event (on PostgreSQL the event-order lock rides in the same statement).
+    assert len(work) == 2, statements
+    assert "messaging_message" in work[0] and work[0].upper().startswith("INSERT")
+    assert "rooms_event" in work[1] and "INSERT" in work[1].upper()
+
+
+def test_a_member_who_left_cannot_post_though_their_membership_was_cached(
+    django_capture_on_commit_callbacks, bob, lobby
+):
+    services.message_post(room=lobby, author=bob, body="still here")
+    with django_capture_on_commit_callbacks(execute=True):
+        room_services.room_leave(user=bob, room=lobby)
+
+    with pytest.raises(Forbidden):
+        services.message_post(room=lobby, author=bob, body="gone")
+    assert list(Message.objects.values_list("body", flat=True)) == ["still here"]
+
+
+def test_a_kicked_member_cannot_post_though_their_membership_was_cached(
+    django_capture_on_commit_callbacks, alice, bob, lobby
+):
+    services.message_post(room=lobby, author=bob, body="still here")
+    with django_capture_on_commit_callbacks(execute=True):
+        room_services.member_kick(actor=alice, room=lobby, user_id=bob.pk)
+
+    with pytest.raises(Forbidden):
+        services.message_post(room=lobby, author=bob, body="gone")
+
+
+def test_nobody_posts_to_a_deleted_room_though_their_membership_was_cached(
+    django_capture_on_commit_callbacks, alice, bob, lobby
+):
+    services.message_post(room=lobby, author=bob, body="before")
+    with django_capture_on_commit_callbacks(execute=True):
+        room_services.room_delete(actor=alice, room=lobby)
+
+    with pytest.raises(NotFound):
+        services.message_post(room=lobby, author=bob, body="after")
 
 
 def test_message_post_by_a_non_member_writes_and_records_nothing(capture_events, mallory, lobby, secret):

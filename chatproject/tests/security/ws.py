@@ -87,8 +87,7 @@ def asynctest(test: Callable[..., Awaitable[None]]) -> Callable[..., None]:
 @pytest.fixture
 def fresh_realtime(monkeypatch: pytest.MonkeyPatch, settings: Any) -> None:
     """A pump that has not seen earlier tests' events, presence of its own and a channel prefix of its own."""
-    monkeypatch.setattr(delivery.pump, "cursor", None)
-    monkeypatch.setattr(delivery.pump, "listeners", set())
+    monkeypatch.setattr(delivery, "pump", delivery.EventPump())
     monkeypatch.setattr(presence, "_backend", None)
     settings.CHANNEL_PREFIX = f"chat-sec-{uuid.uuid4().hex[:12]}"
 
