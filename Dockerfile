@@ -78,4 +78,4 @@ ENTRYPOINT ["/app/deploy/entrypoint.sh"]
 # request as a JSON line itself (chatproject.logs).
 CMD ["daphne", "-e", "tcp:port=8000:interface=0.0.0.0:backlog=1024", \
      "--websocket-max-message-size", "131072", "--websocket-max-frame-size", "131072", \
-     "--verbosity", "0", "chatproject.asgi:application"]
+     "--websocket_connect_timeout", "20", "--verbosity", "0", "chatproject.asgi:application"]

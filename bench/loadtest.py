@@ -191,6 +191,16 @@ def backing_cpu_since(before: dict[int, float]) -> float:
     return sum(seconds - before.get(pid, 0.0) for pid, seconds in backing_cpu_seconds().items())
 
 
+DAPHNE_ARGS = [
+    "--websocket-max-message-size",
+    "131072",
+    "--websocket-max-frame-size",
+    "131072",
+    "--websocket_connect_timeout",
+    "20",
+]
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind((HOST, 0))
@@ -354,6 +364,8 @@ class OurServer(Target):
             "daphne",
             "-e",
             f"tcp:port={self.port}:interface={HOST}:backlog=1024",
+            # As `make run` and the deployment files start it (see the Makefile's DAPHNE_ARGS).
+            *DAPHNE_ARGS,
             "chatproject.asgi:application",
         ]
         with self.log_path.open("ab") as log:

@@ -40,7 +40,8 @@ fi
 
 if [ "$#" -eq 0 ]; then
     set -- daphne -e tcp:port=8000:interface=0.0.0.0:backlog=1024 \
-        --websocket-max-message-size 131072 --websocket-max-frame-size 131072 --verbosity 0 \
+        --websocket-max-message-size 131072 --websocket-max-frame-size 131072 --websocket_connect_timeout 20 \
+        --verbosity 0 \
         chatproject.asgi:application
 fi
 exec "$@"
