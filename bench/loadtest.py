@@ -201,6 +201,25 @@ DAPHNE_ARGS = [
 ]
 
 
+def start_daphne(
+    port: int, application: str, extra_args: list[str], cwd: Path, env: dict[str, str], log_path: Path
+) -> subprocess.Popen[bytes]:
+    """Start Daphne on `port` with a listen backlog of 1024, pinned to CPU 0, logging to `log_path`."""
+    command = [
+        sys.executable,
+        "-m",
+        "daphne",
+        "-e",
+        f"tcp:port={port}:interface={HOST}:backlog=1024",
+        *extra_args,
+        application,
+    ]
+    with log_path.open("ab") as log:
+        return subprocess.Popen(  # noqa: S603 (our own interpreter, fixed arguments)
+            pinned(command, 0), cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind((HOST, 0))
@@ -358,20 +377,10 @@ class OurServer(Target):
 
     def start(self) -> None:
         self.port = free_port()
-        command = [
-            sys.executable,
-            "-m",
-            "daphne",
-            "-e",
-            f"tcp:port={self.port}:interface={HOST}:backlog=1024",
-            # As `make run` and the deployment files start it (see the Makefile's DAPHNE_ARGS).
-            *DAPHNE_ARGS,
-            "chatproject.asgi:application",
-        ]
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(  # noqa: S603 (our own interpreter, fixed arguments)
-                pinned(command, 0), cwd=PROJECT_DIR, env=self.env, stdout=log, stderr=subprocess.STDOUT
-            )
+        # As `make run` and the deployment files start it (see the Makefile's DAPHNE_ARGS).
+        self.process = start_daphne(
+            self.port, "chatproject.asgi:application", DAPHNE_ARGS, PROJECT_DIR, self.env, self.log_path
+        )
         self.pid = self.process.pid
         wait_for_port(self.port, self.process, self.log_path)
         deadline = time.monotonic() + 30
@@ -462,18 +471,10 @@ class NaiveServer(Target):
 
     def start(self) -> None:
         self.port = free_port()
-        command = [
-            sys.executable,
-            "-m",
-            "daphne",
-            "-e",
-            f"tcp:port={self.port}:interface={HOST}:backlog=1024",
-            "naive_channels.asgi:application",
-        ]
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(  # noqa: S603 (our own interpreter, fixed arguments)
-                pinned(command, 0), cwd=PROJECT_DIR / "bench", env=self.env, stdout=log, stderr=subprocess.STDOUT
-            )
+        # Daphne's defaults, as the tutorial runs it.
+        self.process = start_daphne(
+            self.port, "naive_channels.asgi:application", [], PROJECT_DIR / "bench", self.env, self.log_path
+        )
         self.pid = self.process.pid
         wait_for_port(self.port, self.process, self.log_path)
 
