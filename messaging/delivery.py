@@ -533,18 +533,7 @@ class Doorbell:
         try:
             while True:
                 self._again = False
-                event_id = self._newest
-                layer = get_channel_layer()
-                if layer is None or is_in_memory(layer):
-                    return
-                try:
-                    await layer.group_send(
-                        DOORBELL_GROUP, {"type": "events.doorbell", "id": event_id, "from": PROCESS_TOKEN}
-                    )
-                except Exception:
-                    metrics.channel_layer_error("doorbell_send")
-                    # The event is committed; other processes pick it up at their next poll.
-                    logger.warning("doorbell for event %s not sent", event_id, exc_info=True)
+                await self._publish(self._newest)
                 if not self._again:
                     return
         finally:
@@ -552,15 +541,18 @@ class Doorbell:
 
     @staticmethod
     def _send_blocking(event_id: int) -> None:
+        async_to_sync(Doorbell._publish)(event_id)
+
+    @staticmethod
+    async def _publish(event_id: int) -> None:
         layer = get_channel_layer()
         if layer is None or is_in_memory(layer):
             return
         try:
-            async_to_sync(layer.group_send)(
-                DOORBELL_GROUP, {"type": "events.doorbell", "id": event_id, "from": PROCESS_TOKEN}
-            )
+            await layer.group_send(DOORBELL_GROUP, {"type": "events.doorbell", "id": event_id, "from": PROCESS_TOKEN})
         except Exception:
             metrics.channel_layer_error("doorbell_send")
+            # The event is committed; other processes pick it up at their next poll.
             logger.warning("doorbell for event %s not sent", event_id, exc_info=True)
 
 
