@@ -51,9 +51,12 @@ RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
 # The code stays owned by root: the server process cannot rewrite it.
 COPY manage.py ./
 COPY chatproject ./chatproject
+COPY core ./core
 COPY accounts ./accounts
 COPY rooms ./rooms
 COPY messaging ./messaging
+COPY realtime ./realtime
+COPY web ./web
 COPY templates ./templates
 COPY static ./static
 COPY deploy/entrypoint.sh deploy/healthcheck.py ./deploy/
@@ -75,7 +78,7 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
 
 ENTRYPOINT ["/app/deploy/entrypoint.sh"]
 # --verbosity 0 drops Daphne's plain-text access log: the server logs every
-# request as a JSON line itself (chatproject.logs).
+# request as a JSON line itself (core.logs).
 CMD ["daphne", "-e", "tcp:port=8000:interface=0.0.0.0:backlog=1024", \
      "--websocket-max-message-size", "131072", "--websocket-max-frame-size", "131072", \
      "--websocket_connect_timeout", "20", "--verbosity", "0", "chatproject.asgi:application"]

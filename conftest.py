@@ -132,12 +132,12 @@ def anon() -> APIClient:
 @pytest.fixture
 def capture_events(django_capture_on_commit_callbacks):  # type: ignore[no-untyped-def]
     """Run on-commit callbacks and record each event published, as `with capture_events() as events:`."""
-    from rooms import realtime
+    from core import publish
 
     @contextmanager
     def capture() -> Iterator[list[object]]:
         published: list[object] = []
-        stop = realtime.subscribe(published.append)
+        stop = publish.subscribe(published.append)
         try:
             with django_capture_on_commit_callbacks(execute=True):
                 yield published

@@ -12,7 +12,7 @@ from django import forms
 from django.contrib.auth.forms import AuthenticationForm, PasswordChangeForm
 
 from accounts.services import DISPLAY_NAME_MAX
-from chatproject.errors import Invalid
+from core.errors import Invalid
 
 
 def add_service_errors(form: forms.Form, error: Invalid) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db.models import Q
 
 from accounts.models import User
-from chatproject.errors import NotFound
+from core.errors import NotFound
 
 
 def user_search(*, query: str = "", after: int = 0, limit: int = 50) -> tuple[list[User], bool]:

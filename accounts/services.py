@@ -11,8 +11,8 @@ from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, Ou
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from accounts.models import ModerationAction, User, username_validator
-from accounts.realtime import notify_user_sockets
-from chatproject.errors import Invalid
+from core import publish
+from core.errors import Invalid
 
 DISPLAY_NAME_MAX = 64
 
@@ -107,7 +107,7 @@ def user_deactivate(*, user: User, actor: User | None = None, reason: str = "", 
             )
     refresh_tokens_revoke_all(user=user)
     user_id = user.pk
-    transaction.on_commit(lambda: notify_user_sockets(user_id, {"type": "user.deactivated"}))
+    transaction.on_commit(lambda: publish.notify_user(user_id, {"type": "user.deactivated"}))
     return user
 
 

@@ -1,7 +1,7 @@
 """Account pages of the web UI: sign up, log in, log out and the profile.
 
 Plain server-rendered forms with session authentication and CSRF; the chat
-screen itself is `chatproject.views.chat`.
+screen itself is `web.views.chat`.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from django.views.decorators.debug import sensitive_post_parameters
 from accounts import services
 from accounts.forms import LoginForm, PasswordForm, ProfileForm, SignupForm, add_service_errors
 from accounts.models import User
-from chatproject import ratelimit
-from chatproject.errors import Invalid
+from core import ratelimit
+from core.errors import Invalid
 
 MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
 

@@ -19,7 +19,7 @@ fanout
     every message is one `group_send` to that group, received by a task per
     channel calling `layer.receive()` as a consumer does.
 doorbell
-    This server's design for persistent events (messaging/delivery.py): the
+    This server's design for persistent events (realtime/delivery.py): the
     layer carries one `group_send` per message to a group of --processes
     channels, one per server process; each process then hands the event to
     its share of the --members sockets through in-process queues, without

@@ -13,17 +13,17 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
-from chatproject.daphne_compat import (  # noqa: E402
+from core.logs import ConnectionLogContext  # noqa: E402
+from core.sentry import wrap_websocket  # noqa: E402
+from realtime.auth import websocket_gate  # noqa: E402
+from realtime.daphne import (  # noqa: E402
     allow_protocol_close_codes,
     close_sockets_on_shutdown,
     expose_protocol,
     wait_for_slow_sockets,
 )
-from chatproject.logs import ConnectionLogContext  # noqa: E402
-from chatproject.sentry import wrap_websocket  # noqa: E402
-from chatproject.wsauth import websocket_gate  # noqa: E402
-from messaging.delivery import doorbell  # noqa: E402
-from messaging.routing import websocket_urlpatterns  # noqa: E402
+from realtime.delivery import doorbell  # noqa: E402
+from realtime.routing import websocket_urlpatterns  # noqa: E402
 
 allow_protocol_close_codes()
 close_sockets_on_shutdown()

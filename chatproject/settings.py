@@ -74,19 +74,22 @@ INSTALLED_APPS = [
     "rest_framework_simplejwt.token_blacklist",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "core",
     "accounts",
     "rooms",
     "messaging",
+    "realtime",
+    "web",
 ]
 
 MIDDLEWARE = [
     # First: a request id for every log line of the request, then /metrics and request metrics.
-    "chatproject.logs.RequestLogMiddleware",
-    "chatproject.metrics.MetricsMiddleware",
+    "core.logs.RequestLogMiddleware",
+    "core.metrics.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     # After the CSP middleware, so it adds the page's ws(s):// origin before the header is built.
-    "chatproject.security.WebSocketConnectSrcMiddleware",
+    "core.security.WebSocketConnectSrcMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -95,7 +98,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last: it calls the view, and again if its database connection was lost and that is safe.
-    "chatproject.dbretry.DatabaseRetryMiddleware",
+    "core.dbretry.DatabaseRetryMiddleware",
 ]
 
 ROOT_URLCONF = "chatproject.urls"
@@ -121,7 +124,7 @@ TEMPLATES = [
 # --- Database ------------------------------------------------------------------
 
 if env.str("DATABASE_URL", default=""):
-    from chatproject.dbretry import check_pooled_connection
+    from core.dbretry import check_pooled_connection
 
     _db = env.db_url("DATABASE_URL")
     if _db["ENGINE"] != "django.db.backends.postgresql":
@@ -134,7 +137,7 @@ if env.str("DATABASE_URL", default=""):
             "max_size": env.int("DATABASE_POOL_MAX", default=20),
             "timeout": env.float("DATABASE_POOL_TIMEOUT", default=10.0),
             # A connection that died while idle (killed, server restarted) is
-            # replaced before use, for one poll() per checkout (chatproject.dbretry).
+            # replaced before use, for one poll() per checkout (core.dbretry).
             "check": check_pooled_connection,
         }
     }
@@ -163,7 +166,7 @@ else:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Worker threads for the database calls of consumers and the event pump
-# (chatproject.db): each holds a pool connection only while it runs a call,
+# (core.db): each holds a pool connection only while it runs a call,
 # so keep it below DATABASE_POOL_MAX, leaving room for HTTP requests. 0 runs
 # them all on one thread, as SQLite needs (one writer at a time).
 DB_WORKER_THREADS = env.int(
@@ -182,7 +185,7 @@ CHANNEL_PREFIX = env.str("CHANNEL_PREFIX", default="chat")
 CHANNEL_LAYER = env.str("CHANNEL_LAYER", default="pubsub")
 # The core layer drops a channel from a group CHANNEL_GROUP_EXPIRY seconds
 # after it joined (and forgets every group when Redis restarts): each
-# process's channel (messaging.relay) re-joins its groups every
+# process's channel (realtime.relay) re-joins its groups every
 # CHANNEL_GROUP_REFRESH seconds, which must stay below the expiry (check chat.E001).
 CHANNEL_GROUP_EXPIRY = env.int("CHANNEL_GROUP_EXPIRY", default=86400)
 CHANNEL_GROUP_REFRESH = env.float("CHANNEL_GROUP_REFRESH", default=min(60.0, CHANNEL_GROUP_EXPIRY / 2))
@@ -223,8 +226,8 @@ if REDIS_URL:
         raise ImproperlyConfigured(f"CHANNEL_LAYER must be 'pubsub' or 'core', not {CHANNEL_LAYER!r}.")
     CACHES = {
         "default": {
-            # One Redis connection pool per process (chatproject.cache), not one per request.
-            "BACKEND": "chatproject.cache.SharedPoolRedisCache",
+            # One Redis connection pool per process (core.cache), not one per request.
+            "BACKEND": "core.cache.SharedPoolRedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env.str("CACHE_PREFIX", default="chat"),
         }
@@ -235,7 +238,7 @@ else:
 
 # Frames waiting for a slow WebSocket client before it is dropped with 4009
 # (it resumes from its cursor), and the bytes Daphne may buffer for one socket
-# before a send waits for the client to read (chatproject.daphne_compat).
+# before a send waits for the client to read (realtime.daphne).
 WS_SEND_QUEUE_MAX = env.int("WS_SEND_QUEUE_MAX", default=2000)
 WS_SEND_BUFFER_MAX = env.int("WS_SEND_BUFFER_MAX", default=256 * 1024)
 
@@ -277,13 +280,13 @@ REST_FRAMEWORK = {
         *(["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else []),
     ],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
-    "DEFAULT_SCHEMA_CLASS": "chatproject.schema.AutoSchema",
-    # The password and token routes have their own, stricter limits (chatproject.ratelimit).
-    "DEFAULT_THROTTLE_CLASSES": ["chatproject.ratelimit.AnonThrottle", "chatproject.ratelimit.UserThrottle"],
+    "DEFAULT_SCHEMA_CLASS": "core.schema.AutoSchema",
+    # The password and token routes have their own, stricter limits (core.ratelimit).
+    "DEFAULT_THROTTLE_CLASSES": ["core.ratelimit.AnonThrottle", "core.ratelimit.UserThrottle"],
     # Count the connecting address, never a client-supplied X-Forwarded-For
     # (Daphne's --proxy-headers puts the real client there behind a proxy).
     "NUM_PROXIES": 0,
-    "EXCEPTION_HANDLER": "chatproject.errors.api_exception_handler",
+    "EXCEPTION_HANDLER": "core.errors.api_exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 
@@ -317,8 +320,6 @@ SPECTACULAR_SETTINGS = {
 
 MESSAGE_MAX_LENGTH = 4000
 EVENT_RETENTION = timedelta(days=env.int("EVENT_RETENTION_DAYS", default=7))
-# Delivery tests only, honoured in DEBUG: "marker:seconds" (see rooms.events._test_hold).
-TEST_HOLD_BEFORE_COMMIT = env.str("CHAT_TEST_HOLD_BEFORE_COMMIT", default="")
 # Wake event pumps on commit (locally and over the channel layer). Off, sockets
 # still get every event, from the pumps' once-a-second poll: delivery tests use
 # it to prove that a lost doorbell only delays.
@@ -347,7 +348,7 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 
 # Scripts, styles and everything else from this origin only: no inline script,
-# no eval. chatproject.security adds the page's ws(s):// origin to connect-src.
+# no eval. core.security adds the page's ws(s):// origin to connect-src.
 SECURE_CSP = {
     "default-src": [CSP.SELF],
     "script-src": [CSP.SELF, CSP.NONCE],
@@ -396,23 +397,23 @@ AUTH_RATE_LIMITS = {
     "refresh": {"ip": "60/m", "username": "30/m"},
     "password": {"ip": "30/h", "username": "10/h"},
 }
-# DRF throttles on every other API route (chatproject.ratelimit).
+# DRF throttles on every other API route (core.ratelimit).
 API_THROTTLE_RATES = {
     "anon": env.str("API_RATE_ANON", default="120/min"),
     "user": env.str("API_RATE_USER", default="1200/min"),
 }
 
-# --- Logging (chatproject.logs) --------------------------------------------------------
+# --- Logging (core.logs) --------------------------------------------------------
 
 # JSON lines in production, aligned text on the embedded default.
 LOG_FORMAT = env.str("LOG_FORMAT", default="console" if DEBUG else "json")
 if LOG_FORMAT not in ("json", "console"):
     raise ImproperlyConfigured(f"LOG_FORMAT must be 'json' or 'console', not {LOG_FORMAT!r}.")
-LOGGING_CONFIG = "chatproject.logs.configure"
+LOGGING_CONFIG = "core.logs.configure"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"structured": {"()": "chatproject.logs.formatter", "log_format": LOG_FORMAT}},
+    "formatters": {"structured": {"()": "core.logs.formatter", "log_format": LOG_FORMAT}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "structured"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
@@ -424,7 +425,7 @@ LOGGING = {
     },
 }
 
-# --- Metrics (chatproject.metrics) ------------------------------------------------------
+# --- Metrics (core.metrics) ------------------------------------------------------
 
 # With DEBUG off, /metrics answers only this bearer token or these networks (CIDRs).
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
@@ -435,11 +436,11 @@ for _network in METRICS_ALLOWED_NETWORKS:
     except ValueError:
         raise ImproperlyConfigured(f"METRICS_ALLOWED_NETWORKS: {_network!r} is not a network (CIDR).") from None
 
-# --- Error tracking (chatproject.sentry) ------------------------------------------------
+# --- Error tracking (core.sentry) ------------------------------------------------
 
 SENTRY_DSN = env.str("SENTRY_DSN", default="")
 if SENTRY_DSN:
-    from chatproject import sentry
+    from core import sentry
 
     sentry.init(
         dsn=SENTRY_DSN,

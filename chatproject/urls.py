@@ -5,12 +5,13 @@ from drf_spectacular.views import SpectacularAPIView
 
 from accounts import views as account_pages
 from accounts.api import views as accounts
-from chatproject import errors, health
-from chatproject import views as pages
-from chatproject.ratelimit import limit_form_login
-from chatproject.security import ApiDocsView
+from core import errors, health
+from core.ratelimit import limit_form_login
+from core.security import ApiDocsView
 from messaging.api import views as messaging
+from realtime import views as realtime_views
 from rooms.api import views as rooms
+from web import views as pages
 
 
 class IdConverter:
@@ -54,10 +55,10 @@ api_v1 = [
     path("rooms/<id:room_id>/members/<id:user_id>/", rooms.MemberDetailView.as_view(), name="room-member"),
     path("rooms/<id:room_id>/bans/", rooms.BanListView.as_view(), name="room-bans"),
     path("rooms/<id:room_id>/bans/<id:user_id>/", rooms.BanDetailView.as_view(), name="room-ban"),
-    path("rooms/<id:room_id>/read/", rooms.ReadView.as_view(), name="room-read"),
+    path("rooms/<id:room_id>/read/", messaging.ReadView.as_view(), name="room-read"),
     path("rooms/<id:room_id>/messages/", messaging.MessageListView.as_view(), name="room-messages"),
     path("dms/", rooms.DirectView.as_view(), name="dms"),
-    path("presence/", rooms.PresenceView.as_view(), name="presence"),
+    path("presence/", realtime_views.PresenceView.as_view(), name="presence"),
     path("messages/<id:message_id>/", messaging.MessageDetailView.as_view(), name="message"),
     path("messages/<id:message_id>/edits/", messaging.EditHistoryView.as_view(), name="message-edits"),
     path("messages/<id:message_id>/reactions/", messaging.ReactionListView.as_view(), name="message-reactions"),
@@ -90,5 +91,5 @@ urlpatterns = [
     re_path(r"^api/", csrf_exempt(errors.not_found)),
 ]
 
-handler404 = "chatproject.errors.not_found"
-handler500 = "chatproject.errors.server_error"
+handler404 = "core.errors.not_found"
+handler500 = "core.errors.server_error"

@@ -19,7 +19,7 @@ from django.utils.safestring import SafeString
 from accounts.admin import ReasonActionForm, action_reason
 from accounts.models import User
 from accounts.services import user_deactivate
-from chatproject.errors import ServiceError
+from core.errors import ServiceError
 from messaging.models import Message, MessageEdit, Reaction, Report
 from messaging.services import message_delete, report_close
 from rooms.services import member_ban

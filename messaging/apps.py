@@ -6,8 +6,8 @@ class MessagingConfig(AppConfig):
     verbose_name = "Messaging"
 
     def ready(self) -> None:
-        from chatproject import checks  # noqa: F401 (registers the system checks)
-        from messaging import delivery
+        from messaging.selectors import RoomMessageCounts
+        from rooms.selectors import message_counts_register
 
-        # Committed events wake the socket delivery pumps (this process's and the others').
-        delivery.install()
+        # Room summaries count unread messages and mentions through this (rooms cannot import messaging).
+        message_counts_register(RoomMessageCounts())

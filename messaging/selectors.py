@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import connection
-from django.db.models import F, Prefetch, Q, QuerySet, Subquery
+from django.db.models import Count, F, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
 from django.db.models.lookups import LessThanOrEqual
 
 from accounts.models import User
-from chatproject.errors import NotFound
+from core.errors import NotFound
 from messaging.models import Message, MessageEdit, Reaction
 from rooms.models import Membership, Room
 from rooms.selectors import member_room_ids, membership_require
@@ -141,3 +142,32 @@ def message_get_any(*, message_id: int) -> Message:
     if message is None:
         raise NotFound("Message not found.")
     return message
+
+
+# --- Room summaries (registered with rooms.selectors) -------------------------------------
+
+
+class RoomMessageCounts:
+    """The message side of a room summary: its newest message, and a reader's unread and mention counts."""
+
+    def annotate(self, rooms: QuerySet[Room], user: User | None) -> QuerySet[Room]:
+        last_message_id = Message.objects.filter(room=OuterRef("pk")).order_by("-id").values("id")[:1]
+        rooms = rooms.annotate(last_message_id=Subquery(last_message_id))
+        if user is None:
+            return rooms
+        unread = Message.objects.filter(
+            room=OuterRef("pk"), id__gt=OuterRef("mine__last_read_message_id"), deleted_at__isnull=True
+        ).exclude(author=user)
+        # Unread messages that @mention the user: the sidebar's mention badge.
+        mentions = unread.filter(mentions=user)
+        return rooms.annotate(
+            unread_count=Coalesce(Subquery(_count_per_room(unread), output_field=IntegerField()), Value(0)),
+            mention_count=Coalesce(Subquery(_count_per_room(mentions), output_field=IntegerField()), Value(0)),
+        )
+
+    def newest_message_id(self, room_id: int) -> int:
+        return Message.objects.filter(room_id=room_id).order_by("-id").values_list("id", flat=True).first() or 0
+
+
+def _count_per_room(messages: QuerySet[Message]) -> QuerySet[Message, Any]:
+    return messages.order_by().values("room").annotate(n=Count("id")).values("n")

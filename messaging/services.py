@@ -15,14 +15,14 @@ from django.utils import timezone
 
 from accounts.models import ModerationAction, User
 from accounts.services import moderation_record
-from chatproject.errors import Forbidden, Invalid, NotFound
+from core.errors import Forbidden, Invalid, NotFound
 from messaging import markdown
 from messaging.models import Message, MessageEdit, Reaction, Report
 from messaging.payloads import message_payload
 from messaging.selectors import message_reload
 from rooms import membership_cache
-from rooms.events import event_record
-from rooms.models import Event, Room
+from rooms.events import Event, event_payloads_redact, event_record
+from rooms.models import Membership, Room
 from rooms.selectors import membership_require
 
 CLIENT_ID_MAX = 64
@@ -238,7 +238,7 @@ def message_delete(*, actor: User, message: Message, reason: str = "", via: str 
     fresh = message_reload(message.pk)
     redacted = {"room": fresh.room_id, "message": dict(message_payload(fresh))}
     # Earlier events must not replay the deleted text on resume.
-    Event.objects.filter(message_id=message.pk).update(payload=redacted)
+    event_payloads_redact(message_id=message.pk, payload=redacted)
     event_record(
         type=Event.Type.MESSAGE_UPDATED,
         room=fresh.room,
@@ -329,3 +329,27 @@ def report_close(*, actor: User, report: Report, status: str, reason: str = "", 
         via=via,
     )
     return report
+
+
+# --- Read markers ------------------------------------------------------------------------
+
+
+@transaction.atomic
+def read_mark(*, user: User, room: Room, message_id: int) -> bool:
+    """Move the user's read marker forward to `message_id`; return whether it moved."""
+    membership = membership_require(user=user, room=room)
+    if not Message.objects.filter(pk=message_id, room_id=membership.room_id).exists():
+        raise Invalid({"message_id": "No such message in this room."})
+    # A conditional update: concurrent marks from two devices never move it back.
+    moved = Membership.objects.filter(pk=membership.pk, last_read_message_id__lt=message_id).update(
+        last_read_message_id=message_id
+    )
+    if moved:
+        event_record(
+            type=Event.Type.READ,
+            room=membership.room,
+            user_id=user.pk,
+            private=True,
+            payload={"room": membership.room_id, "message_id": message_id},
+        )
+    return bool(moved)

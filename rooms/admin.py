@@ -3,7 +3,8 @@ from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 
 from accounts.admin import ReasonActionForm, action_reason
-from rooms.models import Ban, Event, Membership, Room
+from rooms.events import admin as events_admin  # noqa: F401 (registers the event record's read-only view)
+from rooms.models import Ban, Membership, Room
 from rooms.services import member_unban
 
 
@@ -82,19 +83,4 @@ class BanAdmin(admin.ModelAdmin):
         return False
 
     def has_delete_permission(self, request: HttpRequest, obj: Ban | None = None) -> bool:
-        return False
-
-
-@admin.register(Event)
-class EventAdmin(admin.ModelAdmin):
-    list_display = ("id", "type", "room", "user", "actor", "message_id", "private", "created_at")
-    list_filter = ("type", "private", "created_at")
-    search_fields = ("=id", "=message_id", "room__name")
-    list_select_related = ("room", "user", "actor")
-
-    # The event record is written by services only; the admin reads it.
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Event | None = None) -> bool:
         return False

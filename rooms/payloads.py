@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import NotRequired, TypedDict
 
 from accounts.payloads import UserPayload, user_payload
-from chatproject.wire import isoformat
+from core.wire import isoformat
 from rooms.models import Membership, Room
 
 

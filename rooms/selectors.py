@@ -7,21 +7,61 @@ every lookup of a room the caller may not see raises `NotFound`.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Protocol
 
-from django.apps import apps
 from django.db.models import Count, F, FilteredRelation, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 
 from accounts.models import User
-from chatproject.errors import Forbidden, NotFound
+from core.errors import Forbidden, NotFound
 from rooms.models import Ban, Membership, Room
 
 
-def _message_model():  # type: ignore[no-untyped-def]
-    # Unread counts and last ids are read from messaging's table; looked up
-    # lazily because messaging depends on rooms, not the reverse.
-    return apps.get_model("messaging", "Message")
+class MessageCounts(Protocol):
+    """What room summaries need from the rooms' messages, supplied by the messaging app.
+
+    Rooms cannot import messaging (messaging depends on rooms), so the
+    messaging app registers its implementation with `message_counts_register`
+    when Django starts (`MessagingConfig.ready`).
+    """
+
+    def annotate(self, rooms: QuerySet[Room], user: User | None) -> QuerySet[Room]:
+        """Return `rooms` annotated with `last_message_id`, and given a user `unread_count` and `mention_count`.
+
+        The user's read marker is `mine__last_read_message_id` on the queryset.
+        """
+        ...
+
+    def newest_message_id(self, room_id: int) -> int:
+        """Return the id of the room's newest message, or 0."""
+        ...
+
+
+class _NoMessages:
+    """Counts for a project without the messaging app: rooms with nothing in them."""
+
+    def annotate(self, rooms: QuerySet[Room], user: User | None) -> QuerySet[Room]:
+        rooms = rooms.annotate(last_message_id=Value(None, output_field=IntegerField()))
+        if user is None:
+            return rooms
+        return rooms.annotate(unread_count=Value(0), mention_count=Value(0))
+
+    def newest_message_id(self, room_id: int) -> int:
+        return 0
+
+
+_message_counts: MessageCounts = _NoMessages()
+
+
+def message_counts_register(counts: MessageCounts) -> None:
+    """Supply the message counts of room summaries (the messaging app calls this once, at start-up)."""
+    global _message_counts
+    _message_counts = counts
+
+
+def newest_message_id(*, room_id: int) -> int:
+    """Return the id of the room's newest message, or 0."""
+    return _message_counts.newest_message_id(room_id)
 
 
 def rooms_annotated(user: User | None) -> QuerySet[Room]:
@@ -29,47 +69,18 @@ def rooms_annotated(user: User | None) -> QuerySet[Room]:
 
     The read state is the user's unread and unread-mention counts and their read marker.
     """
-    message = _message_model()
     member_count = (
         Membership.objects.filter(room=OuterRef("pk")).order_by().values("room").annotate(n=Count("id")).values("n")
     )
-    last_message_id = message.objects.filter(room=OuterRef("pk")).order_by("-id").values("id")[:1]
     rooms = Room.objects.filter(deleted_at__isnull=True).annotate(
         member_count=Coalesce(Subquery(member_count, output_field=IntegerField()), Value(0)),
-        last_message_id=Subquery(last_message_id),
     )
-    if user is None:
-        return rooms
-    unread = (
-        message.objects.filter(
-            room=OuterRef("pk"), id__gt=OuterRef("mine__last_read_message_id"), deleted_at__isnull=True
+    if user is not None:
+        rooms = rooms.annotate(mine=FilteredRelation("memberships", condition=Q(memberships__user=user))).annotate(
+            my_role=F("mine__role"),
+            last_read_message_id=Coalesce(F("mine__last_read_message_id"), Value(0)),
         )
-        .exclude(author=user)
-        .order_by()
-        .values("room")
-        .annotate(n=Count("id"))
-        .values("n")
-    )
-    # Unread messages that @mention the user: the sidebar's mention badge.
-    mentions = (
-        message.objects.filter(
-            room=OuterRef("pk"),
-            id__gt=OuterRef("mine__last_read_message_id"),
-            deleted_at__isnull=True,
-            mentions=user,
-        )
-        .exclude(author=user)
-        .order_by()
-        .values("room")
-        .annotate(n=Count("id"))
-        .values("n")
-    )
-    return rooms.annotate(mine=FilteredRelation("memberships", condition=Q(memberships__user=user))).annotate(
-        my_role=F("mine__role"),
-        unread_count=Coalesce(Subquery(unread, output_field=IntegerField()), Value(0)),
-        mention_count=Coalesce(Subquery(mentions, output_field=IntegerField()), Value(0)),
-        last_read_message_id=Coalesce(F("mine__last_read_message_id"), Value(0)),
-    )
+    return _message_counts.annotate(rooms, user)
 
 
 def attach_direct_members(rooms: Iterable[Room]) -> None:
@@ -174,3 +185,16 @@ def roommates_among(*, user: User, user_ids: Iterable[int]) -> list[int]:
         .values_list("user_id", flat=True)
         .distinct()
     )
+
+
+def member_rooms(user_id: int) -> tuple[dict[int, str], dict[int, int]]:
+    """Return ({room id: role}, {room id: joined event id}) for the live rooms a user is in."""
+    rows = Membership.objects.filter(user_id=user_id, room__deleted_at__isnull=True).values_list(
+        "room_id", "role", "joined_event_id"
+    )
+    roles: dict[int, str] = {}
+    since: dict[int, int] = {}
+    for room_id, role, joined_event_id in rows:
+        roles[room_id] = role
+        since[room_id] = joined_event_id or 0
+    return roles, since

@@ -16,9 +16,9 @@ from django.utils.text import slugify
 from accounts.models import ModerationAction, User
 from accounts.payloads import user_payload
 from accounts.services import moderation_record
-from chatproject.errors import Conflict, Forbidden, Invalid, NotFound
-from rooms.events import event_record
-from rooms.models import Ban, Event, Membership, Room
+from core.errors import Conflict, Forbidden, Invalid, NotFound
+from rooms.events import Event, event_record
+from rooms.models import Ban, Membership, Room
 from rooms.payloads import room_payload
 from rooms.selectors import attach_direct_members, membership_require, rooms_annotated
 
@@ -432,28 +432,3 @@ def direct_open(*, creator: User, user_ids: list[int]) -> tuple[Room, bool]:
     )
     Membership.objects.filter(room=room).update(joined_event_id=event.pk)
     return room, True
-
-
-# --- Reading ---------------------------------------------------------------------------
-
-
-@transaction.atomic
-def read_mark(*, user: User, room: Room, message_id: int) -> bool:
-    """Move the user's read marker forward to `message_id`; return whether it moved."""
-    membership = membership_require(user=user, room=room)
-    message_model = room.messages.model  # type: ignore[attr-defined]
-    if not message_model.objects.filter(pk=message_id, room_id=membership.room_id).exists():
-        raise Invalid({"message_id": "No such message in this room."})
-    # A conditional update: concurrent marks from two devices never move it back.
-    moved = Membership.objects.filter(pk=membership.pk, last_read_message_id__lt=message_id).update(
-        last_read_message_id=message_id
-    )
-    if moved:
-        event_record(
-            type=Event.Type.READ,
-            room=membership.room,
-            user_id=user.pk,
-            private=True,
-            payload={"room": membership.room_id, "message_id": message_id},
-        )
-    return bool(moved)

@@ -19,7 +19,7 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402
 
-from chatproject.tests.browser.harness import (  # noqa: E402
+from web.tests.browser.harness import (  # noqa: E402
     CHROMIUM,
     CHROMIUM_ARGS,
     PASSWORD,

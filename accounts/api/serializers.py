@@ -7,7 +7,7 @@ from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.serializers import TokenRefreshSerializer
 
 from accounts.models import User
-from chatproject.api import StrictSerializer
+from core.api import StrictSerializer
 
 
 class UserSerializer(serializers.Serializer):

@@ -27,8 +27,9 @@ from accounts.api.serializers import (
     UserSerializer,
 )
 from accounts.payloads import me_payload, user_payload
-from chatproject import ratelimit
-from chatproject.api import AuthedRequest, page_body, page_limit, query_int, query_text
+from accounts.requests import AuthedRequest
+from core import ratelimit
+from core.api import page_body, page_limit, query_int, query_text
 
 
 def _field(request: Request, name: str) -> object:

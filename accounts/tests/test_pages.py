@@ -2,7 +2,7 @@
 the chat screen, and the rules that keep them safe under a strict Content-Security-Policy.
 
 What the pages do once their scripts run is tested in a real browser
-(chatproject/tests/browser/).
+(web/tests/browser/).
 """
 
 from __future__ import annotations

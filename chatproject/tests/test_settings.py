@@ -114,7 +114,7 @@ def test_redis_url_switches_channel_layer_and_cache_to_redis() -> None:
     # Its constructor swallows unknown options: the core layer's would be silently ignored.
     assert "capacity" not in config["CHANNEL_CONFIG"]
     assert "group_expiry" not in config["CHANNEL_CONFIG"]
-    assert config["CACHE_BACKEND"] == "chatproject.cache.SharedPoolRedisCache"
+    assert config["CACHE_BACKEND"] == "core.cache.SharedPoolRedisCache"
     assert config["CACHE_LOCATION"] == "redis://127.0.0.1:6379/3"
 
 

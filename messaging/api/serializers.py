@@ -3,7 +3,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from accounts.api.serializers import UserSerializer
-from chatproject.api import StrictSerializer
+from core.api import StrictSerializer
 
 
 class ReactionSerializer(serializers.Serializer):
@@ -75,3 +75,7 @@ class ReactionInput(StrictSerializer):
 
 class ReportInput(StrictSerializer):
     reason = StrictCharField(max_length=1000, allow_blank=True)
+
+
+class ReadInput(StrictSerializer):
+    message_id = serializers.IntegerField(min_value=1, max_value=2**63 - 1)

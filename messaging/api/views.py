@@ -7,9 +7,10 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from chatproject.api import AuthedRequest, page_body, page_limit, query_int, query_text
-from chatproject.errors import Invalid
-from chatproject.wire import isoformat
+from accounts.requests import AuthedRequest
+from core.api import page_body, page_limit, query_int, query_text
+from core.errors import Invalid
+from core.wire import isoformat
 from messaging import selectors, services
 from messaging.api.serializers import (
     EditSerializer,
@@ -18,11 +19,12 @@ from messaging.api.serializers import (
     MessagePostInput,
     MessageSerializer,
     ReactionInput,
+    ReadInput,
     ReportInput,
     ReportSerializer,
 )
 from messaging.payloads import message_payload
-from rooms.selectors import membership_require
+from rooms.selectors import membership_require, room_require_visible
 
 ID_MAX = 2**63 - 1
 
@@ -155,3 +157,13 @@ class SearchView(APIView):
             limit=page_limit(request),
         )
         return Response(page_body([message_payload(message) for message in messages], has_more))
+
+
+class ReadView(APIView):
+    @extend_schema(request=ReadInput, responses={204: None}, summary="Move the caller's read marker forward")
+    def post(self, request: AuthedRequest, room_id: int) -> Response:
+        room = room_require_visible(user=request.user, room_id=room_id)
+        data = ReadInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.read_mark(user=request.user, room=room, message_id=data.validated_data["message_id"])
+        return Response(status=status.HTTP_204_NO_CONTENT)

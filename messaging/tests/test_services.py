@@ -8,13 +8,13 @@ import pytest
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
-from chatproject.errors import Forbidden, Invalid, NotFound
+from core.errors import Forbidden, Invalid, NotFound
 from messaging import services
 from messaging.models import Message, Reaction, Report
 from messaging.payloads import message_payload
 from messaging.selectors import message_reload
 from rooms import services as room_services
-from rooms.models import Event
+from rooms.events import Event
 
 pytestmark = pytest.mark.django_db
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from accounts.api.serializers import UserSerializer
-from chatproject.api import StrictSerializer
+from core.api import StrictSerializer
 from rooms.models import Membership, Room
 
 
@@ -77,11 +77,3 @@ class DirectInput(StrictSerializer):
     users = serializers.ListField(
         child=serializers.IntegerField(min_value=1, max_value=2**63 - 1), allow_empty=True, max_length=20
     )
-
-
-class ReadInput(StrictSerializer):
-    message_id = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
-
-
-class PresenceSerializer(serializers.Serializer):
-    online = serializers.ListField(child=serializers.IntegerField(), help_text="Ids of the users online now")

@@ -5,17 +5,16 @@ Views parse, authorise through selectors, call one service and shape the reply.
 
 from __future__ import annotations
 
-from asgiref.sync import async_to_sync
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.payloads import user_payload
-from chatproject.api import ID_MAX, AuthedRequest, page_body, page_limit, query_int, query_text
-from chatproject.errors import Invalid
-from chatproject.wire import isoformat
-from rooms import presence, selectors, services
+from accounts.requests import AuthedRequest
+from core.api import page_body, page_limit, query_int, query_text
+from core.wire import isoformat
+from rooms import selectors, services
 from rooms.api.serializers import (
     BanInput,
     BanSerializer,
@@ -24,8 +23,6 @@ from rooms.api.serializers import (
     MemberPageSerializer,
     MemberRoleInput,
     MemberSerializer,
-    PresenceSerializer,
-    ReadInput,
     RoomCreateInput,
     RoomPageSerializer,
     RoomSerializer,
@@ -186,46 +183,3 @@ class DirectView(APIView):
         data.is_valid(raise_exception=True)
         room, created = services.direct_open(creator=request.user, user_ids=data.validated_data["users"])
         return _room_reply(request.user, room.pk, status.HTTP_201_CREATED if created else status.HTTP_200_OK)
-
-
-class ReadView(APIView):
-    @extend_schema(request=ReadInput, responses={204: None}, summary="Move the caller's read marker forward")
-    def post(self, request: AuthedRequest, room_id: int) -> Response:
-        room = selectors.room_require_visible(user=request.user, room_id=room_id)
-        data = ReadInput(data=request.data)
-        data.is_valid(raise_exception=True)
-        services.read_mark(user=request.user, room=room, message_id=data.validated_data["message_id"])
-        return Response(status=status.HTTP_204_NO_CONTENT)
-
-
-PRESENCE_MAX_USERS = 200
-
-
-def _id_list(raw: str, *, name: str, maximum: int) -> list[int]:
-    """Parse a comma-separated list of ids from a query parameter, or raise Invalid."""
-    ids: list[int] = []
-    for part in raw.split(","):
-        part = part.strip()
-        if not part:
-            continue
-        if not part.isdigit() or not 0 < int(part) <= ID_MAX:
-            raise Invalid({name: "Give user ids separated by commas."})
-        ids.append(int(part))
-    if len(ids) > maximum:
-        raise Invalid({name: f"Ask about at most {maximum} users at once."})
-    return ids
-
-
-class PresenceView(APIView):
-    @extend_schema(
-        parameters=[OpenApiParameter("users", str, required=True, description="Comma-separated user ids")],
-        responses=PresenceSerializer,
-        summary="Who of these users is online now",
-        description="Only users who share a room with the caller are reported; the others read as offline. "
-        "Changes then arrive as `presence` frames on /ws/.",
-    )
-    def get(self, request: AuthedRequest) -> Response:
-        wanted = _id_list(request.GET.get("users", ""), name="users", maximum=PRESENCE_MAX_USERS)
-        # Presence is visible only to people who share a room, as on the socket.
-        roommates = selectors.roommates_among(user=request.user, user_ids=wanted)
-        return Response({"online": async_to_sync(presence.online_among)(roommates)})

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from rest_framework.test import APIClient
 
-from messaging.services import message_delete, message_post
+from messaging.services import message_delete, message_post, read_mark
 from rooms import services
 from rooms.models import Ban, Membership, Room
 
@@ -1058,7 +1058,7 @@ def test_unread_count_starts_with_every_message_from_others(client_for, lobby, a
 
 def test_unread_count_leaves_out_own_and_deleted_messages_and_those_read(client_for, lobby, alice, bob):
     read = post(alice, lobby.pk, "read")
-    services.read_mark(user=bob, room=lobby, message_id=read.pk)
+    read_mark(user=bob, room=lobby, message_id=read.pk)
     post(alice, lobby.pk, "new")
     deleted = post(alice, lobby.pk, "oops")
     message_delete(actor=alice, message=deleted)
@@ -1202,7 +1202,7 @@ def test_mention_count_drops_once_the_mention_is_read(client_for, lobby, alice, 
     first = post(bob, lobby.pk, "@alice one")
     post(bob, lobby.pk, "@alice two")
 
-    services.read_mark(user=alice, room=lobby, message_id=first.pk)
+    read_mark(user=alice, room=lobby, message_id=first.pk)
 
     assert mine(client_for(alice), lobby.pk)["mention_count"] == 1
 
@@ -1217,58 +1217,7 @@ def test_mention_count_skips_deleted_messages_and_own_mentions(client_for, lobby
 
 def test_rooms_show_the_callers_read_marker(client_for, lobby, alice, bob):
     message = post(bob, lobby.pk)
-    services.read_mark(user=alice, room=lobby, message_id=message.pk)
+    read_mark(user=alice, room=lobby, message_id=message.pk)
 
     assert mine(client_for(alice), lobby.pk)["last_read_message_id"] == message.pk
     assert mine(client_for(bob), lobby.pk)["last_read_message_id"] == 0
-
-
-# --- presence/ ----------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def online():  # type: ignore[no-untyped-def]
-    """Open a pretend socket for each user given; close them all afterwards."""
-    from asgiref.sync import async_to_sync
-
-    from rooms import presence
-
-    opened: list[tuple[int, str]] = []
-
-    def open_socket(user) -> None:  # type: ignore[no-untyped-def]
-        socket_id = f"test-{user.pk}-{len(opened)}"
-        async_to_sync(presence.socket_opened)(user.pk, socket_id)
-        opened.append((user.pk, socket_id))
-
-    yield open_socket
-    for user_id, socket_id in opened:
-        async_to_sync(presence.socket_closed)(user_id, socket_id)
-
-
-def test_presence_reports_online_roommates(client_for, lobby, alice, bob, carol, online):
-    online(bob)
-
-    response = client_for(alice).get(f"{API}/presence/?users={bob.pk},{carol.pk}")
-
-    assert response.status_code == 200
-    assert response.json() == {"online": [bob.pk]}
-
-
-def test_presence_hides_people_who_share_no_room(client_for, lobby, alice, mallory, online):
-    online(mallory)
-    online(alice)
-
-    assert client_for(alice).get(f"{API}/presence/?users={mallory.pk}").json() == {"online": []}
-    assert client_for(mallory).get(f"{API}/presence/?users={alice.pk}").json() == {"online": []}
-
-
-def test_presence_needs_credentials(anon, alice):
-    assert anon.get(f"{API}/presence/?users={alice.pk}").status_code == 401
-
-
-@pytest.mark.parametrize("users", ["x", "1,-2", "0", ",".join(str(n) for n in range(1, 202))])
-def test_presence_refuses_a_bad_user_list(client_for, alice, users):
-    response = client_for(alice).get(f"{API}/presence/?users={users}")
-
-    assert response.status_code == 400
-    assert "users" in response.json()

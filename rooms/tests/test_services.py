@@ -10,10 +10,12 @@ from typing import Any
 import pytest
 from django.db import connection, transaction
 
-from chatproject.errors import Forbidden, Invalid, NotFound
-from messaging.services import message_post
-from rooms import realtime, services
-from rooms.models import Event, Membership, Room
+from core import publish
+from core.errors import Forbidden, Invalid, NotFound
+from messaging.services import message_post, read_mark
+from rooms import services
+from rooms.events import Event
+from rooms.models import Membership, Room
 
 
 class Boom(Exception):
@@ -64,7 +66,7 @@ ACTIONS: dict[str, tuple[Callable[[Cast], object], str]] = {
     "member_kick": (lambda c: services.member_kick(actor=c.carol, room=c.lobby, user_id=c.bob.pk), "member.left"),
     "member_ban": (lambda c: services.member_ban(actor=c.carol, room=c.lobby, user_id=c.bob.pk), "member.left"),
     "direct_open": (lambda c: services.direct_open(creator=c.bob, user_ids=[c.mallory.pk]), "room.created"),
-    "read_mark": (lambda c: services.read_mark(user=c.bob, room=c.lobby, message_id=c.second.pk), "read"),
+    "read_mark": (lambda c: read_mark(user=c.bob, room=c.lobby, message_id=c.second.pk), "read"),
 }
 
 
@@ -171,8 +173,8 @@ NO_OPS: dict[str, Callable[[Cast], object]] = {
     "same-name": lambda c: services.room_update(actor=c.alice, room=c.lobby, name="Lobby"),
     "nothing-to-update": lambda c: services.room_update(actor=c.alice, room=c.lobby),
     "reopen-dm": lambda c: services.direct_open(creator=c.bob, user_ids=[c.alice.pk]),
-    "read-back": lambda c: services.read_mark(user=c.bob, room=c.lobby, message_id=c.first.pk),
-    "read-same": lambda c: services.read_mark(user=c.bob, room=c.lobby, message_id=c.second.pk),
+    "read-back": lambda c: read_mark(user=c.bob, room=c.lobby, message_id=c.first.pk),
+    "read-same": lambda c: read_mark(user=c.bob, room=c.lobby, message_id=c.second.pk),
     "ban-non-member": lambda c: services.member_ban(actor=c.alice, room=c.lobby, user_id=c.mallory.pk),
     "unban": lambda c: services.member_unban(actor=c.alice, room=c.lobby, user_id=c.mallory.pk),
 }
@@ -181,7 +183,7 @@ NO_OPS: dict[str, Callable[[Cast], object]] = {
 @pytest.mark.parametrize("no_op", list(NO_OPS))
 def test_an_action_that_changes_nothing_clients_see_records_no_event(cast, capture_events, no_op):
     services.direct_open(creator=cast.alice, user_ids=[cast.bob.pk])
-    services.read_mark(user=cast.bob, room=cast.lobby, message_id=cast.second.pk)
+    read_mark(user=cast.bob, room=cast.lobby, message_id=cast.second.pk)
     if no_op == "unban":
         services.member_ban(actor=cast.alice, room=cast.lobby, user_id=cast.mallory.pk)
     before = last_event_id()
@@ -194,8 +196,8 @@ def test_an_action_that_changes_nothing_clients_see_records_no_event(cast, captu
 
 
 def test_read_marker_moving_back_keeps_the_later_marker(cast):
-    assert services.read_mark(user=cast.bob, room=cast.lobby, message_id=cast.second.pk) is True
-    assert services.read_mark(user=cast.bob, room=cast.lobby, message_id=cast.first.pk) is False
+    assert read_mark(user=cast.bob, room=cast.lobby, message_id=cast.second.pk) is True
+    assert read_mark(user=cast.bob, room=cast.lobby, message_id=cast.first.pk) is False
 
     assert Membership.objects.get(room=cast.lobby, user=cast.bob).last_read_message_id == cast.second.pk
 
@@ -212,7 +214,7 @@ REFUSED: dict[str, tuple[Callable[[Cast], object], type[Exception]]] = {
         lambda c: services.member_set_role(actor=c.alice, room=c.lobby, user_id=c.alice.pk, role="member"),
         Invalid,
     ),
-    "outsider-reads": (lambda c: services.read_mark(user=c.mallory, room=c.lobby, message_id=c.first.pk), Forbidden),
+    "outsider-reads": (lambda c: read_mark(user=c.mallory, room=c.lobby, message_id=c.first.pk), Forbidden),
     "unknown-dm-user": (lambda c: services.direct_open(creator=c.bob, user_ids=[999_999]), Invalid),
     "kick-non-member": (lambda c: services.member_kick(actor=c.alice, room=c.lobby, user_id=c.mallory.pk), NotFound),
 }
@@ -277,7 +279,7 @@ def test_role_event_carries_the_new_role(cast, capture_events):
 
 def test_read_event_is_private_to_the_reader(cast, capture_events):
     with capture_events() as published:
-        services.read_mark(user=cast.bob, room=cast.lobby, message_id=cast.second.pk)
+        read_mark(user=cast.bob, room=cast.lobby, message_id=cast.second.pk)
 
     [event] = published
     assert event.private is True
@@ -337,7 +339,7 @@ def test_a_failing_subscriber_neither_undoes_the_commit_nor_starves_the_others(a
     def broken(event: Event) -> None:
         raise RuntimeError("socket layer down")
 
-    stop = realtime.subscribe(broken)
+    stop = publish.subscribe(broken)
     try:
         with capture_events() as published:
             room = services.room_create(creator=alice, name="Dev")

@@ -171,7 +171,7 @@ NOT_API = {
     "healthz": "chatproject/tests/test_health.py",
     "readyz": "chatproject/tests/test_health.py",
     "metrics": "the operations tests (token or address allow-list)",
-    "chat": "web UI page (chatproject/tests/browser/, test_headers.py)",
+    "chat": "web UI page (web/tests/browser/, test_headers.py)",
     "chat-room": "web UI page",
     "signup": "web UI page",
     "login": "web UI page (form log-in, rate limited)",

@@ -14,8 +14,8 @@ import pytest
 from django.test import Client
 
 from accounts.models import ModerationAction, User
-from chatproject.errors import Forbidden
 from chatproject.tests.security.ws import asynctest, call, connect, fresh_realtime  # noqa: F401 - fixture
+from core.errors import Forbidden
 from messaging.models import Message, Report
 from messaging.services import message_post, report_create
 from rooms import services as rooms

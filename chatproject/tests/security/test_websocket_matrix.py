@@ -1,7 +1,7 @@
 """Every WebSocket frame type × every kind of caller → the outcome API.md promises (issue 5, item 5).
 
 The frame types come from the consumer's dispatch table
-(`messaging.consumers.FRAME_HANDLERS`): a new frame type fails
+(`realtime.consumers.FRAME_HANDLERS`): a new frame type fails
 `test_every_frame_type_is_in_the_matrix` until its row is written here.
 
 An outcome is "ok" (no error frame before the pong that follows it) or the
@@ -27,9 +27,9 @@ from chatproject.tests.security.ws import (  # noqa: F401 - fresh_realtime is a 
     handshake_refused,
 )
 from conftest import PASSWORD
-from messaging import consumers
 from messaging.models import Message
 from messaging.services import message_post
+from realtime import consumers
 from rooms import services as rooms
 from rooms.models import Membership, Room
 

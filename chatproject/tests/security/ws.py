@@ -18,8 +18,7 @@ from asgiref.sync import async_to_sync, sync_to_async
 from channels.testing import WebsocketCommunicator
 
 from chatproject.asgi import application
-from messaging import delivery
-from rooms import presence
+from realtime import delivery, presence
 
 ORIGIN = (b"origin", b"http://127.0.0.1:8000")
 TIMEOUT = 5.0

@@ -1,0 +1,106 @@
+"""Domain errors raised by services, and their translation into API responses.
+
+Services raise these instead of DRF exceptions so the WebSocket consumer can
+turn the same failure into an `error` frame with the same meaning.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+from core.dbretry import is_database_unavailable
+
+
+class ServiceError(Exception):
+    """Base for failures a caller can be told about."""
+
+    code = "invalid"
+    http_status: int = status.HTTP_400_BAD_REQUEST
+
+    def __init__(self, detail: str | dict[str, Any]) -> None:
+        super().__init__(detail if isinstance(detail, str) else str(detail))
+        self.detail = detail
+
+
+class NotFound(ServiceError):
+    """The object does not exist, or the caller may not know that it does."""
+
+    code = "not_found"
+    http_status = status.HTTP_404_NOT_FOUND
+
+
+class Forbidden(ServiceError):
+    """The caller can see the object but may not do this to it."""
+
+    code = "forbidden"
+    http_status = status.HTTP_403_FORBIDDEN
+
+
+class Invalid(ServiceError):
+    """The request is well-formed but its values are not acceptable.
+
+    `detail` is a message or a mapping of field name to message.
+    """
+
+    code = "invalid"
+
+
+class Conflict(ServiceError):
+    """The request clashes with the current state."""
+
+    code = "conflict"
+    http_status = status.HTTP_409_CONFLICT
+
+
+def error_body(detail: str | dict[str, Any]) -> dict[str, Any]:
+    """Return the JSON body for an error: field errors as lists, otherwise `detail`."""
+    if isinstance(detail, dict):
+        return {field: value if isinstance(value, list) else [value] for field, value in detail.items()}
+    return {"detail": detail}
+
+
+DATABASE_UNAVAILABLE = "The database is unavailable; try again shortly."
+
+
+def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """Render service errors like DRF's own, and never let one become a 500."""
+    if isinstance(exc, ServiceError):
+        return Response(error_body(exc.detail), status=exc.http_status)
+    if is_database_unavailable(exc):
+        # A lost connection that could not be retried safely, or none to be had
+        # in time (a restart): the client may try again, with the same client_id.
+        response = Response(
+            {"detail": DATABASE_UNAVAILABLE}, status=status.HTTP_503_SERVICE_UNAVAILABLE, headers={"Retry-After": "1"}
+        )
+        response.database_error = exc  # type: ignore[attr-defined]  # for core.dbretry's retry of the view
+        return response
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound("Not found.")
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
+    return exception_handler(exc, context)
+
+
+def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """JSON under /api/, Django's page elsewhere."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Not found."}, status=404)
+    return defaults.page_not_found(request, exception or Http404())
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """JSON under /api/, so API clients always get a body they can parse; 503 when the database is away."""
+    error = sys.exception()  # Django calls this while handling the exception
+    if error is not None and is_database_unavailable(error):
+        return JsonResponse({"detail": DATABASE_UNAVAILABLE}, status=503, headers={"Retry-After": "1"})
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Internal server error."}, status=500)
+    return defaults.server_error(request)

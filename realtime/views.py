@@ -1,0 +1,52 @@
+"""REST reads of what only the realtime side knows: who is online."""
+
+from __future__ import annotations
+
+from asgiref.sync import async_to_sync
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.requests import AuthedRequest
+from core.api import ID_MAX
+from core.errors import Invalid
+from realtime import presence
+from rooms import selectors
+
+
+class PresenceSerializer(serializers.Serializer):
+    online = serializers.ListField(child=serializers.IntegerField(), help_text="Ids of the users online now")
+
+
+PRESENCE_MAX_USERS = 200
+
+
+def _id_list(raw: str, *, name: str, maximum: int) -> list[int]:
+    """Parse a comma-separated list of ids from a query parameter, or raise Invalid."""
+    ids: list[int] = []
+    for part in raw.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if not part.isdigit() or not 0 < int(part) <= ID_MAX:
+            raise Invalid({name: "Give user ids separated by commas."})
+        ids.append(int(part))
+    if len(ids) > maximum:
+        raise Invalid({name: f"Ask about at most {maximum} users at once."})
+    return ids
+
+
+class PresenceView(APIView):
+    @extend_schema(
+        parameters=[OpenApiParameter("users", str, required=True, description="Comma-separated user ids")],
+        responses=PresenceSerializer,
+        summary="Who of these users is online now",
+        description="Only users who share a room with the caller are reported; the others read as offline. "
+        "Changes then arrive as `presence` frames on /ws/.",
+    )
+    def get(self, request: AuthedRequest) -> Response:
+        wanted = _id_list(request.GET.get("users", ""), name="users", maximum=PRESENCE_MAX_USERS)
+        # Presence is visible only to people who share a room, as on the socket.
+        roommates = selectors.roommates_among(user=request.user, user_ids=wanted)
+        return Response({"online": async_to_sync(presence.online_among)(roommates)})
