@@ -2,7 +2,7 @@
 //
 // It keeps the highest event_id it has passed on and reconnects with
 // ?last_event_id= after any disconnect, so the server replays exactly what
-// was missed (API.md, "Resuming"). Reconnects back off with jitter, so a
+// was missed (docs/websocket.md, "Resuming"). Reconnects back off with jitter, so a
 // restarting server is not stampeded by every open tab at once.
 //
 // Events (EventTarget):

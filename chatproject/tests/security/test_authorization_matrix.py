@@ -1,4 +1,4 @@
-"""Every API route × every kind of caller → the status API.md promises (issue 5, item 5).
+"""Every API route × every kind of caller → the status docs/api.md gives (issue 5, item 5).
 
 The routes come from the URL resolver, not from a list typed here: a route
 added to chatproject/urls.py fails `test_every_route_is_in_the_matrix` until
