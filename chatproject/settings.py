@@ -302,7 +302,7 @@ SIMPLE_JWT = {
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Chat API",
-    "DESCRIPTION": "REST half of the chat server's client contract (API.md). "
+    "DESCRIPTION": "The chat server's REST API, described in prose in docs/api.md. "
     "Realtime traffic goes over the /ws/ WebSocket; see docs/websocket.md.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,

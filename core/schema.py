@@ -1,6 +1,6 @@
 """OpenAPI generation: every operation also documents the errors it can answer with.
 
-API.md's rules hold on every route (400 field errors, 401 without
+The rules of docs/api.md hold on every route (400 field errors, 401 without
 credentials, 403, 404, 409, 429 with Retry-After), so the schema says so and
 a client generated from it, or a fuzzer checking against it, expects them.
 """

@@ -6,7 +6,7 @@ from datetime import datetime
 
 
 def isoformat(moment: datetime | None) -> str | None:
-    """Return an ISO 8601 UTC timestamp ending in Z, as API.md promises."""
+    """Return an ISO 8601 UTC timestamp ending in Z, as docs/api.md promises."""
     if moment is None:
         return None
     return moment.isoformat().replace("+00:00", "Z")

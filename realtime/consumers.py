@@ -131,7 +131,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Channels closes stale database connections before every handler, a
-        # thread hop per message (FINDINGS.md). Handlers here reach the database
+        # thread hop per message. Handlers here reach the database
         # only through core.db.run_db, which does that itself.
         handler = getattr(self, message["type"].replace(".", "_"), None)
         if handler is None:

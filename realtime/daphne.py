@@ -1,7 +1,7 @@
 """Let Daphne send the protocol close codes 1008 and 1009, and 1012 on shutdown.
 
 Autobahn (under Daphne) only lets an application close with 1000 or
-3000–4999, so `close(1009)` for an oversized frame (API.md) came out as 1011
+3000–4999, so `close(1009)` for an oversized frame (docs/websocket.md) came out as 1011
 with a traceback. 1008 (policy violation) and 1009 (message too big) are
 RFC 6455 codes a server may send; this sends them as they are.
 

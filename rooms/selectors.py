@@ -1,4 +1,4 @@
-"""Reads of rooms and memberships, with the visibility rules of API.md.
+"""Reads of rooms and memberships, with the visibility rules of docs/api.md.
 
 Outsiders must not be able to tell a private room from a missing one, so
 every lookup of a room the caller may not see raises `NotFound`.
@@ -124,7 +124,7 @@ def room_get_visible(*, user: User, room_id: int) -> Room:
 
 
 def membership_require(*, user: User, room: Room | int) -> Membership:
-    """Return the user's membership of a live room, or raise as API.md says outsiders are refused.
+    """Return the user's membership of a live room, or raise as docs/api.md says outsiders are refused.
 
     Private rooms and DMs: NotFound. Public channels: Forbidden.
     """

@@ -1,4 +1,4 @@
-"""The accounts REST contract of API.md: registration, tokens, logout, profile and user lookup."""
+"""The accounts REST routes of docs/api.md: registration, tokens, logout, profile and user lookup."""
 
 from __future__ import annotations
 

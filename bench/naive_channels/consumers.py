@@ -3,8 +3,9 @@
 One AsyncWebsocketConsumer per socket. It joins one channel-layer group per
 room, and every `message.send` becomes one `group_send` to the room's group;
 each member's consumer then encodes the message and writes it to its socket.
-That is the design FINDINGS.md measured (its cost is a consumer dispatch and
-a JSON encoding per member per message); nothing is stored.
+That is the design docs/performance.md measures ours against (its cost is
+a consumer dispatch and a JSON encoding per member per message); nothing is
+stored.
 
 It speaks just enough of docs/websocket.md for bench/loadtest.py, as
 bench/ceiling_server.py does: the token (`Authorization: Bearer <user

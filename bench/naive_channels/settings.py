@@ -24,9 +24,9 @@ KEEP = int(os.environ.get("NAIVE_KEEP", "200000"))
 
 # The tutorial's layer with its defaults (capacity 100 per channel, group
 # expiry 1 day), plus the two settings without which it fails for reasons
-# FINDINGS.md already knows and our server already fixes: redis-py 8's pool of
-# 100 connections raises instead of waiting during handshake bursts, and its
-# 5 s socket timeout cuts the core layer's 5 s BZPOPMIN.
+# our server's settings already fix: redis-py 8's pool of 100 connections
+# raises instead of waiting during handshake bursts, and its 5 s socket
+# timeout cuts the core layer's 5 s BZPOPMIN.
 _host = {"address": REDIS_URL, "max_connections": 1000}
 if LAYER == "core":
     CHANNEL_LAYERS = {

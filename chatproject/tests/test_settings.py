@@ -109,7 +109,7 @@ def test_redis_url_switches_channel_layer_and_cache_to_redis() -> None:
     # The pub/sub layer, chosen by measurement (docs/performance.md).
     assert config["CHANNEL_BACKEND"] == "channels_redis.pubsub.RedisPubSubChannelLayer"
     assert config["CHANNEL_CONFIG"]["hosts"][0]["address"] == "redis://127.0.0.1:6379/3"
-    # A large pool: the default 100 raises under bursts of handshakes (FINDINGS.md).
+    # A large pool: the default 100 raises under bursts of handshakes.
     assert config["CHANNEL_CONFIG"]["hosts"][0]["max_connections"] >= 1000
     # Its constructor swallows unknown options: the core layer's would be silently ignored.
     assert "capacity" not in config["CHANNEL_CONFIG"]

@@ -1,4 +1,4 @@
-"""The messaging REST routes of API.md: history, posting, editing, deleting, reactions, reports and search."""
+"""The messaging REST routes of docs/api.md: history, posting, editing, deleting, reactions, reports and search."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Through real Daphne, the protocol close codes API.md names arrive as they are (not 1011)."""
+"""Through real Daphne, the protocol close codes docs/websocket.md names arrive as they are (not 1011)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The `/ws/` contract of API.md, through the whole ASGI stack: Origin check, auth, consumer and pump.
+"""The `/ws/` protocol of docs/websocket.md, through the whole ASGI stack: Origin check, auth, consumer and pump.
 
 Each test runs in its own event loop (`asynctest`); the pump and the
 services share the test's database connection, so the database must be
@@ -1373,7 +1373,7 @@ async def test_quick_reconnect_never_shows_the_user_offline(monkeypatch, alice, 
 # FUZZ_FRAMES=50000 (and FUZZ_SEED) for a longer run; docs/reliability.md.
 FUZZ_FRAMES = int(os.environ.get("FUZZ_FRAMES", "3000"))
 FUZZ_SEED = int(os.environ.get("FUZZ_SEED", "20260601"))
-# The client frames of API.md and their fields.
+# The client frames of docs/websocket.md and their fields.
 FRAME_FIELDS = {
     "message.send": ["room", "body", "client_id", "parent"],
     "typing": ["room"],
@@ -1434,7 +1434,7 @@ RAW_FRAMES = [
     "{'type': 'ping'}",
     '{"type": "ping"}\x00',
 ]
-# Binary frames: API.md allows text only. Invalid UTF-8 can only arrive as bytes
+# Binary frames: the protocol allows text only. Invalid UTF-8 can only arrive as bytes
 # (Daphne's WebSocket layer closes a text frame that is not UTF-8 with 1007).
 BINARY_FRAMES = [
     b"",

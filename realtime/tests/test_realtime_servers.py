@@ -1,4 +1,4 @@
-"""The delivery promise, against real server processes (DELIVERY.md, "Tests that must exist").
+"""The delivery promise of docs/websocket.md, against real server processes and the traps it must survive.
 
 Each test starts its own Daphne processes on the test database and a Redis
 (channel prefix unique to the test), drives them with websockets clients

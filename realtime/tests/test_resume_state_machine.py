@@ -8,7 +8,7 @@ event id seen, reading some or none of the frames waiting, disconnecting
 with frames still unread, and sends (over REST or the socket, by the client
 or another member), repeated sends, edits and deletes.
 
-The client keeps to the protocol of API.md: a socket opened without a cursor
+The client keeps to the protocol of docs/websocket.md: a socket opened without a cursor
 takes the hello's `last_event_id` and needs a history fetch begun after it;
 otherwise it resumes from the highest event id it has processed. It builds
 its timeline from history pages and message.new / message.updated frames; a

@@ -1,4 +1,4 @@
-"""The rooms REST contract of API.md: channels, DMs, memberships, bans and read markers.
+"""The rooms REST routes of docs/api.md: channels, DMs, memberships, bans and read markers.
 
 The cast (see conftest): alice owns `lobby` (public) and `secret` (private),
 carol is an admin of lobby, bob a member, mallory and staff are in no room.

@@ -2,7 +2,7 @@
 //
 // It keeps the highest event_id it has passed on and reconnects with
 // ?last_event_id= after any disconnect, so the server replays exactly what
-// was missed (API.md, "Resuming"). Reconnects back off with jitter, so a
+// was missed (docs/websocket.md, "Resuming"). Reconnects back off with jitter, so a
 // restarting server is not stampeded by every open tab at once.
 //
 // Events (EventTarget):
@@ -17,7 +17,7 @@ const SILENCE_LIMIT_MS = 60_000;
 const BACKOFF_FIRST_MS = 500;
 const BACKOFF_MAX_MS = 30_000;
 
-// Close codes the server uses (messaging/consumers.py).
+// Close codes the server uses (realtime/consumers.py).
 const CLOSE_POLICY = 1008; // a bad cursor: start again without one
 const CLOSE_DEACTIVATED = 4003; // the account was deactivated: stop for good
 

@@ -1,4 +1,4 @@
-"""Every API route × every kind of caller → the status API.md promises (issue 5, item 5).
+"""Every API route × every kind of caller → the status docs/api.md gives (issue 5, item 5).
 
 The routes come from the URL resolver, not from a list typed here: a route
 added to chatproject/urls.py fails `test_every_route_is_in_the_matrix` until
@@ -168,8 +168,8 @@ MATRIX: dict[tuple[str, str], Row] = {
 
 # Routes outside the API, each covered elsewhere; listed so that a new one is a conscious choice.
 NOT_API = {
-    "healthz": "chatproject/tests/test_health.py",
-    "readyz": "chatproject/tests/test_health.py",
+    "healthz": "core/tests/test_health.py",
+    "readyz": "core/tests/test_health.py",
     "metrics": "the operations tests (token or address allow-list)",
     "chat": "web UI page (web/tests/browser/, test_headers.py)",
     "chat-room": "web UI page",

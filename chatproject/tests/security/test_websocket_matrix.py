@@ -1,4 +1,4 @@
-"""Every WebSocket frame type × every kind of caller → the outcome API.md promises (issue 5, item 5).
+"""Every WebSocket frame type × every kind of caller → the outcome docs/websocket.md gives (issue 5, item 5).
 
 The frame types come from the consumer's dispatch table
 (`realtime.consumers.FRAME_HANDLERS`): a new frame type fails
