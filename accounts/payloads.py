@@ -1,7 +1,5 @@
 """The wire shape of a user, shared by the REST API, WebSocket frames and events."""
 
-from __future__ import annotations
-
 from typing import TypedDict
 
 from accounts.models import User

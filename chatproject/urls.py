@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView
 from accounts import views as account_pages
 from accounts.api import views as accounts
 from core import errors, health
+from core.api import ID_MAX
 from core.ratelimit import limit_form_login
 from core.security import ApiDocsView
 from messaging.api import views as messaging
@@ -25,7 +26,7 @@ class IdConverter:
 
     def to_python(self, value: str) -> int:
         number = int(value)
-        if not 0 < number < 2**63:
+        if not 0 < number <= ID_MAX:
             raise ValueError("not a database id")
         return number
 

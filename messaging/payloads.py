@@ -1,12 +1,10 @@
 """The wire shape of a message: one builder for REST replies, WebSocket events and replay."""
 
-from __future__ import annotations
-
 from typing import TypedDict
 
 from accounts.payloads import UserPayload, user_payload
 from core.wire import isoformat
-from messaging.models import Message
+from messaging.models import Message, MessageEdit, Report
 
 
 class ReactionPayload(TypedDict):
@@ -32,6 +30,30 @@ class MessagePayload(TypedDict):
 class EditPayload(TypedDict):
     body: str
     edited_at: str | None
+
+
+class ReportPayload(TypedDict):
+    id: int
+    message: int
+    reason: str
+    status: str
+    created_at: str | None
+
+
+def report_payload(report: Report) -> ReportPayload:
+    """Return a report as its reporter sees it."""
+    return {
+        "id": report.pk,
+        "message": report.message_id,
+        "reason": report.reason,
+        "status": report.status,
+        "created_at": isoformat(report.created_at),
+    }
+
+
+def edit_payload(edit: MessageEdit) -> EditPayload:
+    """Return one earlier text of a message, as `messages/{id}/edits/` lists them."""
+    return {"body": edit.body, "edited_at": isoformat(edit.edited_at)}
 
 
 def reactions_payload(message: Message) -> list[ReactionPayload]:

@@ -16,7 +16,6 @@ from rooms.models import Membership, Room
 from rooms.selectors import member_room_ids, membership_require
 
 HISTORY_DEFAULT_LIMIT = 50
-HISTORY_MAX_LIMIT = 200
 
 
 def messages_with_details() -> QuerySet[Message]:

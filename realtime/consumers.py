@@ -23,10 +23,12 @@ from django.conf import settings
 
 from accounts.payloads import user_payload
 from core import dbretry, metrics
+from core.api import ID_MAX
 from core.db import run_db
 from core.dbretry import is_database_unavailable
 from core.errors import NotFound, ServiceError
 from messaging import services
+from messaging.services import CLIENT_ID_MAX
 from realtime import delivery, presence, relay
 from realtime.daphne import socket_writer
 from rooms import events
@@ -87,7 +89,7 @@ def _int_field(frame: dict[str, Any], name: str, *, required: bool = True) -> in
         if required:
             raise FrameError("bad_request", f"'{name}' is required.")
         return None
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 < value < 2**63:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= ID_MAX:
         raise FrameError("bad_request", f"'{name}' must be a positive integer id.")
     return value
 
@@ -203,7 +205,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             cursor = int(values[0])
         except ValueError:
             return None, True
-        if cursor < 0 or cursor >= 2**63:
+        if cursor < 0 or cursor > ID_MAX:
             return None, True
         return cursor, False
 
@@ -356,7 +358,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
             metrics.frame_received(_frame_type(frame))
             if frame is not None:
                 raw_client_id = frame.get("client_id")
-                client_id = raw_client_id if isinstance(raw_client_id, str) and len(raw_client_id) <= 64 else None
+                client_id = (
+                    raw_client_id if isinstance(raw_client_id, str) and len(raw_client_id) <= CLIENT_ID_MAX else None
+                )
             # Every frame counts, well-formed or not; a refused send still names its client_id.
             self._take_token()
             if malformed is not None:

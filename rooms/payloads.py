@@ -1,12 +1,10 @@
 """The wire shape of a room, shared by the REST API, WebSocket frames and events."""
 
-from __future__ import annotations
-
 from typing import NotRequired, TypedDict
 
 from accounts.payloads import UserPayload, user_payload
 from core.wire import isoformat
-from rooms.models import Membership, Room
+from rooms.models import Ban, Membership, Room
 
 
 class RoomPayload(TypedDict):
@@ -30,6 +28,22 @@ class MemberPayload(TypedDict):
     user: UserPayload
     role: str
     joined_at: str | None
+
+
+class BanPayload(TypedDict):
+    room: int
+    user: UserPayload
+    reason: str
+    created_at: str | None
+
+
+def ban_payload(ban: Ban) -> BanPayload:
+    return {
+        "room": ban.room_id,
+        "user": user_payload(ban.user),
+        "reason": ban.reason,
+        "created_at": isoformat(ban.created_at),
+    }
 
 
 def room_payload(room: Room) -> RoomPayload:

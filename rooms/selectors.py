@@ -13,6 +13,7 @@ from django.db.models import Count, F, FilteredRelation, IntegerField, OuterRef,
 from django.db.models.functions import Coalesce
 
 from accounts.models import User
+from core.api import ID_MAX
 from core.errors import Forbidden, NotFound
 from rooms.models import Ban, Membership, Room
 
@@ -129,7 +130,7 @@ def membership_require(*, user: User, room: Room | int) -> Membership:
     Private rooms and DMs: NotFound. Public channels: Forbidden.
     """
     room_id = room if isinstance(room, int) else room.pk
-    if not 0 < room_id < 2**63:
+    if not 0 < room_id <= ID_MAX:
         # No such room; SQLite cannot even compare an id beyond 64 bits (a 500 otherwise).
         raise NotFound("Room not found.")
     membership = (

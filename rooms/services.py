@@ -20,7 +20,7 @@ from core.errors import Conflict, Forbidden, Invalid, NotFound
 from rooms.events import Event, event_record
 from rooms.models import Ban, Membership, Room
 from rooms.payloads import room_payload
-from rooms.selectors import attach_direct_members, membership_require, rooms_annotated
+from rooms.selectors import attach_direct_members, is_banned, membership_require, rooms_annotated
 
 DIRECT_ROOM_MAX_PEOPLE = 16
 NAME_MAX = 80
@@ -239,7 +239,7 @@ def room_join(*, user: User, room: Room) -> tuple[Membership, bool]:
     if not live_room.is_public_channel:
         raise NotFound("Room not found.")
     # A ban keeps the user out until an owner or admin lifts it.
-    if Ban.objects.filter(room=live_room, user=user).exists():
+    if is_banned(room=live_room, user=user):
         raise Forbidden("You are banned from this room.")
     return _membership_add(room=live_room, user=user, actor=user), True
 
@@ -282,7 +282,7 @@ def member_add(*, actor: User, room: Room, user_id: int) -> tuple[Membership, bo
         return existing, False
     if room.is_direct and room.memberships.count() >= DIRECT_ROOM_MAX_PEOPLE:
         raise Invalid({"user": f"A direct conversation holds at most {DIRECT_ROOM_MAX_PEOPLE} people."})
-    if Ban.objects.filter(room=room, user=user).exists():
+    if is_banned(room=room, user=user):
         raise Invalid({"user": "This user is banned from the room; lift the ban first."})
     return _membership_add(room=room, user=user, actor=actor), True
 

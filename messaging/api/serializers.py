@@ -3,7 +3,8 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from accounts.api.serializers import UserSerializer
-from core.api import StrictSerializer
+from core.api import ID_MAX, StrictSerializer
+from messaging.services import CLIENT_ID_MAX
 
 
 class ReactionSerializer(serializers.Serializer):
@@ -59,9 +60,9 @@ class MessagePostInput(StrictSerializer):
     # Length and emptiness are checked by the service, with the same messages
     # over REST and WebSocket; the cap here only bounds what is parsed.
     body = StrictCharField(max_length=100_000, allow_blank=True, trim_whitespace=False)
-    client_id = StrictCharField(max_length=64, required=False, allow_null=True, allow_blank=True)
+    client_id = StrictCharField(max_length=CLIENT_ID_MAX, required=False, allow_null=True, allow_blank=True)
     parent = serializers.IntegerField(  # type: ignore[assignment]  # a field, not Field.parent
-        min_value=1, max_value=2**63 - 1, required=False, allow_null=True
+        min_value=1, max_value=ID_MAX, required=False, allow_null=True
     )
 
 
@@ -78,4 +79,4 @@ class ReportInput(StrictSerializer):
 
 
 class ReadInput(StrictSerializer):
-    message_id = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
+    message_id = serializers.IntegerField(min_value=1, max_value=ID_MAX)

@@ -8,9 +8,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.requests import AuthedRequest
-from core.api import page_body, page_limit, query_int, query_text
+from core.api import ID_MAX, page_body, page_limit, query_int, query_text
 from core.errors import Invalid
-from core.wire import isoformat
 from messaging import selectors, services
 from messaging.api.serializers import (
     EditSerializer,
@@ -23,10 +22,8 @@ from messaging.api.serializers import (
     ReportInput,
     ReportSerializer,
 )
-from messaging.payloads import message_payload
+from messaging.payloads import edit_payload, message_payload, report_payload
 from rooms.selectors import membership_require, room_require_visible
-
-ID_MAX = 2**63 - 1
 
 
 class MessageListView(APIView):
@@ -92,7 +89,7 @@ class EditHistoryView(APIView):
     def get(self, request: AuthedRequest, message_id: int) -> Response:
         message, _ = selectors.message_get_for_member(user=request.user, message_id=message_id)
         edits = selectors.edit_history(message=message)
-        return Response([{"body": edit.body, "edited_at": isoformat(edit.edited_at)} for edit in edits])
+        return Response([edit_payload(edit) for edit in edits])
 
 
 class ReactionListView(APIView):
@@ -124,14 +121,7 @@ class ReportView(APIView):
         report, created = services.report_create(
             reporter=request.user, message=message, reason=data.validated_data["reason"]
         )
-        body = {
-            "id": report.pk,
-            "message": report.message_id,
-            "reason": report.reason,
-            "status": report.status,
-            "created_at": isoformat(report.created_at),
-        }
-        return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+        return Response(report_payload(report), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
 class SearchView(APIView):

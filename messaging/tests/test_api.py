@@ -10,25 +10,15 @@ from django.test.utils import CaptureQueriesContext
 
 from messaging import services
 from messaging.models import Message, MessageEdit, Reaction, Report
+from messaging.payloads import MessagePayload
 from rooms import services as room_services
 
 pytestmark = pytest.mark.django_db
 
 MISSING = 999_999_999
 THUMBS_UP = "👍"
-MESSAGE_FIELDS = {
-    "id",
-    "room",
-    "author",
-    "body",
-    "html",
-    "client_id",
-    "parent",
-    "created_at",
-    "edited_at",
-    "deleted",
-    "reactions",
-}
+# The wire shape every message reply has: the payload type is the one list of fields.
+MESSAGE_FIELDS = MessagePayload.__required_keys__
 
 
 def history_url(room_id: int) -> str:

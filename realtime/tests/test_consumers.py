@@ -33,42 +33,20 @@ from chatproject.asgi import application
 from conftest import PASSWORD
 from messaging import services
 from messaging.models import Message
+from messaging.payloads import MessagePayload
 from messaging.services import message_post
 from realtime import consumers, delivery, presence
 from rooms import services as room_services
 from rooms.events import Event
 from rooms.models import Membership
+from rooms.payloads import RoomPayload
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 ORIGIN = (b"origin", b"http://127.0.0.1:8000")
 TIMEOUT = 5.0
-MESSAGE_FIELDS = {
-    "id",
-    "room",
-    "author",
-    "body",
-    "html",
-    "client_id",
-    "parent",
-    "created_at",
-    "edited_at",
-    "deleted",
-    "reactions",
-}
-ROOM_FIELDS = {
-    "id",
-    "kind",
-    "name",
-    "slug",
-    "topic",
-    "visibility",
-    "created_at",
-    "member_count",
-    "my_role",
-    "unread_count",
-    "last_message_id",
-}
+MESSAGE_FIELDS = MessagePayload.__required_keys__
+ROOM_FIELDS = RoomPayload.__required_keys__
 ERROR_CODES = {"bad_request", "unknown_type", "not_found", "forbidden", "rate_limited", "invalid"}
 
 

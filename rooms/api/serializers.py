@@ -3,7 +3,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from accounts.api.serializers import UserSerializer
-from core.api import StrictSerializer
+from core.api import ID_MAX, StrictSerializer
 from rooms.models import Membership, Room
 
 
@@ -54,7 +54,7 @@ class RoomUpdateInput(StrictSerializer):
 
 
 class MemberAddInput(StrictSerializer):
-    user = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
+    user = serializers.IntegerField(min_value=1, max_value=ID_MAX)
 
 
 class MemberRoleInput(StrictSerializer):
@@ -62,7 +62,7 @@ class MemberRoleInput(StrictSerializer):
 
 
 class BanInput(StrictSerializer):
-    user = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
+    user = serializers.IntegerField(min_value=1, max_value=ID_MAX)
     reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
 
 
@@ -75,5 +75,5 @@ class BanSerializer(serializers.Serializer):
 
 class DirectInput(StrictSerializer):
     users = serializers.ListField(
-        child=serializers.IntegerField(min_value=1, max_value=2**63 - 1), allow_empty=True, max_length=20
+        child=serializers.IntegerField(min_value=1, max_value=ID_MAX), allow_empty=True, max_length=20
     )

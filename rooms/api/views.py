@@ -10,10 +10,8 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.payloads import user_payload
 from accounts.requests import AuthedRequest
 from core.api import page_body, page_limit, query_int, query_text
-from core.wire import isoformat
 from rooms import selectors, services
 from rooms.api.serializers import (
     BanInput,
@@ -28,7 +26,7 @@ from rooms.api.serializers import (
     RoomSerializer,
     RoomUpdateInput,
 )
-from rooms.payloads import member_payload, room_payload
+from rooms.payloads import ban_payload, member_payload, room_payload
 
 
 def _room_reply(user, room_id: int, status_code: int = status.HTTP_200_OK) -> Response:  # type: ignore[no-untyped-def]
@@ -157,13 +155,7 @@ class BanListView(APIView):
         ban = services.member_ban(
             actor=request.user, room=room, user_id=data.validated_data["user"], reason=data.validated_data["reason"]
         )
-        body = {
-            "room": ban.room_id,
-            "user": user_payload(ban.user),
-            "reason": ban.reason,
-            "created_at": isoformat(ban.created_at),
-        }
-        return Response(body, status=status.HTTP_201_CREATED)
+        return Response(ban_payload(ban), status=status.HTTP_201_CREATED)
 
 
 class BanDetailView(APIView):
