@@ -9,6 +9,7 @@ import { api } from "./api.js";
 import { $, h, mentionsUser, toast } from "./dom.js";
 import { Composer } from "./composer.js";
 import { Notifier } from "./notify.js";
+import { Outbox } from "./outbox.js";
 import { BrowseDialog, CreateDialog, DirectDialog, MembersPanel, SettingsDialog, confirmDialog } from "./panels.js";
 import { Sidebar } from "./sidebar.js";
 import { ChatSocket } from "./socket.js";
@@ -60,10 +61,16 @@ class App {
       askPresence,
       maxLength: this.maxLength,
       onSeen: (roomId, messageId) => this.seen(roomId, messageId),
-      onRetry: (item) => this.composer.retry(item),
+      onRetry: (item) => this.outbox.retry(item),
       socketLive: () => this.socket.state === "live",
     });
-    this.composer = new Composer(store, { socket: this.socket, timeline: this.timeline, maxLength: this.maxLength });
+    this.outbox = new Outbox(store, this.socket);
+    this.composer = new Composer(store, {
+      socket: this.socket,
+      outbox: this.outbox,
+      timeline: this.timeline,
+      maxLength: this.maxLength,
+    });
     this.notifier = new Notifier(store, { onOpen: (id) => this.openRoom(id), icon: root.dataset.icon });
     this.members = new MembersPanel(store, { confirm, askPresence });
     this.createDialog = new CreateDialog({ onCreated: (room) => this.adopt(room) });
@@ -163,7 +170,8 @@ class App {
       const history = active === null ? null : this.store.histories.get(active);
       if (history && !history.loaded && !history.loading) this.timeline.reload();
     }
-    this.composer.retryFailed();
+    // Messages typed meanwhile go now, each room's in the order typed.
+    this.outbox.resume();
     // Presence changes are not replayed: ask again about everyone shown.
     this.askPresence([...this.presenceWanted], { again: true });
   }

@@ -6,7 +6,7 @@
 //   "rooms"     the room list or a room's counts changed
 //   "room"      {roomId}                   a room's name, topic, role or members changed
 //   "messages"  {roomId, op, message?}     op: reset | upsert | prepend
-//   "pending"   {roomId}                   a message being sent changed
+//   "pending"   {roomId}                   a message being sent was queued, changed or settled
 //   "presence"  {userIds}
 //   "typing"    {roomId}
 
@@ -190,9 +190,10 @@ export class Store extends EventTarget {
       clientId,
       roomId,
       body,
-      state: "sending",
+      state: "queued",
       error: "",
       retryable: true,
+      notBefore: 0,
       createdAt: new Date(),
     });
     this.emit("pending", { roomId });

@@ -409,7 +409,7 @@ export class Timeline {
     const items = [...(this.store.pending.get(this.roomId)?.values() ?? [])];
     const stick = this.atBottom();
     this.pendingList.replaceChildren(...items.map((item) => this.pendingElement(item)));
-    if (stick || items.some((item) => item.state === "sending")) this.scrollToBottom();
+    if (stick || items.some((item) => item.state !== "failed")) this.scrollToBottom();
   }
 
   pendingElement(item) {
@@ -447,7 +447,7 @@ export class Timeline {
                 onclick: () => this.store.removePending(item.roomId, item.clientId),
               }),
             )
-          : h("p", { class: "send-status", text: "Sending…" }),
+          : h("p", { class: "send-status", text: item.state === "sending" ? "Sending…" : "Waiting to send…" }),
       ),
     );
   }
