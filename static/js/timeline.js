@@ -7,6 +7,9 @@ import { $, h, hueClass, initials, mentionsUser, safeHtml, toast } from "./dom.j
 import { clockTime, dayKey, dayLabel, fullTime } from "./time.js";
 
 const PAGE = 50;
+// The server's largest page, and how many of them opening a room may read to reach the read marker.
+const PAGE_MAX = 200;
+const UNREAD_PAGES_MAX = 5;
 const LOAD_OLDER_WITHIN_PX = 300;
 const AT_BOTTOM_WITHIN_PX = 80;
 // Messages by one person this close together share one header.
@@ -89,12 +92,24 @@ export class Timeline {
   async loadNewest(roomId, room) {
     const history = this.store.history(roomId);
     this.setStatus("Loading messages…");
-    // Enough to reach the first unread message, so the "New messages" line can show.
-    const limit = Math.min(200, Math.max(PAGE, (room?.unread_count ?? 0) + 10));
+    // Enough to reach the read marker, so the "New messages" line can show where it belongs.
+    const limit = Math.min(PAGE_MAX, Math.max(PAGE, (room?.unread_count ?? 0) + 10));
+    const marker = room?.unread_count > 0 ? room.last_read_message_id : null;
     history.loading = true;
     try {
       const page = await api.get(`rooms/${roomId}/messages/?limit=${limit}`);
-      this.store.setHistory(roomId, page.results, page.has_more);
+      let messages = page.results;
+      let hasMore = page.has_more;
+      // A backlog longer than a page: go back page by page to the marker, within reason.
+      // (Beyond that the line tops what is loaded: everything below it is unread.)
+      let pages = 1;
+      while (marker !== null && hasMore && messages[0]?.id > marker && pages < UNREAD_PAGES_MAX) {
+        const older = await api.get(`rooms/${roomId}/messages/?before=${messages[0].id}&limit=${PAGE_MAX}`);
+        messages = [...older.results, ...messages];
+        hasMore = older.has_more;
+        pages += 1;
+      }
+      this.store.setHistory(roomId, messages, hasMore);
     } catch (error) {
       if (this.roomId === roomId) this.setStatus(`Could not load messages: ${error.message}`);
     } finally {
