@@ -160,11 +160,14 @@ def _message_insert(
     message = Message.objects.create(
         room_id=room_id, author=author, body=body, html=html, client_id=client_id, parent_id=parent_id
     )
-    if mentioned:
-        message.mentions.set(mentioned)
     message.author = author
     # A new message has no reactions; skip the prefetch query (callers may still read them).
     message._prefetched_objects_cache = {"reactions": Reaction.objects.none()}  # type: ignore[attr-defined]
+    if mentioned:
+        # Drops the cached mentions, so the payload reads them back.
+        message.mentions.set(mentioned)
+    else:
+        message._prefetched_objects_cache["mentions"] = User.objects.none()  # type: ignore[attr-defined]
     event_record(
         type=Event.Type.MESSAGE_NEW,
         room=room_id,

@@ -220,7 +220,7 @@ class App {
     if (room) {
       const fromOther = message.author.id !== store.me.id;
       const isNewer = message.id > (room.last_message_id ?? 0);
-      const mentionsMe = fromOther && mentionsUser(message.html, store.me.id);
+      const mentionsMe = fromOther && mentionsUser(message, store.me.id);
       const changes = {};
       if (isNewer) changes.last_message_id = message.id;
       // Count it unless the REST snapshot already did (ids up to last_message_id).

@@ -297,15 +297,18 @@ export class Timeline {
     const classes = ["message"];
     if (mine) classes.push("mine");
     if (message.deleted) classes.push("deleted");
-    if (!message.deleted && !mine && mentionsUser(message.html, me.id)) classes.push("mentions-me");
+    const mentionsMe = mentionsUser(message, me.id);
+    if (mentionsMe && !mine) classes.push("mentions-me");
 
     const body = h("div", { class: "message-body" });
     if (message.deleted) {
       body.append(h("p", { class: "tombstone", text: "This message was deleted." }));
     } else {
       body.append(safeHtml(message.html));
-      for (const mention of body.querySelectorAll(`.mention[data-user-id="${me.id}"]`)) {
-        mention.classList.add("mention-me");
+      if (mentionsMe) {
+        for (const mention of body.querySelectorAll(`.mention[data-user-id="${me.id}"]`)) {
+          mention.classList.add("mention-me");
+        }
       }
       if (message.edited_at) {
         const edited = h("span", {
