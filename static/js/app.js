@@ -10,6 +10,7 @@ import { $, h, mentionsUser, toast } from "./dom.js";
 import { Composer } from "./composer.js";
 import { Notifier } from "./notify.js";
 import { Outbox } from "./outbox.js";
+import { OutsiderNotice } from "./outsiders.js";
 import { BrowseDialog, CreateDialog, DirectDialog, MembersPanel, SettingsDialog, confirmDialog } from "./panels.js";
 import { Sidebar } from "./sidebar.js";
 import { ChatSocket } from "./socket.js";
@@ -71,6 +72,7 @@ class App {
       timeline: this.timeline,
       maxLength: this.maxLength,
     });
+    this.outsiders = new OutsiderNotice(store);
     this.notifier = new Notifier(store, { onOpen: (id) => this.openRoom(id), icon: root.dataset.icon });
     this.members = new MembersPanel(store, { confirm, askPresence });
     this.createDialog = new CreateDialog({ onCreated: (room) => this.adopt(room) });
@@ -404,6 +406,7 @@ class App {
     this.renderHeader();
     this.renderTyping();
     this.composer.show(room);
+    this.outsiders.render();
     this.members.show(roomId);
     this.sidebar.render();
     this.notifier.updateTitle();

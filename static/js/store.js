@@ -7,6 +7,7 @@
 //   "room"      {roomId}                   a room's name, topic, role or members changed
 //   "messages"  {roomId, op, message?}     op: reset | upsert | prepend
 //   "pending"   {roomId}                   a message being sent was queued, changed or settled
+//   "sent"      {message}                  a message sent from this page was stored
 //   "presence"  {userIds}
 //   "typing"    {roomId}
 
@@ -212,7 +213,10 @@ export class Store extends EventTarget {
 
   /** A message of ours arrived (REST reply or socket): it is no longer pending. */
   settlePending(message) {
-    if (message.client_id && message.author?.id === this.me.id) this.removePending(message.room, message.client_id);
+    if (!message.client_id || message.author?.id !== this.me.id) return;
+    if (!this.pending.get(message.room)?.has(message.client_id)) return;
+    this.removePending(message.room, message.client_id);
+    this.emit("sent", { message });
   }
 
   // --- Presence and typing ------------------------------------------------------------------
