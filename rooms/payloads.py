@@ -6,7 +6,7 @@ from typing import NotRequired, TypedDict
 
 from accounts.payloads import UserPayload, user_payload
 from chatproject.wire import isoformat
-from rooms.models import Membership, Room
+from rooms.models import Ban, Membership, Room
 
 
 class RoomPayload(TypedDict):
@@ -24,6 +24,18 @@ class RoomPayload(TypedDict):
     last_read_message_id: int
     last_message_id: int | None
     members: NotRequired[list[UserPayload]]
+
+
+class PublicRoomPayload(RoomPayload):
+    banned: bool
+
+
+class BanPayload(TypedDict):
+    room: int
+    user: UserPayload
+    reason: str
+    banned_by: UserPayload | None
+    created_at: str | None
 
 
 class MemberPayload(TypedDict):
@@ -62,4 +74,19 @@ def member_payload(membership: Membership) -> MemberPayload:
         "user": user_payload(membership.user),
         "role": membership.role,
         "joined_at": isoformat(membership.joined_at),
+    }
+
+
+def public_room_payload(room: Room) -> PublicRoomPayload:
+    """Shape a room of the public list: a room, and whether the caller is banned from it."""
+    return {**room_payload(room), "banned": bool(getattr(room, "banned", False))}
+
+
+def ban_payload(ban: Ban) -> BanPayload:
+    return {
+        "room": ban.room_id,
+        "user": user_payload(ban.user),
+        "reason": ban.reason,
+        "banned_by": user_payload(ban.banned_by) if ban.banned_by is not None else None,
+        "created_at": isoformat(ban.created_at),
     }

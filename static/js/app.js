@@ -195,7 +195,7 @@ class App {
         this.askPresence((frame.room.members ?? []).map((user) => user.id));
         break;
       case "room.removed":
-        this.removed(frame.room);
+        this.removed(frame.room, { reason: frame.reason });
         break;
       case "member.joined":
       case "member.left":
@@ -281,16 +281,21 @@ class App {
     }
   }
 
-  removed(roomId, { quiet = false } = {}) {
+  /** The user is out of a room; `reason` (room.removed) says why: left, kicked, banned or deleted. */
+  removed(roomId, { quiet = false, reason = "left" } = {}) {
     const room = this.store.rooms.get(roomId);
     if (!room) return;
     const label = room.kind === "channel" ? `#${room.name}` : this.store.roomLabel(room);
     const wasOpen = this.store.activeRoomId === roomId;
     this.store.removeRoom(roomId);
-    if (wasOpen) {
-      if (!quiet) toast(`You are no longer in ${label}.`);
-      this.openFallback();
-    }
+    // Being put out is news wherever the user is looking; leaving elsewhere only matters here.
+    const notice = {
+      banned: `You were banned from ${label}: you cannot join it again unless an owner or admin lifts the ban.`,
+      kicked: `You were removed from ${label} by an owner or admin.`,
+      deleted: `${label} was deleted.`,
+    }[reason];
+    if (!quiet && (notice || wasOpen)) toast(notice ?? `You are no longer in ${label}.`);
+    if (wasOpen) this.openFallback();
   }
 
   // --- Read position -------------------------------------------------------------------------
