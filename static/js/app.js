@@ -468,7 +468,12 @@ class App {
     let topic = room.topic;
     if (!isChannel) {
       const count = (room.members ?? []).length;
-      topic = count > 2 ? `Group conversation · ${count} people` : "Direct message";
+      // Display names can be anyone's: the header says whose accounts these are.
+      const who = this.store
+        .otherMembers(room)
+        .map((user) => `@${user.username}`)
+        .join(", ");
+      topic = `${count > 2 ? `Group conversation · ${count} people` : "Direct message"} · ${who}`;
     }
     $("#room-topic").textContent = topic;
     const member = Boolean(room.my_role);

@@ -82,6 +82,13 @@ export function mentionsUser(message, userId) {
   return !message.deleted && Array.isArray(message.mentions) && message.mentions.includes(userId);
 }
 
+/** "Display Name (@username)", or "@username" when there is no other name: never a name alone. */
+export function userLabel(user) {
+  return user.display_name && user.display_name !== user.username
+    ? `${user.display_name} (@${user.username})`
+    : `@${user.username}`;
+}
+
 /** A stable colour class for a person, so the same name always has the same avatar colour. */
 export function hueClass(userId) {
   return `hue-${Math.abs(Number(userId) || 0) % 8}`;

@@ -4,7 +4,7 @@
 // The dialogs are <dialog> elements in the page; these classes fill and submit them.
 
 import { ApiError, api } from "./api.js";
-import { $, h, hueClass, initials, toast } from "./dom.js";
+import { $, h, hueClass, initials, toast, userLabel } from "./dom.js";
 
 const SEARCH_DELAY_MS = 200;
 
@@ -44,12 +44,6 @@ function wireCloseButtons(dialog) {
   for (const button of dialog.querySelectorAll("[data-close]")) {
     button.addEventListener("click", () => dialog.close());
   }
-}
-
-function userLabel(user) {
-  return user.display_name && user.display_name !== user.username
-    ? `${user.display_name} (@${user.username})`
-    : `@${user.username}`;
 }
 
 // --- Confirm -----------------------------------------------------------------------------------
@@ -333,7 +327,7 @@ export class DirectDialog {
         h(
           "li",
           { class: "chip" },
-          h("span", { text: user.display_name || user.username }),
+          h("span", { text: userLabel(user) }),
           h("button", {
             type: "button",
             class: "icon-button",
@@ -488,6 +482,7 @@ export class MembersPanel {
       if (roomId !== this.roomId) return;
       if (!append) this.members.clear();
       for (const member of page.results) this.members.set(member.user.id, member);
+      this.store.rememberPeople(page.results.map((member) => member.user));
       this.lastUserId = page.results.at(-1)?.user.id ?? after;
       this.more.hidden = !page.has_more;
       this.askPresence(page.results.map((member) => member.user.id));

@@ -28,6 +28,12 @@ export class Store extends EventTarget {
     this.presenceHeardAt = new Map();
     this.typing = new Map();
     this.activeRoomId = null;
+    // Everyone met so far (authors, members), by id: names for mentions and reactions.
+    this.people = new Map([[me.id, me]]);
+  }
+
+  rememberPeople(users) {
+    for (const user of users) if (user?.id !== undefined) this.people.set(user.id, user);
   }
 
   emit(type, detail = {}) {
@@ -39,6 +45,7 @@ export class Store extends EventTarget {
   /** Replace every room with a fresh list from GET rooms/. */
   setRooms(rooms) {
     this.rooms = new Map(rooms.map((room) => [room.id, room]));
+    for (const room of rooms) this.rememberPeople(room.members ?? []);
     for (const roomId of this.histories.keys()) {
       if (!this.rooms.has(roomId)) this.histories.delete(roomId);
     }
@@ -54,6 +61,7 @@ export class Store extends EventTarget {
     }
     for (const field of PERSONAL_FIELDS) merged[field] ??= 0;
     if (known && room.members === undefined && known.members) merged.members = known.members;
+    this.rememberPeople(merged.members ?? []);
     this.rooms.set(room.id, merged);
     this.emit("rooms");
     this.emit("room", { roomId: room.id });

@@ -3,7 +3,7 @@
 // deletes, reactions, and the messages still being sent (with Retry).
 
 import { ApiError, api } from "./api.js";
-import { $, h, hueClass, initials, mentionsUser, safeHtml, toast } from "./dom.js";
+import { $, h, hueClass, initials, mentionsUser, safeHtml, toast, userLabel } from "./dom.js";
 import { clockTime, dayKey, dayLabel, fullTime } from "./time.js";
 
 const PAGE = 50;
@@ -33,7 +33,6 @@ export class Timeline {
     this.dividerBefore = null; // id of the first unread message when the room was opened
     this.editing = null; // {id, element}
     this.pickerFor = null;
-    this.knownNames = new Map();
 
     store.addEventListener("messages", (event) => this.onMessages(event.detail));
     store.addEventListener("pending", (event) => {
@@ -283,7 +282,7 @@ export class Timeline {
   // --- Message elements ----------------------------------------------------------------------
 
   name(user) {
-    this.knownNames.set(user.id, user.display_name || user.username);
+    this.store.rememberPeople([user]);
     return user.display_name || user.username;
   }
 
@@ -305,6 +304,11 @@ export class Timeline {
       body.append(h("p", { class: "tombstone", text: "This message was deleted." }));
     } else {
       body.append(safeHtml(message.html));
+      // A chip shows the name as typed; say whose account it is.
+      for (const mention of body.querySelectorAll(".mention[data-user-id]")) {
+        const person = this.store.people.get(Number(mention.dataset.userId));
+        if (person) mention.title = userLabel(person);
+      }
       if (mentionsMe) {
         for (const mention of body.querySelectorAll(`.mention[data-user-id="${me.id}"]`)) {
           mention.classList.add("mention-me");
@@ -364,7 +368,11 @@ export class Timeline {
         h(
           "header",
           { class: "message-meta" },
-          h("span", { class: "author", text: author }),
+          h("span", { class: "author", text: author, title: userLabel(message.author) }),
+          // A display name is anyone's to choose: the username says who it really is.
+          author !== message.author.username
+            ? h("span", { class: "author-username", text: `@${message.author.username}` })
+            : null,
           h("time", { datetime: message.created_at, title: fullTime(created), text: clockTime(created) }),
         ),
         body,
@@ -395,7 +403,10 @@ export class Timeline {
       { class: "reactions", "aria-label": "Reactions" },
       message.reactions.map((reaction) => {
         const mine = reaction.users.includes(me);
-        const who = reaction.users.map((id) => (id === me ? "you" : (this.knownNames.get(id) ?? "someone")));
+        const who = reaction.users.map((id) => {
+          const person = this.store.people.get(id);
+          return id === me ? "you" : person ? person.display_name || person.username : "someone";
+        });
         return h(
           "li",
           {},
