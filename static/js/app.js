@@ -5,7 +5,7 @@
 // every event after that snapshot arrives on the socket. Frames that come in
 // while a REST load is in flight wait in a queue and are applied after it.
 
-import { api } from "./api.js";
+import { api, stopRequests } from "./api.js";
 import { $, h, mentionsUser, toast } from "./dom.js";
 import { Composer } from "./composer.js";
 import { Notifier } from "./notify.js";
@@ -112,6 +112,7 @@ class App {
       }
       this.reconnected(event.detail);
     });
+    this.socket.addEventListener("deactivated", () => this.deactivated());
     this.socket.addEventListener("refused", () => {
       // Answers 401 when the session is gone, which leads to the log-in page.
       api.get("users/me/").catch(() => {});
@@ -296,6 +297,18 @@ class App {
     }[reason];
     if (!quiet && (notice || wasOpen)) toast(notice ?? `You are no longer in ${label}.`);
     if (wasOpen) this.openFallback();
+  }
+
+  /** The server closed the socket with 4003: say so, and stop, instead of reconnecting or bouncing to log-in. */
+  deactivated() {
+    const text = "Your account was deactivated, so this page can no longer send or receive messages.";
+    stopRequests(text);
+    const notice = $("#account-notice");
+    notice.textContent = `${text} If you think this is a mistake, ask the people who run this chat.`;
+    notice.hidden = false;
+    $("#connection-label").textContent = "Account deactivated";
+    $("#composer-input").disabled = true;
+    $("#send-button").disabled = true;
   }
 
   // --- Read position -------------------------------------------------------------------------
