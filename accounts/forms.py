@@ -9,7 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.contrib.auth.backends import AllowAllUsersModelBackend, ModelBackend
 from django.contrib.auth.forms import AuthenticationForm, PasswordChangeForm
+from django.contrib.auth.signals import user_login_failed
 
 from accounts.services import DISPLAY_NAME_MAX
 from core.errors import Invalid
@@ -57,11 +59,32 @@ class LoginForm(AuthenticationForm):
         **AuthenticationForm.error_messages,
         # Usernames are case-insensitive here, unlike Django's default wording says.
         "invalid_login": "That username and password do not match an account.",
+        # Shown only to someone who gave the account's password (see clean).
+        "inactive": "This account is deactivated. If you think that is a mistake, ask the people who run this chat.",
     }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["username"].widget.attrs.update({"autocapitalize": "none", "spellcheck": "false"})
+
+    def clean(self) -> dict[str, Any]:
+        """Check the password, then whether the account is active, so only its owner learns it is deactivated.
+
+        The password of an inactive account is checked exactly as any other's,
+        once: a wrong one gets the ordinary error in the ordinary time.
+        """
+        username = self.cleaned_data.get("username")
+        password = self.cleaned_data.get("password")
+        if username is not None and password:
+            user = AllowAllUsersModelBackend().authenticate(self.request, username=username, password=password)
+            if user is None:
+                user_login_failed.send(sender=__name__, credentials={"username": username}, request=self.request)
+                raise self.get_invalid_login_error()
+            self.confirm_login_allowed(user)
+            # Sessions are kept by the default backend, which refuses inactive accounts on every request.
+            user.backend = f"{ModelBackend.__module__}.{ModelBackend.__qualname__}"
+            self.user_cache = user
+        return self.cleaned_data
 
 
 class ProfileForm(forms.Form):

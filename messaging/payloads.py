@@ -25,6 +25,7 @@ class MessagePayload(TypedDict):
     edited_at: str | None
     deleted: bool
     reactions: list[ReactionPayload]
+    mentions: list[int]
 
 
 class EditPayload(TypedDict):
@@ -67,6 +68,15 @@ def reactions_payload(message: Message) -> list[ReactionPayload]:
     return [{"emoji": emoji, "count": len(users), "users": users} for emoji, users in grouped.items()]
 
 
+def mention_ids(message: Message) -> list[int]:
+    """Return the ids of the users the message @mentions, ascending.
+
+    Reads `message.mentions.all()`, which callers prefetch. Clients decide who
+    was mentioned from this list alone, never from the text of `html`.
+    """
+    return sorted(user.pk for user in message.mentions.all())
+
+
 def message_payload(message: Message, *, new: bool = False) -> MessagePayload:
     """Return the message's wire shape; `new` says it was just inserted (no reactions yet, nothing to read)."""
     deleted = message.deleted
@@ -82,4 +92,5 @@ def message_payload(message: Message, *, new: bool = False) -> MessagePayload:
         "edited_at": isoformat(message.edited_at),
         "deleted": deleted,
         "reactions": [] if deleted or new else reactions_payload(message),
+        "mentions": [] if deleted else mention_ids(message),
     }

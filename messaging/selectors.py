@@ -21,7 +21,8 @@ HISTORY_DEFAULT_LIMIT = 50
 def messages_with_details() -> QuerySet[Message]:
     """Return messages with what `message_payload` reads, in a fixed number of queries."""
     return Message.objects.select_related("author").prefetch_related(
-        Prefetch("reactions", queryset=Reaction.objects.order_by("id"))
+        Prefetch("reactions", queryset=Reaction.objects.order_by("id")),
+        Prefetch("mentions", queryset=User.objects.only("id")),
     )
 
 

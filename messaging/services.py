@@ -81,11 +81,20 @@ def _is_emoji_part(ch: str) -> bool:
     return unicodedata.category(ch) in {"So", "Sk", "Mn", "Me", "Cf"} or ch in "0123456789#*"
 
 
-def _known_users(body: str) -> dict[str, int]:
+def _mentionable_users(body: str, *, room_id: int) -> dict[str, int]:
+    """Return {lower-cased username: id} of the room's active members the body names with @.
+
+    Only members can be mentioned: anyone else's @name stays plain text, so
+    neither the html nor `mentions` tells the room who they are.
+    """
     names = markdown.mentioned_usernames(body)
     if not names:
         return {}
-    users = User.objects.filter(username__iregex=r"^(" + "|".join(map(_regex_escape, names)) + r")$", is_active=True)
+    users = User.objects.filter(
+        username__iregex=r"^(" + "|".join(map(_regex_escape, names)) + r")$",
+        is_active=True,
+        memberships__room_id=room_id,
+    )
     return {username.lower(): pk for pk, username in users.values_list("pk", "username")}
 
 
@@ -94,8 +103,8 @@ def _regex_escape(name: str) -> str:
     return name.replace(".", r"\.").replace("-", r"\-")
 
 
-def _render(body: str) -> tuple[str, list[int]]:
-    known = _known_users(body)
+def _render(body: str, *, room_id: int) -> tuple[str, list[int]]:
+    known = _mentionable_users(body, room_id=room_id)
     # Without a known name in the text there is no mention: skip the second parse.
     mentioned = list(markdown.mentioned_ids(known, body)) if known else []
     return markdown.render(body, known_users=known), mentioned
@@ -154,17 +163,20 @@ def _message_insert(
     membership_cache.require_member(user=author, room_id=room_id)
     if parent_id is not None and not Message.objects.filter(pk=parent_id, room_id=room_id).exists():
         raise Invalid({"parent": "No such message in this room."})
-    html, mentioned = _render(body)
+    html, mentioned = _render(body, room_id=room_id)
     # A retry with a client_id already used fails on the unique index; message_post
     # then returns the first message. Not looked up first: retries are rare, posts are not.
     message = Message.objects.create(
         room_id=room_id, author=author, body=body, html=html, client_id=client_id, parent_id=parent_id
     )
-    if mentioned:
-        message.mentions.set(mentioned)
     message.author = author
     # A new message has no reactions; skip the prefetch query (callers may still read them).
     message._prefetched_objects_cache = {"reactions": Reaction.objects.none()}  # type: ignore[attr-defined]
+    if mentioned:
+        # Drops the cached mentions, so the payload reads them back.
+        message.mentions.set(mentioned)
+    else:
+        message._prefetched_objects_cache["mentions"] = User.objects.none()  # type: ignore[attr-defined]
     event_record(
         type=Event.Type.MESSAGE_NEW,
         room=room_id,
@@ -192,7 +204,7 @@ def message_edit(*, actor: User, message: Message, body: object) -> Message:
         return message_reload(message.pk)
     now = timezone.now()
     MessageEdit.objects.create(message=message, body=message.body, edited_at=now)
-    html, mentioned = _render(clean_text)
+    html, mentioned = _render(clean_text, room_id=message.room_id)
     message.body, message.html, message.edited_at = clean_text, html, now
     message.save(update_fields=["body", "html", "edited_at"])
     message.mentions.set(mentioned)

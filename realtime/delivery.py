@@ -45,6 +45,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 POLL_INTERVAL = 1.0
+# Why a member.left event's member went (rooms.services._remove_membership), as room.removed
+# and member.left frames say it; a room deleted under its members is "deleted".
+LEFT_REASONS = frozenset({"left", "kicked", "banned"})
 
 
 # --- Frames --------------------------------------------------------------------------
@@ -109,7 +112,8 @@ def event_frame(event: Event, state: SocketState, *, replaying: bool = False) ->
         state.since.pop(room_id, None)
         if known is None and not replaying:
             return None
-        return {"type": "room.removed", "event_id": event.id, "room": room_id}
+        # Why: left, kicked or banned (rooms.services._remove_membership).
+        return {"type": "room.removed", "event_id": event.id, "room": room_id, "reason": _left_why(payload)}
 
     if not replaying and (room_id not in state.roles or event.id < state.since.get(room_id, 0)):
         return None
@@ -125,11 +129,17 @@ def event_frame(event: Event, state: SocketState, *, replaying: bool = False) ->
     if kind == Event.Type.ROOM_DELETED:
         state.roles.pop(room_id, None)
         state.since.pop(room_id, None)
-        return {"type": "room.removed", "event_id": event.id, "room": room_id}
+        return {"type": "room.removed", "event_id": event.id, "room": room_id, "reason": "deleted"}
     if kind == Event.Type.MEMBER_JOINED:
         return {"type": "member.joined", "event_id": event.id, "room": room_id, "user": payload["user"]}
     if kind == Event.Type.MEMBER_LEFT:
-        return {"type": "member.left", "event_id": event.id, "room": room_id, "user": payload["user"]}
+        return {
+            "type": "member.left",
+            "event_id": event.id,
+            "room": room_id,
+            "user": payload["user"],
+            "reason": _left_why(payload),
+        }
     if kind == Event.Type.MEMBER_ROLE:
         if not about_me:
             return None
@@ -140,6 +150,12 @@ def event_frame(event: Event, state: SocketState, *, replaying: bool = False) ->
             "room": _personal_room(payload["room"], payload["role"]),
         }
     return None
+
+
+def _left_why(payload: dict[str, Any]) -> str:
+    """Return why a member left: "left", "kicked" or "banned" (as the event recorded it)."""
+    reason = payload.get("reason")
+    return reason if reason in LEFT_REASONS else "left"
 
 
 def encode(frame: dict[str, Any]) -> str:

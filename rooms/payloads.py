@@ -24,26 +24,22 @@ class RoomPayload(TypedDict):
     members: NotRequired[list[UserPayload]]
 
 
-class MemberPayload(TypedDict):
-    user: UserPayload
-    role: str
-    joined_at: str | None
+class PublicRoomPayload(RoomPayload):
+    banned: bool
 
 
 class BanPayload(TypedDict):
     room: int
     user: UserPayload
     reason: str
+    banned_by: UserPayload | None
     created_at: str | None
 
 
-def ban_payload(ban: Ban) -> BanPayload:
-    return {
-        "room": ban.room_id,
-        "user": user_payload(ban.user),
-        "reason": ban.reason,
-        "created_at": isoformat(ban.created_at),
-    }
+class MemberPayload(TypedDict):
+    user: UserPayload
+    role: str
+    joined_at: str | None
 
 
 def room_payload(room: Room) -> RoomPayload:
@@ -76,4 +72,19 @@ def member_payload(membership: Membership) -> MemberPayload:
         "user": user_payload(membership.user),
         "role": membership.role,
         "joined_at": isoformat(membership.joined_at),
+    }
+
+
+def public_room_payload(room: Room) -> PublicRoomPayload:
+    """Shape a room of the public list: a room, and whether the caller is banned from it."""
+    return {**room_payload(room), "banned": bool(getattr(room, "banned", False))}
+
+
+def ban_payload(ban: Ban) -> BanPayload:
+    return {
+        "room": ban.room_id,
+        "user": user_payload(ban.user),
+        "reason": ban.reason,
+        "banned_by": user_payload(ban.banned_by) if ban.banned_by is not None else None,
+        "created_at": isoformat(ban.created_at),
     }

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, Protocol
 
-from django.db.models import Count, F, FilteredRelation, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models import Count, Exists, F, FilteredRelation, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 
 from accounts.models import User
@@ -106,11 +106,18 @@ def room_list_for_member(*, user: User) -> list[Room]:
 
 
 def room_list_public(*, user: User, query: str = "", after: int = 0, limit: int = 50) -> tuple[list[Room], bool]:
-    """Return a page of live public channels by id, and whether more follow."""
-    rooms_qs = rooms_annotated(user).filter(kind=Room.Kind.CHANNEL, visibility=Room.Visibility.PUBLIC, id__gt=after)
+    """Return a page of live public channels by id, and whether more follow.
+
+    Each room is annotated with `banned`: whether the user is banned from it.
+    """
+    rooms_qs = (
+        rooms_annotated(user)
+        .filter(kind=Room.Kind.CHANNEL, visibility=Room.Visibility.PUBLIC, id__gt=after)
+        .annotate(banned=Exists(Ban.objects.filter(room=OuterRef("pk"), user=user)))
+    )
     if query:
         rooms_qs = rooms_qs.filter(Q(name__icontains=query) | Q(topic__icontains=query) | Q(slug__icontains=query))
-    rooms = list(rooms_qs.order_by("id")[: limit + 1])
+    rooms: list[Room] = list(rooms_qs.order_by("id")[: limit + 1])
     return rooms[:limit], len(rooms) > limit
 
 
@@ -164,6 +171,24 @@ def member_list(*, room: Room, after: int = 0, limit: int = 50) -> tuple[list[Me
         Membership.objects.filter(room=room, user_id__gt=after).select_related("user").order_by("user_id")[: limit + 1]
     )
     return memberships[:limit], len(memberships) > limit
+
+
+def ban_list_for_moderator(*, user: User, room_id: int, after: int = 0, limit: int = 50) -> tuple[list[Ban], bool]:
+    """Return a page of a channel's bans ordered by user id, and whether more follow.
+
+    Outsiders are refused as `membership_require` refuses them; members who
+    are not the channel's owners or admins get Forbidden.
+    """
+    membership = membership_require(user=user, room=room_id)
+    # Who is banned, by whom and why is for the people who run the channel.
+    if not membership.can_moderate or membership.room.is_direct:
+        raise Forbidden("Only the room's owners and admins may see its bans.")
+    bans = list(
+        Ban.objects.filter(room_id=room_id, user_id__gt=after)
+        .select_related("user", "banned_by")
+        .order_by("user_id")[: limit + 1]
+    )
+    return bans[:limit], len(bans) > limit
 
 
 def is_banned(*, room: Room, user: User) -> bool:

@@ -132,14 +132,37 @@ def test_login_with_a_wrong_password_says_so(client, alice):
     assert logged_in_user(client) is None
 
 
-def test_login_refuses_an_inactive_account(client, alice):
+def test_login_refuses_an_inactive_account_and_says_why_to_its_owner(client, alice):
     alice.is_active = False
     alice.save(update_fields=["is_active"])
 
     response = client.post("/login/", {"username": "alice", "password": PASSWORD})
 
     assert response.status_code == 200
+    html = response.content.decode()
+    assert "This account is deactivated." in html
+    assert "do not match" not in html
     assert logged_in_user(client) is None
+
+
+def test_a_wrong_password_for_an_inactive_account_gets_the_ordinary_error(client, alice):
+    alice.is_active = False
+    alice.save(update_fields=["is_active"])
+
+    response = client.post("/login/", {"username": "alice", "password": "not " + PASSWORD})
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    # Only the right password learns the account's state: a guess reads as for any account.
+    assert "That username and password do not match an account." in html
+    assert "deactivated" not in html
+    assert logged_in_user(client) is None
+
+
+def test_an_unknown_username_gets_the_ordinary_error(client, db):
+    response = client.post("/login/", {"username": "nobody", "password": PASSWORD})
+
+    assert "That username and password do not match an account." in response.content.decode()
 
 
 def test_login_form_shares_the_apis_limits_and_then_checks_no_password(client, alice, settings):

@@ -27,6 +27,10 @@ class MessageSerializer(serializers.Serializer):
     edited_at = serializers.DateTimeField(allow_null=True)
     deleted = serializers.BooleanField()
     reactions = ReactionSerializer(many=True)
+    mentions = serializers.ListField(
+        child=serializers.IntegerField(),
+        help_text="Ids of the users the message @mentions, ascending; a mention is only ever read from here",
+    )
 
 
 class MessagePageSerializer(serializers.Serializer):

@@ -220,6 +220,32 @@ def test_posting_a_message_returns_201_with_the_whole_message(client_for, bob, l
     assert Message.objects.get().pk == body["id"]
 
 
+def test_a_message_lists_whom_it_mentions_in_the_reply_the_history_and_the_event(
+    client_for, capture_events, alice, bob, carol, lobby
+):
+    client = client_for(alice)
+
+    with capture_events() as events:
+        posted = client.post(history_url(lobby.pk), {"body": "@carol and @Bob, look"}, format="json").json()
+    [listed] = client.get(history_url(lobby.pk)).json()["results"]
+    fetched = client.get(message_url(posted["id"])).json()
+
+    expected = sorted([bob.pk, carol.pk])
+    assert posted["mentions"] == listed["mentions"] == fetched["mentions"] == expected
+    assert events[0].payload["message"]["mentions"] == expected
+
+
+def test_a_body_quoting_mention_markup_mentions_nobody(client_for, alice, bob, lobby):
+    body = f'<span class="mention" data-user-id="{bob.pk}">@bobby</span> data-user-id="{bob.pk}"'
+
+    posted = client_for(alice).post(history_url(lobby.pk), {"body": body}, format="json").json()
+
+    assert posted["mentions"] == []
+    # The text is shown as text: the html holds the words, never a mention element.
+    assert f'data-user-id="{bob.pk}"' in posted["html"]
+    assert "<span" not in posted["html"]
+
+
 def test_posting_the_same_client_id_again_returns_the_first_message_and_writes_one_row(client_for, bob, lobby):
     client = client_for(bob)
 
@@ -862,10 +888,10 @@ def test_search_refuses_bad_parameters(client_for, alice, params):
 
 # --- Query counts --------------------------------------------------------------------------
 
-# Authenticate, check membership, load the page, load its reactions.
-HISTORY_QUERIES = 4
-# Authenticate, load the page (the membership check is a subquery), load its reactions.
-SEARCH_QUERIES = 3
+# Authenticate, check membership, load the page, load its reactions, load its mentions.
+HISTORY_QUERIES = 5
+# Authenticate, load the page (the membership check is a subquery), load its reactions and mentions.
+SEARCH_QUERIES = 4
 
 
 @pytest.fixture

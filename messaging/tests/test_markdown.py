@@ -8,6 +8,7 @@ from html.parser import HTMLParser
 import pytest
 
 from messaging import markdown
+from rooms.services import room_join
 
 KNOWN = {"bob": 7, "carol.w": 8}
 ALLOWED_TAGS = {"p", "br", "em", "strong", "s", "code", "pre", "a", "span"}
@@ -220,8 +221,9 @@ def test_mentions_inside_emphasis_and_links_still_render():
 
 @pytest.mark.django_db
 def test_a_posted_message_mentions_existing_users_by_id(bob, lobby, say, make_user):
-    make_user("dot.name")
+    room_join(user=make_user("dot.name"), room=lobby)
     dot = make_user("dot.name2")
+    room_join(user=dot, room=lobby)
 
     message = say(lobby, bob, "ping @alice, @carol and @dot.name2 but not @ghost")
 
@@ -233,7 +235,10 @@ def test_a_posted_message_mentions_existing_users_by_id(bob, lobby, say, make_us
 
 @pytest.mark.django_db
 def test_a_posted_message_never_mentions_an_inactive_user(bob, lobby, say, make_user):
-    make_user("gone", is_active=False)
+    gone = make_user("gone")
+    room_join(user=gone, room=lobby)
+    gone.is_active = False
+    gone.save(update_fields=["is_active"])
 
     message = say(lobby, bob, "where is @gone?")
 

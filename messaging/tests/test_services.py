@@ -145,6 +145,26 @@ def test_message_post_does_not_count_names_inside_code_as_mentions(alice, bob, c
     assert list(message.mentions.all()) == [carol]
 
 
+def test_message_post_mentions_only_members_of_the_room(alice, bob, mallory, lobby):
+    message, _ = services.message_post(room=lobby, author=alice, body="@bob, have you met @mallory?")
+
+    assert message_payload(message)["mentions"] == [bob.pk]
+    assert f'data-user-id="{bob.pk}"' in message.html
+    # An outsider's name stays text: no id of theirs reaches the room.
+    assert f'data-user-id="{mallory.pk}"' not in message.html
+    assert "@mallory?" in message.html
+    assert list(message.mentions.all()) == [bob]
+
+
+def test_message_post_in_a_direct_room_mentions_only_its_members(alice, bob, carol):
+    room, _ = room_services.direct_open(creator=alice, user_ids=[bob.pk])
+
+    message, _ = services.message_post(room=room, author=alice, body="@bob should we ask @carol?")
+
+    assert message_payload(message)["mentions"] == [bob.pk]
+    assert f'data-user-id="{carol.pk}"' not in message.html
+
+
 # --- Editing -------------------------------------------------------------------------------
 
 
@@ -189,6 +209,15 @@ def test_message_edit_replaces_the_mentions(alice, bob, carol, lobby, say):
     edited = services.message_edit(actor=alice, message=message, body="cc @carol")
 
     assert list(edited.mentions.all()) == [carol]
+
+
+def test_message_edit_mentions_only_members_of_the_room(alice, bob, mallory, lobby, say):
+    message = say(lobby, alice, "cc @bob")
+
+    edited = services.message_edit(actor=alice, message=message, body="cc @mallory")
+
+    assert message_payload(edited)["mentions"] == []
+    assert "data-user-id" not in edited.html
 
 
 # --- Deleting ------------------------------------------------------------------------------

@@ -942,14 +942,16 @@ async def test_removal_over_rest_sends_room_removed_to_the_user_and_member_left_
     else:
         status, _ = await rest(client_for, bob, "post", f"rooms/{lobby.pk}/leave/")
     assert status in (201, 204)
+    why = {"kick": "kicked", "ban": "banned", "leave": "left"}[removal]
     removed = await bob_socket.recv()
-    assert removed == {"type": "room.removed", "event_id": removed["event_id"], "room": lobby.pk}
+    assert removed == {"type": "room.removed", "event_id": removed["event_id"], "room": lobby.pk, "reason": why}
     left = await carol_socket.recv()
     assert left == {
         "type": "member.left",
         "event_id": removed["event_id"],
         "room": lobby.pk,
         "user": {"id": bob.pk, "username": "bob", "display_name": "Bob"},
+        "reason": why,
     }
     # Bob is out at once: his socket no longer posts or types there.
     reply = await bob_socket.error({**SEND, "room": lobby.pk})
@@ -964,7 +966,7 @@ async def test_room_deleted_over_rest_reaches_members_as_room_removed(client_for
     status, _ = await rest(client_for, alice, "delete", f"rooms/{lobby.pk}/")
     assert status == 204
     frame = await bob_socket.recv()
-    assert frame == {"type": "room.removed", "event_id": frame["event_id"], "room": lobby.pk}
+    assert frame == {"type": "room.removed", "event_id": frame["event_id"], "room": lobby.pk, "reason": "deleted"}
 
 
 @asynctest
@@ -1037,7 +1039,7 @@ async def test_after_a_kick_not_one_more_message_from_the_room_reaches_the_kicke
     assert [frame["message"]["body"] for frame in lobby_messages] == [f"lobby {n}" for n in range(30)]
     assert all(frame["event_id"] < kick_id for frame in lobby_messages)
     assert [frame for frame in frames if frame["type"] == "room.removed"] == [
-        {"type": "room.removed", "event_id": kick_id, "room": lobby.pk}
+        {"type": "room.removed", "event_id": kick_id, "room": lobby.pk, "reason": "kicked"}
     ]
     assert strictly_increasing(event_ids(frames))
     # Carol, still a member, saw every message.
@@ -1202,6 +1204,7 @@ async def test_resume_after_a_kick_replays_the_room_up_to_the_kick_and_nothing_a
     replay = await socket.until(lambda frame: frame["type"] == "resume.done")
     assert [frame["type"] for frame in replay] == ["message.new", "room.removed", "resume.done"]
     assert replay[0]["message"]["body"] == "still in"
+    assert replay[1]["reason"] == "kicked"
 
 
 @asynctest

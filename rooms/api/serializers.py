@@ -26,8 +26,12 @@ class RoomSerializer(serializers.Serializer):
     members = UserSerializer(many=True, required=False, help_text="Direct rooms only")
 
 
-class RoomPageSerializer(serializers.Serializer):
-    results = RoomSerializer(many=True)
+class PublicRoomSerializer(RoomSerializer):
+    banned = serializers.BooleanField(help_text="Whether the caller is banned from the channel (and so cannot join)")
+
+
+class PublicRoomPageSerializer(serializers.Serializer):
+    results = PublicRoomSerializer(many=True)
     has_more = serializers.BooleanField()
 
 
@@ -70,7 +74,13 @@ class BanSerializer(serializers.Serializer):
     room = serializers.IntegerField()
     user = UserSerializer()
     reason = serializers.CharField()
+    banned_by = UserSerializer(allow_null=True, help_text="Who banned the user (null once their account is gone)")
     created_at = serializers.DateTimeField()
+
+
+class BanPageSerializer(serializers.Serializer):
+    results = BanSerializer(many=True)
+    has_more = serializers.BooleanField()
 
 
 class DirectInput(StrictSerializer):

@@ -15,18 +15,19 @@ from core.api import page_body, page_limit, query_int, query_text
 from rooms import selectors, services
 from rooms.api.serializers import (
     BanInput,
+    BanPageSerializer,
     BanSerializer,
     DirectInput,
     MemberAddInput,
     MemberPageSerializer,
     MemberRoleInput,
     MemberSerializer,
+    PublicRoomPageSerializer,
     RoomCreateInput,
-    RoomPageSerializer,
     RoomSerializer,
     RoomUpdateInput,
 )
-from rooms.payloads import ban_payload, member_payload, room_payload
+from rooms.payloads import ban_payload, member_payload, public_room_payload, room_payload
 
 
 def _room_reply(user, room_id: int, status_code: int = status.HTTP_200_OK) -> Response:  # type: ignore[no-untyped-def]
@@ -53,8 +54,9 @@ class PublicRoomListView(APIView):
             OpenApiParameter("after", int, description="Return channels with an id above this"),
             OpenApiParameter("limit", int, description="Page size, 1–200 (default 50)"),
         ],
-        responses=RoomPageSerializer,
+        responses=PublicRoomPageSerializer,
         summary="Browse public channels",
+        description="Each channel says whether the caller is `banned` from it.",
     )
     def get(self, request: AuthedRequest) -> Response:
         rooms, has_more = selectors.room_list_public(
@@ -63,7 +65,7 @@ class PublicRoomListView(APIView):
             after=query_int(request, "after") or 0,
             limit=page_limit(request),
         )
-        return Response(page_body([room_payload(room) for room in rooms], has_more))
+        return Response(page_body([public_room_payload(room) for room in rooms], has_more))
 
 
 class RoomDetailView(APIView):
@@ -147,6 +149,20 @@ class MemberDetailView(APIView):
 
 
 class BanListView(APIView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("after", int, description="Return bans of users with an id above this"),
+            OpenApiParameter("limit", int, description="Page size, 1–200 (default 50)"),
+        ],
+        responses=BanPageSerializer,
+        summary="A channel's bans (owners and admins)",
+    )
+    def get(self, request: AuthedRequest, room_id: int) -> Response:
+        bans, has_more = selectors.ban_list_for_moderator(
+            user=request.user, room_id=room_id, after=query_int(request, "after") or 0, limit=page_limit(request)
+        )
+        return Response(page_body([ban_payload(ban) for ban in bans], has_more))
+
     @extend_schema(request=BanInput, responses={201: BanSerializer}, summary="Ban a user from a channel")
     def post(self, request: AuthedRequest, room_id: int) -> Response:
         room = selectors.room_require_visible(user=request.user, room_id=room_id)

@@ -74,6 +74,7 @@ ROOM_ROUTES = {
     "add": ("post", "members/", {"user": "{trent}"}),
     "set_role": ("patch", "members/{bob}/", {"role": "admin"}),
     "kick": ("delete", "members/{bob}/", None),
+    "bans": ("get", "bans/", None),
     "ban": ("post", "bans/", {"user": "{trent}"}),
     "unban": ("delete", "bans/{eve}/", None),
     "read": ("post", "read/", {"message_id": "{message}"}),
@@ -93,6 +94,7 @@ EXPECTED = {
     "add": (201, 201, 403, 403, 403),
     "set_role": (200, 403, 403, 403, 403),
     "kick": (204, 204, 403, 403, 403),
+    "bans": (200, 200, 403, 403, 403),
     "ban": (201, 201, 403, 403, 403),
     "unban": (204, 204, 403, 403, 403),
     "read": (204, 204, 204, 403, 403),
@@ -195,6 +197,7 @@ DM_EXPECTED = {
     "add": (201, 201, 404),
     "set_role": (403, 403, 404),
     "kick": (403, 403, 404),
+    "bans": (403, 403, 404),
     "ban": (403, 403, 404),
     "unban": (403, 403, 404),
     "read": (204, 204, 404),
@@ -295,7 +298,7 @@ def test_odd_input_to_create_routes_is_a_client_error_never_a_server_error(clien
     assert all(status < 500 for status in statuses.values()), statuses
 
 
-@pytest.mark.parametrize("path", ["rooms/public/", "rooms/{room}/members/"])
+@pytest.mark.parametrize("path", ["rooms/public/", "rooms/{room}/members/", "rooms/{room}/bans/"])
 @pytest.mark.parametrize("after", [2**63, 10**30, -1, "1e3"])
 def test_members_and_public_rooms_refuse_an_after_out_of_range(ops_public_ids, client_for, alice, path, after):
     response = client_for(alice).get(f"{API}/{path.format(**ops_public_ids)}", {"after": after})
@@ -387,6 +390,17 @@ def test_public_rooms_lists_public_channels_members_or_not(client_for, lobby, se
     assert [room["id"] for room in body["results"]] == [lobby.pk, other.pk]
     assert [room["my_role"] for room in body["results"]] == [None, None]
     assert body["has_more"] is False
+
+
+def test_public_rooms_says_which_channels_the_caller_is_banned_from(client_for, lobby, alice, bob):
+    other = services.room_create(creator=alice, name="Random")
+    services.member_ban(actor=alice, room=lobby, user_id=bob.pk, reason="spam")
+
+    def banned(user) -> dict[int, bool]:  # type: ignore[no-untyped-def]
+        return {room["id"]: room["banned"] for room in client_for(user).get(f"{API}/rooms/public/").json()["results"]}
+
+    assert banned(bob) == {lobby.pk: True, other.pk: False}
+    assert banned(alice) == {lobby.pk: False, other.pk: False}
 
 
 def test_public_rooms_shows_the_callers_role(client_for, lobby, bob):
@@ -917,6 +931,44 @@ def test_moderator_cannot_ban_themselves(client_for, lobby, carol):
 
     assert response.status_code == 400
     assert not Ban.objects.exists()
+
+
+def test_owners_and_admins_list_a_channels_bans_with_who_banned_and_why(client_for, lobby, alice, bob, carol, mallory):
+    services.member_ban(actor=carol, room=lobby, user_id=bob.pk, reason="spam")
+    services.member_ban(actor=alice, room=lobby, user_id=mallory.pk)
+
+    for moderator in (alice, carol):
+        body = client_for(moderator).get(f"{API}/rooms/{lobby.pk}/bans/").json()
+
+        assert body["has_more"] is False
+        assert [(ban["user"]["id"], ban["reason"], ban["banned_by"]["id"]) for ban in body["results"]] == [
+            (bob.pk, "spam", carol.pk),
+            (mallory.pk, "", alice.pk),
+        ]
+        assert set(body["results"][0]) == {"room", "user", "reason", "banned_by", "created_at"}
+        assert body["results"][0]["user"] == {"id": bob.pk, "username": "bob", "display_name": "Bob"}
+
+
+def test_the_ban_list_pages_by_user_id(client_for, lobby, alice, make_user):
+    banned = [make_user(f"spammer{n}") for n in range(3)]
+    for user in banned:
+        services.member_ban(actor=alice, room=lobby, user_id=user.pk)
+    client = client_for(alice)
+
+    first = client.get(f"{API}/rooms/{lobby.pk}/bans/", {"limit": 2}).json()
+    rest = client.get(f"{API}/rooms/{lobby.pk}/bans/", {"limit": 2, "after": first["results"][-1]["user"]["id"]}).json()
+
+    assert [ban["user"]["id"] for ban in first["results"] + rest["results"]] == [user.pk for user in banned]
+    assert (first["has_more"], rest["has_more"]) == (True, False)
+
+
+def test_a_ban_outlives_the_account_of_who_banned(client_for, lobby, alice, bob, carol):
+    services.member_ban(actor=carol, room=lobby, user_id=bob.pk)
+    carol.delete()
+
+    [ban] = client_for(alice).get(f"{API}/rooms/{lobby.pk}/bans/").json()["results"]
+
+    assert (ban["user"]["id"], ban["banned_by"]) == (bob.pk, None)
 
 
 def test_lifting_a_ban_that_does_not_exist_is_404(client_for, lobby, alice, bob):

@@ -3,6 +3,13 @@
 // token rotated by a log-in in another tab is still the current one.
 
 const BASE = "/api/v1/";
+// Set when the account was deactivated: nothing more is asked, and nobody is sent to the log-in page.
+let refusedBecause = null;
+
+/** Refuse every further call with `reason` (the account was deactivated under the open page). */
+export function stopRequests(reason) {
+  refusedBecause = reason;
+}
 
 /** An API call that failed: `status` 0 means the server could not be reached. */
 export class ApiError extends Error {
@@ -48,6 +55,7 @@ function csrfToken() {
 }
 
 async function request(method, path, body) {
+  if (refusedBecause) throw new ApiError(403, { detail: refusedBecause });
   const headers = { Accept: "application/json" };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   if (method !== "GET") headers["X-CSRFToken"] = csrfToken();

@@ -5,10 +5,12 @@
 // every event after that snapshot arrives on the socket. Frames that come in
 // while a REST load is in flight wait in a queue and are applied after it.
 
-import { api } from "./api.js";
+import { api, stopRequests } from "./api.js";
 import { $, h, mentionsUser, toast } from "./dom.js";
 import { Composer } from "./composer.js";
 import { Notifier } from "./notify.js";
+import { Outbox } from "./outbox.js";
+import { OutsiderNotice } from "./outsiders.js";
 import { BrowseDialog, CreateDialog, DirectDialog, MembersPanel, SettingsDialog, confirmDialog } from "./panels.js";
 import { Sidebar } from "./sidebar.js";
 import { ChatSocket } from "./socket.js";
@@ -60,10 +62,17 @@ class App {
       askPresence,
       maxLength: this.maxLength,
       onSeen: (roomId, messageId) => this.seen(roomId, messageId),
-      onRetry: (item) => this.composer.retry(item),
+      onRetry: (item) => this.outbox.retry(item),
       socketLive: () => this.socket.state === "live",
     });
-    this.composer = new Composer(store, { socket: this.socket, timeline: this.timeline, maxLength: this.maxLength });
+    this.outbox = new Outbox(store, this.socket);
+    this.composer = new Composer(store, {
+      socket: this.socket,
+      outbox: this.outbox,
+      timeline: this.timeline,
+      maxLength: this.maxLength,
+    });
+    this.outsiders = new OutsiderNotice(store);
     this.notifier = new Notifier(store, { onOpen: (id) => this.openRoom(id), icon: root.dataset.icon });
     this.members = new MembersPanel(store, { confirm, askPresence });
     this.createDialog = new CreateDialog({ onCreated: (room) => this.adopt(room) });
@@ -103,6 +112,7 @@ class App {
       }
       this.reconnected(event.detail);
     });
+    this.socket.addEventListener("deactivated", () => this.deactivated());
     this.socket.addEventListener("refused", () => {
       // Answers 401 when the session is gone, which leads to the log-in page.
       api.get("users/me/").catch(() => {});
@@ -163,7 +173,8 @@ class App {
       const history = active === null ? null : this.store.histories.get(active);
       if (history && !history.loaded && !history.loading) this.timeline.reload();
     }
-    this.composer.retryFailed();
+    // Messages typed meanwhile go now, each room's in the order typed.
+    this.outbox.resume();
     // Presence changes are not replayed: ask again about everyone shown.
     this.askPresence([...this.presenceWanted], { again: true });
   }
@@ -185,7 +196,7 @@ class App {
         this.askPresence((frame.room.members ?? []).map((user) => user.id));
         break;
       case "room.removed":
-        this.removed(frame.room);
+        this.removed(frame.room, { reason: frame.reason });
         break;
       case "member.joined":
       case "member.left":
@@ -212,7 +223,7 @@ class App {
     if (room) {
       const fromOther = message.author.id !== store.me.id;
       const isNewer = message.id > (room.last_message_id ?? 0);
-      const mentionsMe = fromOther && mentionsUser(message.html, store.me.id);
+      const mentionsMe = fromOther && mentionsUser(message, store.me.id);
       const changes = {};
       if (isNewer) changes.last_message_id = message.id;
       // Count it unless the REST snapshot already did (ids up to last_message_id).
@@ -271,16 +282,33 @@ class App {
     }
   }
 
-  removed(roomId, { quiet = false } = {}) {
+  /** The user is out of a room; `reason` (room.removed) says why: left, kicked, banned or deleted. */
+  removed(roomId, { quiet = false, reason = "left" } = {}) {
     const room = this.store.rooms.get(roomId);
     if (!room) return;
     const label = room.kind === "channel" ? `#${room.name}` : this.store.roomLabel(room);
     const wasOpen = this.store.activeRoomId === roomId;
     this.store.removeRoom(roomId);
-    if (wasOpen) {
-      if (!quiet) toast(`You are no longer in ${label}.`);
-      this.openFallback();
-    }
+    // Being put out is news wherever the user is looking; leaving elsewhere only matters here.
+    const notice = {
+      banned: `You were banned from ${label}: you cannot join it again unless an owner or admin lifts the ban.`,
+      kicked: `You were removed from ${label} by an owner or admin.`,
+      deleted: `${label} was deleted.`,
+    }[reason];
+    if (!quiet && (notice || wasOpen)) toast(notice ?? `You are no longer in ${label}.`);
+    if (wasOpen) this.openFallback();
+  }
+
+  /** The server closed the socket with 4003: say so, and stop, instead of reconnecting or bouncing to log-in. */
+  deactivated() {
+    const text = "Your account was deactivated, so this page can no longer send or receive messages.";
+    stopRequests(text);
+    const notice = $("#account-notice");
+    notice.textContent = `${text} If you think this is a mistake, ask the people who run this chat.`;
+    notice.hidden = false;
+    $("#connection-label").textContent = "Account deactivated";
+    $("#composer-input").disabled = true;
+    $("#send-button").disabled = true;
   }
 
   // --- Read position -------------------------------------------------------------------------
@@ -396,6 +424,7 @@ class App {
     this.renderHeader();
     this.renderTyping();
     this.composer.show(room);
+    this.outsiders.render();
     this.members.show(roomId);
     this.sidebar.render();
     this.notifier.updateTitle();
@@ -452,7 +481,12 @@ class App {
     let topic = room.topic;
     if (!isChannel) {
       const count = (room.members ?? []).length;
-      topic = count > 2 ? `Group conversation · ${count} people` : "Direct message";
+      // Display names can be anyone's: the header says whose accounts these are.
+      const who = this.store
+        .otherMembers(room)
+        .map((user) => `@${user.username}`)
+        .join(", ");
+      topic = `${count > 2 ? `Group conversation · ${count} people` : "Direct message"} · ${who}`;
     }
     $("#room-topic").textContent = topic;
     const member = Boolean(room.my_role);

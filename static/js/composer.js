@@ -1,9 +1,9 @@
 // The message box: Enter sends, Shift+Enter is a new line, a message over the
 // limit is refused here with the reason shown, and sending is optimistic: the
-// message shows at once, tied to a client_id, and can be retried if it fails.
-// A retry reuses the client_id, so the server never stores it twice.
+// message shows at once, tied to a client_id, and joins its room's queue in
+// the outbox (outbox.js), which sends in the order typed. A retry reuses the
+// client_id, so the server never stores it twice.
 
-import { ApiError, api } from "./api.js";
 import { $ } from "./dom.js";
 
 const TYPING_EVERY_MS = 3000;
@@ -16,9 +16,10 @@ function newClientId() {
 }
 
 export class Composer {
-  constructor(store, { socket, timeline, maxLength }) {
+  constructor(store, { socket, outbox, timeline, maxLength }) {
     this.store = store;
     this.socket = socket;
+    this.outbox = outbox;
     this.timeline = timeline;
     this.maxLength = maxLength;
     this.form = $("#composer");
@@ -106,35 +107,7 @@ export class Composer {
     this.drafts.delete(this.roomId);
     this.onInput({ typing: false });
     this.lastTypingSent = 0;
-    const clientId = newClientId();
-    this.store.addPending(this.roomId, clientId, body);
+    this.outbox.enqueue(this.roomId, newClientId(), body);
     this.timeline.scrollToBottom();
-    this.post(this.roomId, clientId, body);
-  }
-
-  /** Send (or send again) a message; the pending copy shows the outcome. */
-  async post(roomId, clientId, body) {
-    this.store.updatePending(roomId, clientId, { state: "sending", error: "" });
-    try {
-      const message = await api.post(`rooms/${roomId}/messages/`, { body, client_id: clientId });
-      this.store.upsertMessage(message);
-    } catch (error) {
-      if (!(error instanceof ApiError)) throw error;
-      const reason = error.status === 0 ? "no connection to the server" : (error.fields.body ?? error.message);
-      this.store.updatePending(roomId, clientId, { state: "failed", error: reason, retryable: error.retryable });
-    }
-  }
-
-  retry(item) {
-    this.post(item.roomId, item.clientId, item.body);
-  }
-
-  /** After a reconnect, send again what failed for want of a connection. */
-  retryFailed() {
-    for (const pending of this.store.pending.values()) {
-      for (const item of pending.values()) {
-        if (item.state === "failed" && item.retryable) this.retry(item);
-      }
-    }
   }
 }

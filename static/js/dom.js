@@ -77,9 +77,16 @@ function cleanNode(node) {
   return element;
 }
 
-/** Whether `html` (a message's rendering) @mentions the user with this id. */
-export function mentionsUser(html, userId) {
-  return typeof html === "string" && html.includes(`data-user-id="${userId}"`);
+/** Whether a message @mentions the user with this id: the server's list says, never the text of its html. */
+export function mentionsUser(message, userId) {
+  return !message.deleted && Array.isArray(message.mentions) && message.mentions.includes(userId);
+}
+
+/** "Display Name (@username)", or "@username" when there is no other name: never a name alone. */
+export function userLabel(user) {
+  return user.display_name && user.display_name !== user.username
+    ? `${user.display_name} (@${user.username})`
+    : `@${user.username}`;
 }
 
 /** A stable colour class for a person, so the same name always has the same avatar colour. */

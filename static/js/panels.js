@@ -4,7 +4,7 @@
 // The dialogs are <dialog> elements in the page; these classes fill and submit them.
 
 import { ApiError, api } from "./api.js";
-import { $, h, hueClass, initials, toast } from "./dom.js";
+import { $, h, hueClass, initials, toast, userLabel } from "./dom.js";
 
 const SEARCH_DELAY_MS = 200;
 
@@ -44,12 +44,6 @@ function wireCloseButtons(dialog) {
   for (const button of dialog.querySelectorAll("[data-close]")) {
     button.addEventListener("click", () => dialog.close());
   }
-}
-
-function userLabel(user) {
-  return user.display_name && user.display_name !== user.username
-    ? `${user.display_name} (@${user.username})`
-    : `@${user.username}`;
 }
 
 // --- Confirm -----------------------------------------------------------------------------------
@@ -180,13 +174,17 @@ export class BrowseDialog {
 
   item(room) {
     const member = Boolean(room.my_role);
-    const button = h("button", {
-      type: "button",
-      class: member ? "" : "primary",
-      "aria-label": `${member ? "Open" : "Join"} #${room.name}`,
-      text: member ? "Open" : "Join",
-      onclick: () => (member ? this.openMember(room) : this.join(room, button)),
-    });
+    // A ban keeps the user out until lifted: no Join to offer.
+    const barred = !member && room.banned;
+    const button = barred
+      ? h("span", { class: "browse-banned", text: "You are banned" })
+      : h("button", {
+          type: "button",
+          class: member ? "" : "primary",
+          "aria-label": `${member ? "Open" : "Join"} #${room.name}`,
+          text: member ? "Open" : "Join",
+          onclick: () => (member ? this.openMember(room) : this.join(room, button)),
+        });
     return h(
       "li",
       { class: "browse-item" },
@@ -329,7 +327,7 @@ export class DirectDialog {
         h(
           "li",
           { class: "chip" },
-          h("span", { text: user.display_name || user.username }),
+          h("span", { text: userLabel(user) }),
           h("button", {
             type: "button",
             class: "icon-button",
@@ -416,13 +414,18 @@ export class MembersPanel {
     this.list = $("#member-list");
     this.more = $("#members-more");
     this.button = $("#members-button");
+    this.banSection = $("#ban-section");
+    this.banList = $("#ban-list");
+    this.bansMore = $("#bans-more");
     this.members = new Map();
+    this.bans = new Map();
     this.button.addEventListener("click", () => (this.panel.hidden ? this.open() : this.close()));
     $("#members-close").addEventListener("click", () => this.close({ restoreFocus: true }));
     this.panel.addEventListener("keydown", (event) => {
       if (event.key === "Escape") this.close({ restoreFocus: true });
     });
     this.more.addEventListener("click", () => this.load({ append: true }));
+    this.bansMore.addEventListener("click", () => this.loadBans({ append: true }));
     this.search = new PeopleSearch({
       input: $("#member-add-input"),
       results: $("#member-add-results"),
@@ -479,12 +482,88 @@ export class MembersPanel {
       if (roomId !== this.roomId) return;
       if (!append) this.members.clear();
       for (const member of page.results) this.members.set(member.user.id, member);
+      this.store.rememberPeople(page.results.map((member) => member.user));
       this.lastUserId = page.results.at(-1)?.user.id ?? after;
       this.more.hidden = !page.has_more;
       this.askPresence(page.results.map((member) => member.user.id));
       this.render();
     } catch (error) {
       this.list.replaceChildren(h("li", { text: `Could not load members: ${error.message}` }));
+    }
+    if (!append) await this.loadBans();
+  }
+
+  /** Whether the user runs this channel, and so sees and lifts its bans. */
+  moderates(room) {
+    return room?.kind === "channel" && ["owner", "admin"].includes(room.my_role);
+  }
+
+  async loadBans({ append = false } = {}) {
+    const roomId = this.roomId;
+    if (!this.moderates(this.store.rooms.get(roomId))) {
+      this.banSection.hidden = true;
+      this.bans.clear();
+      return;
+    }
+    const after = append ? this.lastBannedId : 0;
+    try {
+      const page = await api.get(`rooms/${roomId}/bans/?after=${after}&limit=100`);
+      if (roomId !== this.roomId) return;
+      if (!append) this.bans.clear();
+      for (const ban of page.results) this.bans.set(ban.user.id, ban);
+      this.lastBannedId = page.results.at(-1)?.user.id ?? after;
+      this.bansMore.hidden = !page.has_more;
+      this.renderBans();
+    } catch (error) {
+      this.banSection.hidden = false;
+      this.banList.replaceChildren(h("li", { text: `Could not load bans: ${error.message}` }));
+    }
+  }
+
+  renderBans() {
+    this.banSection.hidden = false;
+    const bans = [...this.bans.values()];
+    $("#ban-empty").hidden = bans.length > 0;
+    this.banList.replaceChildren(
+      ...bans.map((ban) => {
+        const user = ban.user;
+        const name = user.display_name || user.username;
+        const by = ban.banned_by ? ` by @${ban.banned_by.username}` : "";
+        return h(
+          "li",
+          { class: "member" },
+          h("span", { class: `avatar small ${hueClass(user.id)}`, "aria-hidden": "true" }, initials(name)),
+          h(
+            "span",
+            { class: "member-text" },
+            h("span", { class: "member-name", text: name }),
+            h("span", { class: "member-meta", text: `@${user.username} · banned${by}` }),
+            ban.reason ? h("span", { class: "member-meta", text: `Reason: ${ban.reason}` }) : null,
+          ),
+          h(
+            "span",
+            { class: "member-actions" },
+            h("button", {
+              type: "button",
+              class: "quiet-button",
+              text: "Lift ban",
+              "aria-label": `Lift the ban on ${name} (@${user.username})`,
+              onclick: () => this.unban(user),
+            }),
+          ),
+        );
+      }),
+    );
+  }
+
+  async unban(user) {
+    const name = user.display_name || user.username;
+    try {
+      await api.delete(`rooms/${this.roomId}/bans/${user.id}/`);
+      toast(`The ban on ${name} is lifted: they may join again.`);
+      this.loadBans();
+    } catch (error) {
+      toast(`Could not lift the ban on ${name}: ${error.message}`);
     }
   }
 

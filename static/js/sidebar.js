@@ -57,6 +57,14 @@ export class Sidebar {
         class: `room-link${active ? " active" : ""}${unread ? " unread" : ""}`,
         "aria-current": active ? "page" : false,
         "aria-label": spoken,
+        // Whose accounts a conversation is with, whatever names they chose.
+        title:
+          room.kind === "direct"
+            ? store
+                .otherMembers(room)
+                .map((user) => `@${user.username}`)
+                .join(", ")
+            : false,
         dataset: { roomId: room.id },
         onclick: (event) => {
           if (event.metaKey || event.ctrlKey || event.shiftKey || event.button !== 0) return;

@@ -10,6 +10,7 @@
 //   "ready"  detail {fresh}             fresh: the socket started without a cursor (or after
 //                                       resync.required), so the page must reload its state over REST
 //   "frame"  detail frame               every frame for the app, in order, duplicates dropped
+//   "deactivated"                       the server closed with 4003: the account was deactivated
 
 const PING_EVERY_MS = 25_000;
 // A socket that has said nothing (not even a pong) for this long is dead.
@@ -117,6 +118,7 @@ export class ChatSocket extends EventTarget {
     if (event.code === CLOSE_DEACTIVATED) {
       this.stopped = true;
       this.setState("stopped");
+      this.dispatchEvent(new CustomEvent("deactivated"));
       return;
     }
     if (event.code === CLOSE_POLICY) this.cursor = null;

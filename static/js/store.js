@@ -6,7 +6,8 @@
 //   "rooms"     the room list or a room's counts changed
 //   "room"      {roomId}                   a room's name, topic, role or members changed
 //   "messages"  {roomId, op, message?}     op: reset | upsert | prepend
-//   "pending"   {roomId}                   a message being sent changed
+//   "pending"   {roomId}                   a message being sent was queued, changed or settled
+//   "sent"      {message}                  a message sent from this page was stored
 //   "presence"  {userIds}
 //   "typing"    {roomId}
 
@@ -27,6 +28,12 @@ export class Store extends EventTarget {
     this.presenceHeardAt = new Map();
     this.typing = new Map();
     this.activeRoomId = null;
+    // Everyone met so far (authors, members), by id: names for mentions and reactions.
+    this.people = new Map([[me.id, me]]);
+  }
+
+  rememberPeople(users) {
+    for (const user of users) if (user?.id !== undefined) this.people.set(user.id, user);
   }
 
   emit(type, detail = {}) {
@@ -38,6 +45,7 @@ export class Store extends EventTarget {
   /** Replace every room with a fresh list from GET rooms/. */
   setRooms(rooms) {
     this.rooms = new Map(rooms.map((room) => [room.id, room]));
+    for (const room of rooms) this.rememberPeople(room.members ?? []);
     for (const roomId of this.histories.keys()) {
       if (!this.rooms.has(roomId)) this.histories.delete(roomId);
     }
@@ -53,6 +61,7 @@ export class Store extends EventTarget {
     }
     for (const field of PERSONAL_FIELDS) merged[field] ??= 0;
     if (known && room.members === undefined && known.members) merged.members = known.members;
+    this.rememberPeople(merged.members ?? []);
     this.rooms.set(room.id, merged);
     this.emit("rooms");
     this.emit("room", { roomId: room.id });
@@ -190,9 +199,10 @@ export class Store extends EventTarget {
       clientId,
       roomId,
       body,
-      state: "sending",
+      state: "queued",
       error: "",
       retryable: true,
+      notBefore: 0,
       createdAt: new Date(),
     });
     this.emit("pending", { roomId });
@@ -211,7 +221,10 @@ export class Store extends EventTarget {
 
   /** A message of ours arrived (REST reply or socket): it is no longer pending. */
   settlePending(message) {
-    if (message.client_id && message.author?.id === this.me.id) this.removePending(message.room, message.client_id);
+    if (!message.client_id || message.author?.id !== this.me.id) return;
+    if (!this.pending.get(message.room)?.has(message.client_id)) return;
+    this.removePending(message.room, message.client_id);
+    this.emit("sent", { message });
   }
 
   // --- Presence and typing ------------------------------------------------------------------

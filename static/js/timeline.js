@@ -3,10 +3,13 @@
 // deletes, reactions, and the messages still being sent (with Retry).
 
 import { ApiError, api } from "./api.js";
-import { $, h, hueClass, initials, mentionsUser, safeHtml, toast } from "./dom.js";
+import { $, h, hueClass, initials, mentionsUser, safeHtml, toast, userLabel } from "./dom.js";
 import { clockTime, dayKey, dayLabel, fullTime } from "./time.js";
 
 const PAGE = 50;
+// The server's largest page, and how many of them opening a room may read to reach the read marker.
+const PAGE_MAX = 200;
+const UNREAD_PAGES_MAX = 5;
 const LOAD_OLDER_WITHIN_PX = 300;
 const AT_BOTTOM_WITHIN_PX = 80;
 // Messages by one person this close together share one header.
@@ -30,7 +33,6 @@ export class Timeline {
     this.dividerBefore = null; // id of the first unread message when the room was opened
     this.editing = null; // {id, element}
     this.pickerFor = null;
-    this.knownNames = new Map();
 
     store.addEventListener("messages", (event) => this.onMessages(event.detail));
     store.addEventListener("pending", (event) => {
@@ -89,12 +91,24 @@ export class Timeline {
   async loadNewest(roomId, room) {
     const history = this.store.history(roomId);
     this.setStatus("Loading messages…");
-    // Enough to reach the first unread message, so the "New messages" line can show.
-    const limit = Math.min(200, Math.max(PAGE, (room?.unread_count ?? 0) + 10));
+    // Enough to reach the read marker, so the "New messages" line can show where it belongs.
+    const limit = Math.min(PAGE_MAX, Math.max(PAGE, (room?.unread_count ?? 0) + 10));
+    const marker = room?.unread_count > 0 ? room.last_read_message_id : null;
     history.loading = true;
     try {
       const page = await api.get(`rooms/${roomId}/messages/?limit=${limit}`);
-      this.store.setHistory(roomId, page.results, page.has_more);
+      let messages = page.results;
+      let hasMore = page.has_more;
+      // A backlog longer than a page: go back page by page to the marker, within reason.
+      // (Beyond that the line tops what is loaded: everything below it is unread.)
+      let pages = 1;
+      while (marker !== null && hasMore && messages[0]?.id > marker && pages < UNREAD_PAGES_MAX) {
+        const older = await api.get(`rooms/${roomId}/messages/?before=${messages[0].id}&limit=${PAGE_MAX}`);
+        messages = [...older.results, ...messages];
+        hasMore = older.has_more;
+        pages += 1;
+      }
+      this.store.setHistory(roomId, messages, hasMore);
     } catch (error) {
       if (this.roomId === roomId) this.setStatus(`Could not load messages: ${error.message}`);
     } finally {
@@ -268,7 +282,7 @@ export class Timeline {
   // --- Message elements ----------------------------------------------------------------------
 
   name(user) {
-    this.knownNames.set(user.id, user.display_name || user.username);
+    this.store.rememberPeople([user]);
     return user.display_name || user.username;
   }
 
@@ -282,15 +296,23 @@ export class Timeline {
     const classes = ["message"];
     if (mine) classes.push("mine");
     if (message.deleted) classes.push("deleted");
-    if (!message.deleted && !mine && mentionsUser(message.html, me.id)) classes.push("mentions-me");
+    const mentionsMe = mentionsUser(message, me.id);
+    if (mentionsMe && !mine) classes.push("mentions-me");
 
     const body = h("div", { class: "message-body" });
     if (message.deleted) {
       body.append(h("p", { class: "tombstone", text: "This message was deleted." }));
     } else {
       body.append(safeHtml(message.html));
-      for (const mention of body.querySelectorAll(`.mention[data-user-id="${me.id}"]`)) {
-        mention.classList.add("mention-me");
+      // A chip shows the name as typed; say whose account it is.
+      for (const mention of body.querySelectorAll(".mention[data-user-id]")) {
+        const person = this.store.people.get(Number(mention.dataset.userId));
+        if (person) mention.title = userLabel(person);
+      }
+      if (mentionsMe) {
+        for (const mention of body.querySelectorAll(`.mention[data-user-id="${me.id}"]`)) {
+          mention.classList.add("mention-me");
+        }
       }
       if (message.edited_at) {
         const edited = h("span", {
@@ -346,7 +368,11 @@ export class Timeline {
         h(
           "header",
           { class: "message-meta" },
-          h("span", { class: "author", text: author }),
+          h("span", { class: "author", text: author, title: userLabel(message.author) }),
+          // A display name is anyone's to choose: the username says who it really is.
+          author !== message.author.username
+            ? h("span", { class: "author-username", text: `@${message.author.username}` })
+            : null,
           h("time", { datetime: message.created_at, title: fullTime(created), text: clockTime(created) }),
         ),
         body,
@@ -377,7 +403,10 @@ export class Timeline {
       { class: "reactions", "aria-label": "Reactions" },
       message.reactions.map((reaction) => {
         const mine = reaction.users.includes(me);
-        const who = reaction.users.map((id) => (id === me ? "you" : (this.knownNames.get(id) ?? "someone")));
+        const who = reaction.users.map((id) => {
+          const person = this.store.people.get(id);
+          return id === me ? "you" : person ? person.display_name || person.username : "someone";
+        });
         return h(
           "li",
           {},
@@ -409,7 +438,7 @@ export class Timeline {
     const items = [...(this.store.pending.get(this.roomId)?.values() ?? [])];
     const stick = this.atBottom();
     this.pendingList.replaceChildren(...items.map((item) => this.pendingElement(item)));
-    if (stick || items.some((item) => item.state === "sending")) this.scrollToBottom();
+    if (stick || items.some((item) => item.state !== "failed")) this.scrollToBottom();
   }
 
   pendingElement(item) {
@@ -447,7 +476,7 @@ export class Timeline {
                 onclick: () => this.store.removePending(item.roomId, item.clientId),
               }),
             )
-          : h("p", { class: "send-status", text: "Sending…" }),
+          : h("p", { class: "send-status", text: item.state === "sending" ? "Sending…" : "Waiting to send…" }),
       ),
     );
   }
