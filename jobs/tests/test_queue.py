@@ -254,3 +254,23 @@ def test_run_stops_when_asked_and_when_idle(make_worker: Any) -> None:
     assert worker.run(exit_when_idle=True) == 1
     worker.request_stop()
     assert worker.run() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_worker_rides_out_a_database_outage(make_worker: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from django.db import OperationalError
+
+    result = tasks.echo.enqueue("after the outage")
+    worker = make_worker()
+    real_claim = worker.claim
+    outages = iter([OperationalError("server closed the connection unexpectedly")])
+
+    def claim_after_an_outage() -> Any:
+        for error in outages:
+            raise error
+        return real_claim()
+
+    monkeypatch.setattr(worker, "claim", claim_after_an_outage)
+
+    assert worker.run(max_jobs=1) == 1
+    assert job_of(result).state == Job.State.SUCCEEDED
