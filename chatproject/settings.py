@@ -341,8 +341,9 @@ JOBS_LEASE_SECONDS = env.float("JOBS_LEASE_SECONDS", default=60.0)
 JOBS_POLL_SECONDS = env.float("JOBS_POLL_SECONDS", default=1.0)
 # Succeeded jobs are forgotten after this many days; dead ones stay until retried or deleted.
 JOBS_KEEP_SUCCEEDED_DAYS = env.int("JOBS_KEEP_SUCCEEDED_DAYS", default=7)
-# host:port where run_worker serves its own metrics (same access rule as /metrics); empty: off.
-JOBS_METRICS_LISTEN = env.str("JOBS_METRICS_LISTEN", default="")
+# host:port where run_worker answers /metrics (same access rule as the web's) and
+# /healthz (open, for probes), e.g. 0.0.0.0:9100 in a container; empty: neither.
+JOBS_WORKER_LISTEN = env.str("JOBS_WORKER_LISTEN", default="")
 
 # --- Internationalisation and static files ------------------------------------------
 

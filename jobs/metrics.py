@@ -3,15 +3,15 @@
 Every process that serves /metrics reports the whole queue (`chat_jobs`,
 `chat_jobs_oldest_due_age_seconds`): dashboards take the max over targets,
 not the sum. Attempts, their duration and their wait are counted by the
-worker that ran them, which serves them on JOBS_METRICS_LISTEN under the
-same access rule as /metrics.
+worker that ran them, which serves them on JOBS_WORKER_LISTEN under the
+same access rule as /metrics, beside an open /healthz for probes.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
@@ -138,21 +138,30 @@ class _QuietHandler(WSGIRequestHandler):
         pass
 
 
-def _guarded(app: Any) -> Any:
-    def guarded(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+def _worker_app(healthy: Callable[[], bool]) -> Any:
+    metrics_app = make_wsgi_app(REGISTRY)
+
+    def app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path == "/healthz":
+            # Open like the web's /healthz: it tells only whether the worker's loop is turning.
+            ok = healthy()
+            start_response("200 OK" if ok else "503 Service Unavailable", [("Content-Type", "text/plain")])
+            return [b"ok\n" if ok else b"stalled\n"]
+        if path != "/metrics":
+            start_response("404 Not Found", [("Content-Type", "text/plain")])
+            return [b"Not found\n"]
         if not scrape_allowed_for(environ):
             start_response("403 Forbidden", [("Content-Type", "text/plain")])
             return [b"Forbidden\n"]
-        return app(environ, start_response)  # type: ignore[no-any-return]
+        return metrics_app(environ, start_response)  # type: ignore[no-any-return]
 
-    return guarded
+    return app
 
 
-def serve(listen: str) -> WSGIServer:
-    """Serve this process's metrics over HTTP on `host:port`, in a daemon thread."""
+def serve(listen: str, healthy: Callable[[], bool] = lambda: True) -> WSGIServer:
+    """Answer /metrics and /healthz over HTTP on `host:port` (IPv4), in a daemon thread."""
     host, _, port = listen.rpartition(":")
-    server = make_server(
-        host.strip("[]") or "127.0.0.1", int(port), _guarded(make_wsgi_app(REGISTRY)), handler_class=_QuietHandler
-    )
+    server = make_server(host or "127.0.0.1", int(port), _worker_app(healthy), handler_class=_QuietHandler)
     threading.Thread(target=server.serve_forever, name="job-metrics", daemon=True).start()
     return server

@@ -99,6 +99,7 @@ class Worker:
         self.scheduler = scheduler
         self._stop = False
         self._next_schedule: datetime | None = None
+        self._last_beat = time.monotonic()
 
     # --- Stopping --------------------------------------------------------------------------
 
@@ -110,10 +111,19 @@ class Worker:
     def stopping(self) -> bool:
         return self._stop
 
+    def beat(self) -> None:
+        """Note that the worker is alive: its loop turned, or the job in hand renewed its lease."""
+        self._last_beat = time.monotonic()
+
+    def healthy(self) -> bool:
+        """Whether the loop or a running job's heartbeat showed life within a lease (the liveness probe)."""
+        return time.monotonic() - self._last_beat < max(self.lease.total_seconds(), 3 * self.poll_interval, 10.0)
+
     def _pause(self, seconds: float) -> None:
         # In slices, so a stop request is seen within a tenth of a second.
         deadline = time.monotonic() + seconds
         for _ in range(int(seconds / 0.1) + 1):
+            self.beat()
             if self._stop or time.monotonic() >= deadline:
                 return
             time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
@@ -126,6 +136,7 @@ class Worker:
         ran = 0
         failures = 0
         while not self._stop:
+            self.beat()
             close_old_connections()
             try:
                 self.schedule_if_due()
@@ -357,6 +368,7 @@ class _Heartbeat(threading.Thread):
                     continue
                 if renewed != 1:
                     return  # another worker has it now; this attempt's outcome will not be written
+                self.worker.beat()
         finally:
             connection.close()
 

@@ -55,9 +55,7 @@ def wait_for(path: Path) -> bool:
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_stops_every_program_gracefully(tmp_path: Path, stop_signal: int) -> None:
-    runner = supervise(
-        program("web", POLITE, str(tmp_path), "web"), program("worker", POLITE, str(tmp_path), "worker")
-    )
+    runner = supervise(program("web", POLITE, str(tmp_path), "web"), program("worker", POLITE, str(tmp_path), "worker"))
     assert wait_for(tmp_path / "web.started") and wait_for(tmp_path / "worker.started")
 
     runner.send_signal(stop_signal)
@@ -68,9 +66,7 @@ def test_a_signal_stops_every_program_gracefully(tmp_path: Path, stop_signal: in
 
 
 def test_when_one_program_exits_the_others_stop_and_its_status_is_returned(tmp_path: Path) -> None:
-    runner = supervise(
-        program("web", POLITE, str(tmp_path), "web"), program("worker", "import sys; sys.exit(3)")
-    )
+    runner = supervise(program("web", POLITE, str(tmp_path), "web"), program("worker", "import sys; sys.exit(3)"))
 
     runner.wait(timeout=TIMEOUT)
 

@@ -120,24 +120,36 @@ def test_attempts_are_counted_by_task_and_outcome_and_timed(make_worker: Any, cl
     assert metrics.DURATION.labels("succeed_on_attempt")._sum.get() > durations
 
 
-def test_the_worker_serves_its_metrics_under_the_same_access_rule(settings: Any) -> None:
+def test_the_worker_serves_its_metrics_under_the_same_access_rule_and_an_open_healthz(settings: Any) -> None:
     import urllib.error
     import urllib.request
 
     settings.DEBUG = False
     settings.METRICS_TOKEN = "scrape-token"
     settings.METRICS_ALLOWED_NETWORKS = []
-    server = metrics.serve("127.0.0.1:0")
-    url = f"http://127.0.0.1:{server.server_port}/metrics"
+    alive = [True]
+    server = metrics.serve("127.0.0.1:0", healthy=lambda: alive[0])
+    base = f"http://127.0.0.1:{server.server_port}"
+
+    def status(path: str, **headers: str) -> tuple[int, str]:
+        request = urllib.request.Request(base + path, headers=headers)  # noqa: S310 (loopback)
+        try:
+            with urllib.request.urlopen(request, timeout=5) as reply:
+                return reply.status, reply.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, ""
+
     try:
-        with pytest.raises(urllib.error.HTTPError) as refused:
-            urllib.request.urlopen(url, timeout=5)
-        request = urllib.request.Request(url, headers={"Authorization": "Bearer scrape-token"})
-        with urllib.request.urlopen(request, timeout=5) as reply:  # noqa: S310 (loopback)
-            body = reply.read().decode()
+        refused = status("/metrics")
+        scraped = status("/metrics", Authorization="Bearer scrape-token")
+        healthy = status("/healthz")
+        alive[0] = False
+        stalled = status("/healthz")
+        elsewhere = status("/admin/")
     finally:
         server.shutdown()
         server.server_close()
 
-    assert refused.value.code == 403
-    assert "chat_job_attempts_total" in body
+    assert refused[0] == 403
+    assert scraped[0] == 200 and "chat_job_attempts_total" in scraped[1]
+    assert (healthy[0], stalled[0], elsewhere[0]) == (200, 503, 404)

@@ -8,6 +8,7 @@ and wait for (`release`), never by sleeping; every wait is bounded.
 from __future__ import annotations
 
 import signal
+import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
@@ -124,14 +125,27 @@ def test_a_second_sigterm_stops_at_once_and_the_job_runs_again_later(workers: Wo
     assert Job.objects.filter(task_path=tasks.mark.module_path, args=["impatient"]).count() == 1
 
 
-def test_a_worker_prunes_the_event_record_by_itself(workers: WorkerProcesses, lobby: Any, settings: Any) -> None:
+def test_a_worker_prunes_the_event_record_by_itself_and_reports_it(
+    workers: WorkerProcesses, lobby: Any, settings: Any
+) -> None:
     from rooms.events import Event
 
     Event.objects.update(created_at=timezone.now() - settings.EVENT_RETENTION - timedelta(days=1))
     assert Event.objects.exists()
+    port = unused_port()
 
-    workers.start("scheduler")
+    workers.start("scheduler", JOBS_WORKER_LISTEN=f"127.0.0.1:{port}")
 
     assert eventually(lambda: not Event.objects.exists(), within=JOB_TIMEOUT), workers.logs()
     (job,) = Job.objects.filter(task_path="rooms.tasks.event_record_prune")
     assert job.key is not None and job.key.startswith("periodic:rooms.tasks.event_record_prune:")
+
+    def fetch(path: str) -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as reply:
+            return str(reply.read().decode())
+
+    assert fetch("/healthz") == "ok\n"
+    assert eventually(
+        lambda: 'chat_job_attempts_total{outcome="succeeded",task="event_record_prune"} 1.0' in fetch("/metrics"),
+        within=10,
+    ), fetch("/metrics")

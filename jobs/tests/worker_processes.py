@@ -63,7 +63,7 @@ class WorkerProcesses:
             TESTING="1",
             PYTHONUNBUFFERED="1",
             JOBS_POLL_SECONDS="0.05",
-            JOBS_METRICS_LISTEN="",
+            JOBS_WORKER_LISTEN="",
         )
         env.update(environment)
         with (self.log_dir / f"worker-{name}.log").open("wb") as log:

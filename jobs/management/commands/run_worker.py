@@ -52,15 +52,14 @@ class Command(BaseCommand):
         for module in tasks_module:
             import_module(module)
         metrics.tasks_expected(path.rsplit(".", 1)[-1] for path in known_task_paths())
-        if settings.JOBS_METRICS_LISTEN:
-            metrics.serve(settings.JOBS_METRICS_LISTEN)
-
         worker = Worker(
             queues=queues,
             lease=timedelta(seconds=settings.JOBS_LEASE_SECONDS),
             poll_interval=settings.JOBS_POLL_SECONDS,
             scheduler=not no_scheduler,
         )
+        if settings.JOBS_WORKER_LISTEN:
+            metrics.serve(settings.JOBS_WORKER_LISTEN, healthy=worker.healthy)
 
         def stop(signum: int, frame: FrameType | None) -> None:
             # The first signal finishes the job in hand; a second one ends the process at
