@@ -134,7 +134,7 @@ def test_the_worker_serves_its_metrics_under_the_same_access_rule_and_an_open_he
     def status(path: str, **headers: str) -> tuple[int, str]:
         request = urllib.request.Request(base + path, headers=headers)  # noqa: S310 (loopback)
         try:
-            with urllib.request.urlopen(request, timeout=5) as reply:
+            with urllib.request.urlopen(request, timeout=5) as reply:  # noqa: S310 (loopback)
                 return reply.status, reply.read().decode()
         except urllib.error.HTTPError as error:
             return error.code, ""
