@@ -421,7 +421,9 @@ def test_prometheus_scrapes_every_replica_with_the_token(prometheus: dict[str, A
     assert (PROMETHEUS.parent / prometheus["rule_files"][0]).resolve() == ALERTS.resolve()
 
 
-def test_prometheus_scrapes_every_job_worker_with_the_token(prometheus: dict[str, Any], compose: dict[str, Any]) -> None:
+def test_prometheus_scrapes_every_job_worker_with_the_token(
+    prometheus: dict[str, Any], compose: dict[str, Any]
+) -> None:
     (job,) = [job for job in prometheus["scrape_configs"] if job["job_name"] == "chat-worker"]
     (chat,) = [job for job in prometheus["scrape_configs"] if job["job_name"] == "chat"]
 
