@@ -137,7 +137,7 @@ class Worker:
         failures = 0
         while not self._stop:
             self.beat()
-            close_old_connections()
+            _tidy_connection()
             try:
                 self.schedule_if_due()
                 did_run = self.run_once()
@@ -146,11 +146,11 @@ class Worker:
                 # The database is away (restart, failover): nothing is lost, the rows wait.
                 failures += 1
                 log.warning("jobs.database_unavailable", worker_id=self.worker_id, error=str(error))
-                connection.close()
-                self._pause(min(30.0, self.poll_interval * 2**failures))
+                _tidy_connection(close=True)
+                self._pause(min(30.0, 0.5 * 2 ** min(failures, 6)))
                 continue
             finally:
-                close_old_connections()
+                _tidy_connection()
             if did_run:
                 ran += 1
                 if max_jobs is not None and ran >= max_jobs:
@@ -343,6 +343,19 @@ class Worker:
             run_after=str(fields.get("run_after", "")),
         )
         return outcome
+
+
+def _tidy_connection(*, close: bool = False) -> None:
+    """Between jobs, as between requests: return the connection to the pool, drop a broken one.
+
+    Never inside a transaction the caller opened (a test running the worker in its own).
+    """
+    if connection.in_atomic_block:
+        return
+    if close:
+        connection.close()
+    else:
+        close_old_connections()
 
 
 class _Heartbeat(threading.Thread):
