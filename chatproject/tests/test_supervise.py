@@ -66,7 +66,15 @@ def test_a_signal_stops_every_program_gracefully(tmp_path: Path, stop_signal: in
 
 
 def test_when_one_program_exits_the_others_stop_and_its_status_is_returned(tmp_path: Path) -> None:
-    runner = supervise(program("web", POLITE, str(tmp_path), "web"), program("worker", "import sys; sys.exit(3)"))
+    # The failing program waits until the other has started (and set its SIGTERM handler).
+    fail_after_web = (
+        "import pathlib, sys, time\n"
+        "for _ in range(600):\n"
+        "    if pathlib.Path(sys.argv[1], 'web.started').exists(): break\n"
+        "    time.sleep(0.05)\n"
+        "sys.exit(3)\n"
+    )
+    runner = supervise(program("web", POLITE, str(tmp_path), "web"), program("worker", fail_after_web, str(tmp_path)))
 
     runner.wait(timeout=TIMEOUT)
 
