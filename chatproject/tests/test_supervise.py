@@ -27,7 +27,12 @@ POLITE = (
     "(folder / (name + '.started')).touch()\n"
     "for _ in range(600): time.sleep(0.1)\n"
 )
-STUBBORN = "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\nfor _ in range(600): time.sleep(0.1)\n"
+STUBBORN = (
+    "import pathlib, signal, sys, time\n"
+    "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+    "pathlib.Path(sys.argv[1], 'stuck.started').touch()\n"
+    "for _ in range(600): time.sleep(0.1)\n"
+)
 
 
 def program(name: str, code: str, *arguments: str) -> str:
@@ -84,12 +89,16 @@ def test_when_one_program_exits_the_others_stop_and_its_status_is_returned(tmp_p
 
 
 def test_a_program_that_ignores_sigterm_is_killed_after_the_grace_period(tmp_path: Path) -> None:
-    runner = supervise(program("web", POLITE, str(tmp_path), "web"), program("stuck", STUBBORN), grace=1.0)
-    assert wait_for(tmp_path / "web.started")
+    runner = supervise(
+        program("web", POLITE, str(tmp_path), "web"), program("stuck", STUBBORN, str(tmp_path)), grace=1.0
+    )
+    assert wait_for(tmp_path / "web.started") and wait_for(tmp_path / "stuck.started")
 
+    signalled = time.monotonic()
     runner.send_signal(signal.SIGTERM)
     runner.wait(timeout=TIMEOUT)
 
+    assert time.monotonic() - signalled >= 1.0  # it waited for the grace period, then killed
     assert runner.returncode == 0
     assert (tmp_path / "web.stopped").exists()
 
