@@ -274,7 +274,9 @@ class Worker:
         finally:
             heartbeat.stop()
             metrics.attempt_ran(task.name, time.perf_counter() - started)
-        metrics.attempt_finished(task.name, outcome)
+        if outcome != "lost":
+            # A lost attempt was counted by the worker that claimed the job after the lease lapsed.
+            metrics.attempt_finished(task.name, outcome)
         if outcome in ("succeeded", "dead"):
             job.refresh_from_db()
             task_finished.send(type(task.get_backend()), task_result=task_result_of(job, task))
