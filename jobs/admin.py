@@ -16,7 +16,7 @@ class DeadLetterFilter(admin.SimpleListFilter):
     title = "dead letters"
     parameter_name = "dead"
 
-    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:  # type: ignore[type-arg]
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin[Job]) -> list[tuple[str, str]]:
         return [("1", "Dead only"), ("0", "Everything else")]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Job]) -> QuerySet[Job]:

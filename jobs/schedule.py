@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 from django.tasks import task_backends
 
-from jobs.backend import JobTask
+from jobs.backend import DatabaseBackend, JobTask
 
 _periodic: dict[str, Periodic] = {}
 
@@ -65,8 +65,8 @@ def schedule_due(now: datetime) -> datetime | None:
         )
         if not unfinished.exists():
             backend = task_backends[periodic.task.backend]
-            task = periodic.task.using(run_after=slot)
-            backend.enqueue_once(task, periodic.key(slot))  # type: ignore[attr-defined]
+            assert isinstance(backend, DatabaseBackend)
+            backend.enqueue_once(periodic.task.using(run_after=slot), periodic.key(slot))
         following = slot + periodic.interval
         next_due = following if next_due is None else min(next_due, following)
     return next_due

@@ -35,6 +35,7 @@ from typing import Any
 import structlog
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection, transaction
+from django.db.models import QuerySet
 from django.tasks import TaskContext
 from django.tasks.signals import task_finished, task_started
 from django.utils import timezone
@@ -294,7 +295,7 @@ class Worker:
         except Exception as error:
             raise _TaskFailed(error) from error
 
-    def _mine(self, claimed: Claimed) -> Iterable[Job]:
+    def _mine(self, claimed: Claimed) -> QuerySet[Job]:
         return Job.objects.filter(
             pk=claimed.job.pk,
             state=Job.State.RUNNING,
@@ -304,7 +305,7 @@ class Worker:
 
     def _record_success(self, claimed: Claimed, value: object) -> None:
         now = self.clock()
-        updated = self._mine(claimed).update(  # type: ignore[attr-defined]
+        updated = self._mine(claimed).update(
             state=Job.State.SUCCEEDED,
             finished_at=now,
             lease_until=None,
@@ -331,7 +332,7 @@ class Worker:
         else:
             fields.update(state=Job.State.DEAD, finished_at=now)
             outcome = "dead"
-        if self._mine(claimed).update(**fields) != 1:  # type: ignore[attr-defined]
+        if self._mine(claimed).update(**fields) != 1:
             log.warning("jobs.lease_lost", job_id=job.pk, task=task.name, attempt=claimed.attempt)
             return "lost"
         event = "jobs.retry_scheduled" if outcome == "retried" else "jobs.dead"
@@ -374,7 +375,7 @@ class _Heartbeat(threading.Thread):
         try:
             while not self._done.wait(every):
                 try:
-                    renewed = self.worker._mine(self.claimed).update(  # type: ignore[attr-defined]
+                    renewed = self.worker._mine(self.claimed).update(
                         lease_until=self.worker.clock() + self.worker.lease
                     )
                 except DatabaseError as error:
