@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
+from django.db import connection
 from django.utils import timezone
 from prometheus_client import REGISTRY, Counter, Histogram, make_wsgi_app
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -154,7 +155,11 @@ def _worker_app(healthy: Callable[[], bool]) -> Any:
         if not scrape_allowed_for(environ):
             start_response("403 Forbidden", [("Content-Type", "text/plain")])
             return [b"Forbidden\n"]
-        return metrics_app(environ, start_response)  # type: ignore[no-any-return]
+        try:
+            return metrics_app(environ, start_response)  # type: ignore[no-any-return]
+        finally:
+            # The queue collector queried on this listener's thread: give its connection back.
+            connection.close()
 
     return app
 
