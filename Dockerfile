@@ -52,6 +52,7 @@ RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
 COPY manage.py ./
 COPY chatproject ./chatproject
 COPY core ./core
+COPY jobs ./jobs
 COPY accounts ./accounts
 COPY rooms ./rooms
 COPY messaging ./messaging

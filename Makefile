@@ -18,8 +18,11 @@ PYTEST_ARGS ?=
 # more (docs/performance.md).
 DAPHNE_ARGS ?= --websocket-max-message-size 131072 --websocket-max-frame-size 131072 --websocket_connect_timeout 20
 
-run: install migrate ## Serve on http://$(HOST):$(PORT) with Daphne
-	$(BIN)/daphne -e "tcp:port=$(PORT):interface=$(HOST):backlog=1024" $(DAPHNE_ARGS) chatproject.asgi:application
+# The job worker runs beside the server (docs/jobs.md); Ctrl-C stops both.
+SUPERVISE = $(BIN)/python scripts/supervise "worker=$(BIN)/python manage.py run_worker"
+
+run: install migrate ## Serve on http://$(HOST):$(PORT) with Daphne, and run the job worker
+	$(SUPERVISE) "web=$(BIN)/daphne -e tcp:port=$(PORT):interface=$(HOST):backlog=1024 $(DAPHNE_ARGS) chatproject.asgi:application"
 
 # HTTPS and WSS served by Daphne itself, with a certificate from `make tls-cert`
 # (or your own: make run-tls TLS_CERT=... TLS_KEY=...). Daphne terminates TLS,
@@ -29,8 +32,8 @@ TLS_CERT ?= .tls/localhost.pem
 TLS_KEY ?= .tls/localhost-key.pem
 
 run-tls: install migrate $(TLS_CERT) ## Serve on https://localhost:$(TLS_PORT) (and wss://) with Daphne
-	TLS_PROXY=0 $(BIN)/daphne -e "ssl:port=$(TLS_PORT):interface=$(HOST):backlog=1024:privateKey=$(TLS_KEY):certKey=$(TLS_CERT)" \
-		$(DAPHNE_ARGS) chatproject.asgi:application
+	TLS_PROXY=0 $(SUPERVISE) "web=$(BIN)/daphne -e ssl:port=$(TLS_PORT):interface=$(HOST):backlog=1024:privateKey=$(TLS_KEY):certKey=$(TLS_CERT) \
+		$(DAPHNE_ARGS) chatproject.asgi:application"
 
 tls-cert: $(TLS_CERT) ## A self-signed certificate for localhost, 127.0.0.1 and ::1 in .tls/
 

@@ -75,6 +75,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "core",
+    "jobs",
     "accounts",
     "rooms",
     "messaging",
@@ -324,6 +325,25 @@ EVENT_RETENTION = timedelta(days=env.int("EVENT_RETENTION_DAYS", default=7))
 # still get every event, from the pumps' once-a-second poll: delivery tests use
 # it to prove that a lost doorbell only delays.
 REALTIME_DOORBELL = env.bool("REALTIME_DOORBELL", default=True)
+
+# How often the scheduler prunes the event record (rooms.tasks); `prune_events` does it by hand.
+EVENT_PRUNE_INTERVAL = timedelta(minutes=env.int("EVENT_PRUNE_INTERVAL_MINUTES", default=60))
+
+# --- Background jobs (jobs/, docs/jobs.md) ------------------------------------------------
+
+# Django's tasks framework on the job table: enqueueing writes a row in the
+# caller's transaction; `python manage.py run_worker` runs them.
+TASKS = {"default": {"BACKEND": "jobs.backend.DatabaseBackend", "QUEUES": ["default"]}}
+# A running job belongs to its worker this long past its last heartbeat (every
+# third of it); a worker that dies mid-job has its job run again after that.
+JOBS_LEASE_SECONDS = env.float("JOBS_LEASE_SECONDS", default=60.0)
+# How often an idle worker looks for due jobs.
+JOBS_POLL_SECONDS = env.float("JOBS_POLL_SECONDS", default=1.0)
+# Succeeded jobs are forgotten after this many days; dead ones stay until retried or deleted.
+JOBS_KEEP_SUCCEEDED_DAYS = env.int("JOBS_KEEP_SUCCEEDED_DAYS", default=7)
+# host:port where run_worker answers /metrics (same access rule as the web's) and
+# /healthz (open, for probes), e.g. 0.0.0.0:9100 in a container; empty: neither.
+JOBS_WORKER_LISTEN = env.str("JOBS_WORKER_LISTEN", default="")
 
 # --- Internationalisation and static files ------------------------------------------
 

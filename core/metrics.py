@@ -20,7 +20,7 @@ import ipaddress
 import logging
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -347,15 +347,20 @@ def _networks(cidrs: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress
 
 def scrape_allowed(request: HttpRequest) -> bool:
     """Whether this request may read /metrics: DEBUG, the bearer token, or an allowed address."""
+    return scrape_allowed_for(request.META)
+
+
+def scrape_allowed_for(meta: Mapping[str, Any]) -> bool:
+    """`scrape_allowed` for a request's META or a WSGI environ (the job worker's own metrics listener)."""
     if settings.DEBUG:
         return True
     token: str = settings.METRICS_TOKEN
-    kind, _, credential = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
+    kind, _, credential = str(meta.get("HTTP_AUTHORIZATION", "")).partition(" ")
     if token and kind.lower() == "bearer" and hmac.compare_digest(credential.strip().encode(), token.encode()):
         return True
     networks = _networks(tuple(settings.METRICS_ALLOWED_NETWORKS))
     try:
-        address = ipaddress.ip_address(request.META.get("REMOTE_ADDR", ""))
+        address = ipaddress.ip_address(str(meta.get("REMOTE_ADDR", "")))
     except ValueError:
         return False
     return any(address in network for network in networks)

@@ -142,7 +142,27 @@ def test_compose_file_matches_the_compose_specification() -> None:
 
 
 def test_compose_runs_the_whole_stack(compose: dict[str, Any]) -> None:
-    assert set(compose["services"]) == {"migrate", "web", "db", "redis", "proxy", "prometheus", "grafana"}
+    assert set(compose["services"]) == {"migrate", "web", "worker", "db", "redis", "proxy", "prometheus", "grafana"}
+
+
+def test_the_worker_runs_jobs_with_the_webs_settings_and_answers_its_health_check(stack: dict[str, Any]) -> None:
+    worker, web = stack["services"]["worker"], stack["services"]["web"]
+    environment = environment_of(worker)
+
+    assert worker["command"] == ["python", "manage.py", "run_worker"]
+    assert worker["image"] == web["image"]
+    # The web's settings (database, secrets, retention), plus its own listener.
+    assert {name: value for name, value in environment.items() if name in environment_of(web)} == environment_of(web)
+    assert environment["JOBS_WORKER_LISTEN"] == "0.0.0.0:9100"
+    assert environment["HEALTHCHECK_URL"] == "http://127.0.0.1:9100/healthz"
+    assert worker["expose"] == ["9100"]
+    assert worker["healthcheck"]["test"] == ["CMD", "python", "/app/deploy/healthcheck.py"]
+    assert "MIGRATE" not in environment
+    assert worker["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    assert worker["depends_on"]["db"]["condition"] == "service_healthy"
+    # SIGTERM lets the job in hand finish: more than Compose's 10 s default.
+    assert worker["stop_grace_period"] == "60s"
+    assert "ports" not in worker and "container_name" not in worker
 
 
 def test_web_can_run_as_several_replicas(compose: dict[str, Any]) -> None:
@@ -399,6 +419,19 @@ def test_prometheus_scrapes_every_replica_with_the_token(prometheus: dict[str, A
     assert (discovery["type"], str(discovery["port"])) == ("A", compose["services"]["web"]["expose"][0])
     assert "./deploy/prometheus:/etc/prometheus:ro" in service["volumes"]
     assert (PROMETHEUS.parent / prometheus["rule_files"][0]).resolve() == ALERTS.resolve()
+
+
+def test_prometheus_scrapes_every_job_worker_with_the_token(
+    prometheus: dict[str, Any], compose: dict[str, Any]
+) -> None:
+    (job,) = [job for job in prometheus["scrape_configs"] if job["job_name"] == "chat-worker"]
+    (chat,) = [job for job in prometheus["scrape_configs"] if job["job_name"] == "chat"]
+
+    assert job["metrics_path"] == "/metrics"
+    assert job["authorization"] == chat["authorization"]
+    (discovery,) = job["dns_sd_configs"]
+    assert discovery["names"] == ["worker"]
+    assert (discovery["type"], str(discovery["port"])) == ("A", compose["services"]["worker"]["expose"][0])
 
 
 def test_every_alert_says_what_to_do(prometheus: dict[str, Any]) -> None:
@@ -717,7 +750,7 @@ def test_service_ingress_and_probes_reach_the_web_pods(manifests: Any) -> None:
 def test_pods_run_as_the_images_unprivileged_user(manifests: Any) -> None:
     uid = re.search(r"useradd --system --uid (\d+)", (REPO_ROOT / "Dockerfile").read_text())
     assert uid
-    for key in (("Deployment", "chat-web"), ("Job", "chat-migrate")):
+    for key in (("Deployment", "chat-web"), ("Deployment", "chat-worker"), ("Job", "chat-migrate")):
         spec = manifests[key]["spec"]["template"]["spec"]
         assert spec["securityContext"]["runAsNonRoot"] is True
         assert spec["securityContext"]["runAsUser"] == int(uid[1])
@@ -744,6 +777,27 @@ def test_only_the_job_migrates_and_secrets_stay_out_of_the_configmap(manifests: 
     web_args = deployment["containers"][0]["args"]
     assert "--proxy-headers" in web_args
     assert [word for word in web_args if word != "--proxy-headers"] == image_command()
+
+
+def test_the_worker_deployment_runs_jobs_after_the_migration_and_is_probed(manifests: Any) -> None:
+    deployment = manifests[("Deployment", "chat-worker")]
+    pod = deployment["spec"]["template"]
+    (worker,) = pod["spec"]["containers"]
+    web_pod = manifests[("Deployment", "chat-web")]["spec"]["template"]["spec"]
+
+    assert deployment["spec"]["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+    # The web Service must not send requests to worker pods.
+    assert not manifests[("Service", "chat-web")]["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
+    assert worker["args"] == ["python", "manage.py", "run_worker"]
+    assert pod["spec"]["initContainers"] == web_pod["initContainers"]
+    assert worker["envFrom"] == web_pod["containers"][0]["envFrom"]
+    assert all(variable["name"] != "MIGRATE" for variable in worker.get("env", []))
+    (port,) = worker["ports"]
+    assert {"name": "JOBS_WORKER_LISTEN", "value": f"0.0.0.0:{port['containerPort']}"} in worker["env"]
+    for probe in ("startupProbe", "livenessProbe"):
+        assert worker[probe]["httpGet"] == {"path": "/healthz", "port": port["name"]}
+    # SIGTERM lets the job in hand finish.
+    assert pod["spec"]["terminationGracePeriodSeconds"] >= 60
 
 
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")

@@ -3,6 +3,8 @@
 - `core` ← `accounts` ← `rooms` ← `messaging`, with `realtime` beside them:
   a module imports only from the layers below it (any import, including
   ones for type checking and ones inside functions).
+- `jobs` (the background job queue) sits beside `core`: it imports only
+  `core`, and the apps import it to define and enqueue their tasks.
 - No app imports `realtime`; apps reach live sockets through `core.publish`.
 - `chatproject/` is configuration only; the terminal client imports nothing of the server.
 - Every read or write of the event table happens in `rooms/events/`.
@@ -21,13 +23,14 @@ ROOT = Path(__file__).resolve().parents[2]
 # Which of the project's packages each one may import (besides itself).
 ALLOWED: dict[str, set[str]] = {
     "core": set(),
-    "accounts": {"core"},
-    "rooms": {"core", "accounts"},
-    "messaging": {"core", "accounts", "rooms"},
-    "realtime": {"core", "accounts", "rooms", "messaging"},
-    "web": {"core", "accounts", "rooms", "messaging"},
+    "jobs": {"core"},
+    "accounts": {"core", "jobs"},
+    "rooms": {"core", "jobs", "accounts"},
+    "messaging": {"core", "jobs", "accounts", "rooms"},
+    "realtime": {"core", "jobs", "accounts", "rooms", "messaging"},
+    "web": {"core", "jobs", "accounts", "rooms", "messaging"},
     "client": set(),
-    "chatproject": {"core", "accounts", "rooms", "messaging", "realtime", "web"},
+    "chatproject": {"core", "jobs", "accounts", "rooms", "messaging", "realtime", "web"},
 }
 PROJECT_PACKAGES = set(ALLOWED)
 
