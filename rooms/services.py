@@ -268,7 +268,12 @@ def room_leave(*, user: User, room: Room) -> None:
 
 @transaction.atomic
 def member_add(*, actor: User, room: Room, user_id: int) -> tuple[Membership, bool]:
-    """Add a user to a room; return the membership and whether it is new."""
+    """Add a user to a room; return the membership and whether it is new.
+
+    Adding someone to a 1:1 conversation (two people or fewer) leaves it as it
+    is and opens a group conversation of everyone, without the history: the
+    returned membership is then in that other room.
+    """
     actor_membership = membership_require(user=actor, room=room)
     room = actor_membership.room
     # Channels: owners and admins add people. DMs: any member may.
@@ -280,7 +285,12 @@ def member_add(*, actor: User, room: Room, user_id: int) -> tuple[Membership, bo
     existing = Membership.objects.filter(room=room, user=user).first()
     if existing is not None:
         return existing, False
-    if room.is_direct and room.memberships.count() >= DIRECT_ROOM_MAX_PEOPLE:
+    member_ids = set(room.memberships.values_list("user_id", flat=True))
+    if room.is_direct and len(member_ids) <= 2:
+        # What two people said to each other stays theirs: the newcomer gets a new room.
+        group, created = direct_open(creator=actor, user_ids=sorted(member_ids | {user.pk}))
+        return Membership.objects.select_related("room", "user").get(room=group, user=user), created
+    if room.is_direct and len(member_ids) >= DIRECT_ROOM_MAX_PEOPLE:
         raise Invalid({"user": f"A direct conversation holds at most {DIRECT_ROOM_MAX_PEOPLE} people."})
     if is_banned(room=room, user=user):
         raise Invalid({"user": "This user is banned from the room; lift the ban first."})

@@ -358,3 +358,22 @@ def test_first_joiner_of_a_channel_its_owner_left_empty_becomes_owner(alice, bob
 
     assert created
     assert membership.role == "owner"
+
+
+# --- Direct conversations ----------------------------------------------------------------------------
+
+
+def test_adding_someone_to_a_1to1_dm_opens_a_group_dm_and_leaves_the_pair_alone(alice, bob, carol, capture_events):
+    pair, _ = services.direct_open(creator=alice, user_ids=[bob.pk])
+    before = last_event_id()
+
+    with capture_events() as published:
+        membership, created = services.member_add(actor=alice, room=pair, user_id=carol.pk)
+
+    assert created
+    group = membership.room
+    assert group.pk != pair.pk and group.is_direct
+    assert [(event.type, event.room_id) for event in published] == [("room.created", group.pk)]
+    assert {member["id"] for member in published[0].payload["room"]["members"]} == {alice.pk, bob.pk, carol.pk}
+    assert [event.room_id for event in new_events(before)] == [group.pk]
+    assert set(Membership.objects.filter(room=pair).values_list("user_id", flat=True)) == {alice.pk, bob.pk}

@@ -65,7 +65,7 @@ class App {
     });
     this.composer = new Composer(store, { socket: this.socket, timeline: this.timeline, maxLength: this.maxLength });
     this.notifier = new Notifier(store, { onOpen: (id) => this.openRoom(id), icon: root.dataset.icon });
-    this.members = new MembersPanel(store, { confirm, askPresence });
+    this.members = new MembersPanel(store, { confirm, askPresence, onNewRoom: (room) => this.adopt(room) });
     this.createDialog = new CreateDialog({ onCreated: (room) => this.adopt(room) });
     this.browseDialog = new BrowseDialog({
       store,

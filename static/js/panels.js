@@ -408,10 +408,11 @@ export class SettingsDialog {
 // --- Members panel -------------------------------------------------------------------------------------
 
 export class MembersPanel {
-  constructor(store, { confirm, askPresence }) {
+  constructor(store, { confirm, askPresence, onNewRoom }) {
     this.store = store;
     this.confirm = confirm;
     this.askPresence = askPresence;
+    this.onNewRoom = onNewRoom;
     this.panel = $("#members-panel");
     this.list = $("#member-list");
     this.more = $("#members-more");
@@ -566,8 +567,15 @@ export class MembersPanel {
   async add(user) {
     $("#member-add-error").textContent = "";
     try {
-      await api.post(`rooms/${this.roomId}/members/`, { user: user.id });
+      const reply = await api.post(`rooms/${this.roomId}/members/`, { user: user.id });
       this.search.reset();
+      if (reply.kind) {
+        // A 1:1 conversation stays between its two people: the server opened a group one instead.
+        toast(`Started a group conversation with ${user.display_name || user.username}.`);
+        this.close();
+        this.onNewRoom(reply);
+        return;
+      }
       toast(`${user.display_name || user.username} was added.`);
       this.load();
     } catch (error) {
