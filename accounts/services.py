@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
@@ -92,11 +94,26 @@ def refresh_tokens_revoke_all(*, user: User) -> int:
     return len(tokens)
 
 
+DeactivationHook = Callable[[User, User | None], object]
+
+# What other apps do, in the same transaction, when an account is deactivated
+# (rooms hands on the channels it owned): accounts imports no app above it.
+_deactivation_hooks: list[DeactivationHook] = []
+
+
+def user_deactivation_hook_register(hook: DeactivationHook) -> None:
+    """Have `hook(user, actor)` run inside every deactivation's transaction."""
+    if hook not in _deactivation_hooks:
+        _deactivation_hooks.append(hook)
+
+
 @transaction.atomic
 def user_deactivate(*, user: User, actor: User | None = None, reason: str = "", via: str = "admin") -> User:
     """Deactivate an account site-wide: no more log-ins, tokens revoked, open sockets closed (4003).
 
-    With an `actor` (a moderator), the action and its reason go into the moderation log.
+    The channels it was the last active owner of pass to their longest-standing
+    admin, else member (the registered hooks). With an `actor` (a moderator),
+    the action and its reason go into the moderation log.
     """
     if user.is_active:
         user.is_active = False
@@ -105,6 +122,9 @@ def user_deactivate(*, user: User, actor: User | None = None, reason: str = "", 
             moderation_record(
                 actor=actor, action=ModerationAction.Kind.USER_DEACTIVATE, target_user=user, reason=reason, via=via
             )
+    # Also when already inactive: a channel it still held is handed on now.
+    for hook in _deactivation_hooks:
+        hook(user, actor)
     refresh_tokens_revoke_all(user=user)
     user_id = user.pk
     transaction.on_commit(lambda: publish.notify_user(user_id, {"type": "user.deactivated"}))

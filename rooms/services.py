@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import Case, When
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -106,32 +107,58 @@ def _member_event(
 
 
 def _remove_membership(membership: Membership, *, actor: User | None, reason: str) -> Event:
-    """Delete a membership, keep the room owned, and record who left and why."""
+    """Delete a membership, record who left and why, and keep the room owned."""
     room = membership.room
     user = membership.user
     was_owner = membership.role == Role.OWNER
     membership.delete()
-    if was_owner and room.kind == Room.Kind.CHANNEL:
-        _hand_over_ownership(room)
     if room.is_direct:
         _rekey_direct_room(room, refuse_clash=False)
     event = _member_event(type=Event.Type.MEMBER_LEFT, room=room, user=user, actor=actor, extra={"reason": reason})
+    if was_owner and room.kind == Room.Kind.CHANNEL:
+        _hand_over_ownership(room, actor=actor)
     return event
 
 
-def _hand_over_ownership(room: Room) -> None:
-    """Give a channel whose last owner left to its longest-standing admin, else member."""
-    if room.memberships.filter(role=Role.OWNER).exists():
-        return
-    heir = room.memberships.order_by(
+def _hand_over_ownership(room: Room, *, actor: User | None) -> Membership | None:
+    """Give a channel left without an active owner to its longest-standing active admin, else member.
+
+    The heir is told (member.role: their sockets get the room with `my_role`
+    "owner"). Return the heir, or None when the channel keeps an owner or
+    has no active member left.
+    """
+    active = room.memberships.filter(user__is_active=True)
+    if active.filter(role=Role.OWNER).exists():
+        return None
+    heir = (
+        active.select_related("user")
         # Admins first, then by seniority.
-        "role",
-        "joined_at",
-        "id",
-    ).first()
-    if heir is not None:
-        heir.role = Role.OWNER
-        heir.save(update_fields=["role"])
+        .order_by(Case(When(role=Role.ADMIN, then=0), default=1), "joined_at", "id")
+        .first()
+    )
+    if heir is None:
+        return None
+    heir.role = Role.OWNER
+    heir.save(update_fields=["role"])
+    _member_event(type=Event.Type.MEMBER_ROLE, room=room, user=heir.user, actor=actor, extra={"role": Role.OWNER})
+    return heir
+
+
+def ownership_hand_over_for(*, user: User, actor: User | None = None) -> list[Membership]:
+    """Hand on every live channel that `user` (being deactivated or erased) leaves without an active owner.
+
+    Called by accounts.services.user_deactivate, in its transaction, through
+    the hook rooms registers at start-up; return the heirs.
+    """
+    owned = Room.objects.filter(
+        kind=Room.Kind.CHANNEL, deleted_at__isnull=True, memberships__user=user, memberships__role=Role.OWNER
+    ).order_by("id")
+    heirs = []
+    for room in owned.select_for_update():
+        heir = _hand_over_ownership(room, actor=actor)
+        if heir is not None:
+            heirs.append(heir)
+    return heirs
 
 
 def _rekey_direct_room(room: Room, *, refuse_clash: bool) -> None:
@@ -245,10 +272,17 @@ def room_join(*, user: User, room: Room) -> tuple[Membership, bool]:
 
 
 def _membership_add(*, room: Room, user: User, actor: User) -> Membership:
-    # A channel left empty by its last owner is adopted by whoever joins next,
-    # so it never ends up without someone who can run it.
-    orphaned = room.kind == Room.Kind.CHANNEL and not room.memberships.filter(role=Role.OWNER).exists()
-    membership = Membership.objects.create(room=room, user=user, role=Role.OWNER if orphaned else Role.MEMBER)
+    role = Role.MEMBER
+    # A newcomer never takes over a channel that still has active members
+    # (one of them inherits it first); one left with none is adopted by
+    # whoever joins next, so it never ends up without someone who can run it.
+    if (
+        room.kind == Room.Kind.CHANNEL
+        and _hand_over_ownership(room, actor=None) is None
+        and not room.memberships.filter(user__is_active=True).exists()
+    ):
+        role = Role.OWNER
+    membership = Membership.objects.create(room=room, user=user, role=role)
     if room.is_direct:
         _rekey_direct_room(room, refuse_clash=True)
     event = _member_event(
@@ -311,7 +345,8 @@ def member_set_role(*, actor: User, room: Room, user_id: int, role: str) -> Memb
         raise NotFound("That user is not a member of this room.")
     if target.role == role:
         return target
-    if target.role == Role.OWNER and not room.memberships.filter(role=Role.OWNER).exclude(pk=target.pk).exists():
+    other_owners = room.memberships.filter(role=Role.OWNER, user__is_active=True).exclude(pk=target.pk)
+    if target.role == Role.OWNER and not other_owners.exists():
         raise Invalid({"role": "A channel needs an owner: make someone else owner first."})
     target.role = role
     target.save(update_fields=["role"])
