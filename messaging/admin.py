@@ -7,21 +7,18 @@ written to the moderation log by the service it calls.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
-from django.contrib import admin, messages
-from django.db import transaction
+from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from accounts.admin import ReasonActionForm, action_reason
+from accounts.admin import ReasonActionForm, act_on_each
 from accounts.models import User
 from accounts.services import user_deactivate
-from core.errors import ServiceError
 from messaging.models import Message, MessageEdit, Reaction, Report
-from messaging.services import message_delete, report_close
+from messaging.services import message_delete, reaction_remove, report_close
 from rooms.services import member_ban
 
 # Messages shown on either side of a reported one.
@@ -36,29 +33,6 @@ class MessageEditInline(admin.TabularInline):
 
     def has_add_permission(self, request: HttpRequest, obj: Message | None = None) -> bool:
         return False
-
-
-def _each(
-    modeladmin: admin.ModelAdmin,
-    request: HttpRequest,
-    items: list[Any],
-    act: Callable[[Any, str], object],
-    done: str,
-) -> None:
-    """Run `act(item, reason)` for each item, each in its own transaction; report successes and refusals."""
-    reason = action_reason(modeladmin, request)
-    if reason is None:
-        return
-    count = 0
-    for item in items:
-        try:
-            with transaction.atomic():
-                act(item, reason)
-        except ServiceError as exc:
-            modeladmin.message_user(request, f"{item}: {exc.detail}", messages.WARNING)
-        else:
-            count += 1
-    modeladmin.message_user(request, done.format(count=count), messages.SUCCESS)
 
 
 def _ban_author(moderator: User, message: Message, reason: str) -> None:
@@ -88,8 +62,18 @@ class MessageAdmin(admin.ModelAdmin):
     )
     search_fields = ("body", "author__username", "room__name", "=room__id", "=author__id")
     list_select_related = ("room", "author")
-    raw_id_fields = ("room", "author", "parent", "mentions")
-    readonly_fields = ("room", "author", "body", "html", "client_id", "parent", "created_at", "edited_at", "deleted_at")
+    fields = (
+        "room",
+        "author",
+        "body",
+        "html",
+        "client_id",
+        "parent",
+        "mentions",
+        "created_at",
+        "edited_at",
+        "deleted_at",
+    )
     date_hierarchy = "created_at"
     inlines = [MessageEditInline]
     actions = ["delete_messages", "ban_authors", "deactivate_authors"]
@@ -102,7 +86,7 @@ class MessageAdmin(admin.ModelAdmin):
     @admin.action(description="Delete the selected messages (tombstone, members are told)")
     def delete_messages(self, request: HttpRequest, queryset: QuerySet[Message]) -> None:
         moderator: User = request.user  # type: ignore[assignment]
-        _each(
+        act_on_each(
             self,
             request,
             list(queryset.filter(deleted_at__isnull=True)),
@@ -113,7 +97,7 @@ class MessageAdmin(admin.ModelAdmin):
     @admin.action(description="Ban the authors of the selected messages from those rooms")
     def ban_authors(self, request: HttpRequest, queryset: QuerySet[Message]) -> None:
         moderator: User = request.user  # type: ignore[assignment]
-        _each(
+        act_on_each(
             self,
             request,
             list(queryset.select_related("room", "author")),
@@ -125,7 +109,7 @@ class MessageAdmin(admin.ModelAdmin):
     def deactivate_authors(self, request: HttpRequest, queryset: QuerySet[Message]) -> None:
         moderator: User = request.user  # type: ignore[assignment]
         authors = {message.author_id: message for message in queryset.select_related("author")}
-        _each(
+        act_on_each(
             self,
             request,
             [message for message in authors.values() if message.author.is_active],
@@ -133,7 +117,11 @@ class MessageAdmin(admin.ModelAdmin):
             "Deactivated {count} account(s); their sockets were closed.",
         )
 
+    # Messages are posted and edited by their authors only; here they are read and acted on.
     def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Message | None = None) -> bool:
         return False
 
     # Hard deletion would skip the event record (and Django then drops its
@@ -144,9 +132,41 @@ class MessageAdmin(admin.ModelAdmin):
 
 @admin.register(Reaction)
 class ReactionAdmin(admin.ModelAdmin):
+    """Reactions, read only; removing one goes through the service, so members see it go."""
+
     list_display = ("emoji", "user", "message", "created_at")
     search_fields = ("emoji", "user__username")
-    raw_id_fields = ("message", "user")
+    list_select_related = ("user", "message")
+    actions = ["remove_reactions"]
+    action_form = ReasonActionForm
+
+    @admin.action(description="Remove the selected reactions (members see them go)")
+    def remove_reactions(self, request: HttpRequest, queryset: QuerySet[Reaction]) -> None:
+        moderator: User = request.user  # type: ignore[assignment]
+        act_on_each(
+            self,
+            request,
+            list(queryset.select_related("user", "message")),
+            lambda reaction, reason: reaction_remove(
+                user=reaction.user,
+                message=reaction.message,
+                emoji=reaction.emoji,
+                moderator=moderator,
+                reason=reason,
+                via="admin",
+            ),
+            "Removed {count} reaction(s).",
+        )
+
+    # People react in the app; a reaction added or changed here would reach no one.
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Reaction | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Reaction | None = None) -> bool:
+        return False
 
 
 @admin.register(Report)
@@ -213,7 +233,7 @@ class ReportAdmin(admin.ModelAdmin):
 
     def _close(self, request: HttpRequest, queryset: QuerySet[Report], status: str, done: str) -> None:
         moderator: User = request.user  # type: ignore[assignment]
-        _each(
+        act_on_each(
             self,
             request,
             list(queryset.filter(status=Report.Status.OPEN)),
@@ -238,7 +258,7 @@ class ReportAdmin(admin.ModelAdmin):
     @admin.action(description="Delete the reported messages (resolves their reports)")
     def delete_messages(self, request: HttpRequest, queryset: QuerySet[Report]) -> None:
         moderator: User = request.user  # type: ignore[assignment]
-        _each(
+        act_on_each(
             self,
             request,
             list(queryset.select_related("message")),
@@ -254,7 +274,7 @@ class ReportAdmin(admin.ModelAdmin):
     @admin.action(description="Ban the reported authors from those rooms (resolves the reports)")
     def ban_authors(self, request: HttpRequest, queryset: QuerySet[Report]) -> None:
         moderator: User = request.user  # type: ignore[assignment]
-        _each(
+        act_on_each(
             self,
             request,
             list(queryset.select_related("message__room", "message__author")),
@@ -267,7 +287,7 @@ class ReportAdmin(admin.ModelAdmin):
     @admin.action(description="Deactivate the reported authors site-wide (resolves the reports)")
     def deactivate_authors(self, request: HttpRequest, queryset: QuerySet[Report]) -> None:
         moderator: User = request.user  # type: ignore[assignment]
-        _each(
+        act_on_each(
             self,
             request,
             list(queryset.select_related("message__author")),

@@ -208,45 +208,93 @@ def room_create(*, creator: User, name: str, topic: str = "", visibility: str = 
 
 
 @transaction.atomic
-def room_update(*, actor: User, room: Room, name: str | None = None, topic: str | None = None) -> Room:
-    """Rename a channel or change its topic."""
-    membership = membership_require(user=actor, room=room)
-    _require_moderator(membership)
+def room_update(
+    *,
+    actor: User,
+    room: Room,
+    name: str | None = None,
+    topic: str | None = None,
+    visibility: str | None = None,
+    site_moderator: bool = False,
+    reason: str = "",
+    via: str = "api",
+) -> Room:
+    """Rename a channel, change its topic or its visibility; members get room.updated.
+
+    The room's owners and admins act over the API; staff from the admin with
+    `site_moderator`, logged with their reason.
+    """
+    _acting_moderator(actor, room, site_moderator=site_moderator)
     room = Room.objects.select_for_update().get(pk=room.pk)
     changed: list[str] = []
+    detail: list[str] = []
     if name is not None:
         name, slug = _clean_name(name)
         if slug != room.slug and _slug_taken(slug, excluding=room.pk):
             raise Invalid({"name": "A channel with this name already exists."})
         if (name, slug) != (room.name, room.slug):
+            detail.append(f"name: {room.name!r} → {name!r}")
             room.name, room.slug = name, slug
             changed += ["name", "slug"]
     if topic is not None:
         topic = _clean_topic(topic)
         if topic != room.topic:
+            detail.append(f"topic: {room.topic!r} → {topic!r}")
             room.topic = topic
             changed.append("topic")
-    if changed:
-        room.save(update_fields=changed)
-        event_record(
-            type=Event.Type.ROOM_UPDATED,
-            room=room,
-            actor_id=actor.pk,
-            payload={"room": _shared_room_payload(room)},
+    if visibility is not None:
+        if visibility not in Room.Visibility.values:
+            raise Invalid({"visibility": "Use 'public' or 'private'."})
+        if visibility != room.visibility:
+            detail.append(f"visibility: {room.visibility} → {visibility}")
+            room.visibility = visibility
+            changed.append("visibility")
+    if not changed:
+        return room
+    room.save(update_fields=changed)
+    if site_moderator:
+        moderation_record(
+            actor=actor,
+            action=ModerationAction.Kind.ROOM_UPDATE,
+            room_id=room.pk,
+            reason=reason,
+            via=via,
+            detail="; ".join(detail),
         )
+    event_record(
+        type=Event.Type.ROOM_UPDATED,
+        room=room,
+        actor_id=actor.pk,
+        payload={"room": _shared_room_payload(room)},
+    )
     return room
 
 
 @transaction.atomic
-def room_delete(*, actor: User, room: Room) -> None:
-    """Delete a channel: members are told, its history is no longer served."""
-    membership = membership_require(user=actor, room=room)
-    # Deleting a room is for its owners alone.
-    if membership.role != Role.OWNER or room.is_direct:
-        raise Forbidden("Only the room's owner may delete it.")
+def room_delete(*, actor: User, room: Room, site_moderator: bool = False, reason: str = "", via: str = "api") -> None:
+    """Delete a channel: members are told, its history is no longer served (but kept).
+
+    Its owners delete it over the API; staff from the admin with `site_moderator`, logged with their reason.
+    """
+    if site_moderator:
+        _acting_moderator(actor, room, site_moderator=True)
+    else:
+        membership = membership_require(user=actor, room=room)
+        # Deleting a room is for its owners alone.
+        if membership.role != Role.OWNER or room.is_direct:
+            raise Forbidden("Only the room's owner may delete it.")
     room = Room.objects.select_for_update().get(pk=room.pk)
     room.deleted_at = timezone.now()
     room.save(update_fields=["deleted_at"])
+    if site_moderator:
+        moderation_record(
+            actor=actor,
+            action=ModerationAction.Kind.ROOM_DELETE,
+            room_id=room.pk,
+            reason=reason,
+            via=via,
+            detail=str(room),
+        )
     event_record(type=Event.Type.ROOM_DELETED, room=room, actor_id=actor.pk, payload={"room": room.pk})
 
 
@@ -301,18 +349,25 @@ def room_leave(*, user: User, room: Room) -> None:
 
 
 @transaction.atomic
-def member_add(*, actor: User, room: Room, user_id: int) -> tuple[Membership, bool]:
+def member_add(
+    *, actor: User, room: Room, user_id: int, site_moderator: bool = False, reason: str = "", via: str = "api"
+) -> tuple[Membership, bool]:
     """Add a user to a room; return the membership and whether it is new.
 
     Adding someone to a 1:1 conversation (two people or fewer) leaves it as it
     is and opens a group conversation of everyone, without the history: the
-    returned membership is then in that other room.
+    returned membership is then in that other room. Staff add people to
+    channels from the admin with `site_moderator`, logged with their reason.
     """
-    actor_membership = membership_require(user=actor, room=room)
-    room = actor_membership.room
-    # Channels: owners and admins add people. DMs: any member may.
-    if not room.is_direct and not actor_membership.can_moderate:
-        raise Forbidden("Only the room's owners and admins may add people.")
+    if site_moderator:
+        _acting_moderator(actor, room, site_moderator=True)
+        room = Room.objects.get(pk=room.pk)
+    else:
+        actor_membership = membership_require(user=actor, room=room)
+        room = actor_membership.room
+        # Channels: owners and admins add people. DMs: any member may.
+        if not room.is_direct and not actor_membership.can_moderate:
+            raise Forbidden("Only the room's owners and admins may add people.")
     user = User.objects.filter(pk=user_id, is_active=True).first()
     if user is None:
         raise Invalid({"user": "No such user."})
@@ -328,16 +383,37 @@ def member_add(*, actor: User, room: Room, user_id: int) -> tuple[Membership, bo
         raise Invalid({"user": f"A direct conversation holds at most {DIRECT_ROOM_MAX_PEOPLE} people."})
     if is_banned(room=room, user=user):
         raise Invalid({"user": "This user is banned from the room; lift the ban first."})
+    if site_moderator:
+        moderation_record(
+            actor=actor,
+            action=ModerationAction.Kind.MEMBER_ADD,
+            target_user=user,
+            room_id=room.pk,
+            reason=reason,
+            via=via,
+        )
     return _membership_add(room=room, user=user, actor=actor), True
 
 
 @transaction.atomic
-def member_set_role(*, actor: User, room: Room, user_id: int, role: str) -> Membership:
-    """Change a member's role; only owners may, and a channel always keeps an owner."""
-    actor_membership = membership_require(user=actor, room=room)
-    # Promotions and demotions are for owners alone.
-    if actor_membership.role != Role.OWNER or actor_membership.room.is_direct:
-        raise Forbidden("Only the room's owner may change roles.")
+def member_set_role(
+    *,
+    actor: User,
+    room: Room,
+    user_id: int,
+    role: str,
+    site_moderator: bool = False,
+    reason: str = "",
+    via: str = "api",
+) -> Membership:
+    """Change a member's role; only owners may (or staff, from the admin), and a channel always keeps an owner."""
+    if site_moderator:
+        _acting_moderator(actor, room, site_moderator=True)
+    else:
+        actor_membership = membership_require(user=actor, room=room)
+        # Promotions and demotions are for owners alone.
+        if actor_membership.role != Role.OWNER or actor_membership.room.is_direct:
+            raise Forbidden("Only the room's owner may change roles.")
     if role not in Role.values:
         raise Invalid({"role": "Use 'owner', 'admin' or 'member'."})
     target = Membership.objects.select_related("user", "room").filter(room=room, user_id=user_id).first()
@@ -348,6 +424,16 @@ def member_set_role(*, actor: User, room: Room, user_id: int, role: str) -> Memb
     other_owners = room.memberships.filter(role=Role.OWNER, user__is_active=True).exclude(pk=target.pk)
     if target.role == Role.OWNER and not other_owners.exists():
         raise Invalid({"role": "A channel needs an owner: make someone else owner first."})
+    if site_moderator:
+        moderation_record(
+            actor=actor,
+            action=ModerationAction.Kind.MEMBER_ROLE,
+            target_user=target.user,
+            room_id=room.pk,
+            reason=reason,
+            via=via,
+            detail=f"{target.role} → {role}",
+        )
     target.role = role
     target.save(update_fields=["role"])
     _member_event(type=Event.Type.MEMBER_ROLE, room=target.room, user=target.user, actor=actor, extra={"role": role})
@@ -355,20 +441,31 @@ def member_set_role(*, actor: User, room: Room, user_id: int, role: str) -> Memb
 
 
 @transaction.atomic
-def member_kick(*, actor: User, room: Room, user_id: int, via: str = "api") -> None:
-    """Remove a member from a channel; they may join again (unlike a ban)."""
-    actor_membership = membership_require(user=actor, room=room)
-    _require_moderator(actor_membership)
+def member_kick(
+    *, actor: User, room: Room, user_id: int, site_moderator: bool = False, reason: str = "", via: str = "api"
+) -> None:
+    """Remove a member from a channel; they may join again (unlike a ban).
+
+    Their sockets get room.removed and nothing more from the room. The room's
+    owners and admins kick over the API; staff from the admin with `site_moderator`.
+    """
+    actor_membership = _acting_moderator(actor, room, site_moderator=site_moderator)
     if user_id == actor.pk:
         raise Invalid({"user": "Use leave to remove yourself."})
     target = Membership.objects.select_related("user", "room").filter(room=room, user_id=user_id).first()
     if target is None:
         raise NotFound("That user is not a member of this room.")
-    _require_outranks(actor_membership, target)
-    _remove_membership(target, actor=actor, reason="kicked")
+    if actor_membership is not None:
+        _require_outranks(actor_membership, target)
     moderation_record(
-        actor=actor, action=ModerationAction.Kind.MEMBER_KICK, target_user=target.user, room_id=room.pk, via=via
+        actor=actor,
+        action=ModerationAction.Kind.MEMBER_KICK,
+        target_user=target.user,
+        room_id=room.pk,
+        reason=reason,
+        via=via,
     )
+    _remove_membership(target, actor=actor, reason="kicked")
 
 
 def _acting_moderator(actor: User, room: Room, *, site_moderator: bool) -> Membership | None:
@@ -377,8 +474,11 @@ def _acting_moderator(actor: User, room: Room, *, site_moderator: bool) -> Membe
         # Staff moderate every channel from the admin, whether they are in it or not.
         if not actor.is_staff:
             raise Forbidden("Only staff may moderate rooms they do not run.")
+        if not Room.objects.filter(pk=room.pk, deleted_at__isnull=True).exists():
+            raise NotFound("Room not found.")
         if room.is_direct:
-            raise Invalid("Direct conversations have no bans.")
+            # A conversation between people has no roles, bans or settings to run.
+            raise Invalid("Direct conversations are not moderated; only channels are.")
         return None
     membership = membership_require(user=actor, room=room)
     _require_moderator(membership)
@@ -409,8 +509,6 @@ def member_ban(
     ban, created = Ban.objects.get_or_create(
         room=room, user=user, defaults={"banned_by": actor, "reason": reason.strip()}
     )
-    if target is not None:
-        _remove_membership(target, actor=actor, reason="banned")
     if created or target is not None:
         moderation_record(
             actor=actor,
@@ -420,6 +518,8 @@ def member_ban(
             reason=reason,
             via=via,
         )
+    if target is not None:
+        _remove_membership(target, actor=actor, reason="banned")
     return ban
 
 
