@@ -323,7 +323,11 @@ def report_create(*, reporter: User, message: Message, reason: object) -> tuple[
 
 @transaction.atomic
 def report_close(*, actor: User, report: Report, status: str, reason: str = "", via: str = "admin") -> Report:
-    """Close a report as resolved (acted on) or dismissed (nothing wrong), and log who and why."""
+    """Close a report's case as resolved (acted on) or dismissed (nothing wrong), and log who and why.
+
+    Every report of one message is one case: closing one closes all the open
+    reports of that message, in one moderation log entry.
+    """
     # The queue is the site moderators'; room owners act on messages directly.
     if not actor.is_staff:
         raise Forbidden("Only staff may handle reports.")
@@ -334,10 +338,11 @@ def report_close(*, actor: User, report: Report, status: str, reason: str = "", 
     if status not in kinds:
         raise Invalid({"status": "Use 'resolved' or 'dismissed'."})
     report = Report.objects.select_for_update().select_related("message").get(pk=report.pk)
-    report.status = status
-    report.handled_by = actor
-    report.handled_at = timezone.now()
+    report.status, report.handled_by, report.handled_at = status, actor, timezone.now()
     report.save(update_fields=["status", "handled_by", "handled_at"])
+    others = Report.objects.filter(message_id=report.message_id, status=Report.Status.OPEN).update(
+        status=status, handled_by=actor, handled_at=report.handled_at
+    )
     moderation_record(
         actor=actor,
         action=kinds[Report.Status(status)],
@@ -347,6 +352,7 @@ def report_close(*, actor: User, report: Report, status: str, reason: str = "", 
         report_id=report.pk,
         reason=reason,
         via=via,
+        detail=f"and {others} other report(s) of the message" if others else "",
     )
     return report
 

@@ -54,8 +54,18 @@ function userLabel(user) {
 
 // --- Confirm -----------------------------------------------------------------------------------
 
-/** Ask a yes/no question in a modal dialog; resolve to true, or to {reason} when asked for one. */
-export function confirmDialog({ title, text, action = "Confirm", askReason = false }) {
+/**
+ * Ask a yes/no question in a modal dialog; resolve to true, or to {reason} when asked for one.
+ * With `reasonRequired` the dialog cannot be confirmed without a reason.
+ */
+export function confirmDialog({
+  title,
+  text,
+  action = "Confirm",
+  askReason = false,
+  reasonRequired = false,
+  reasonMax = 500,
+}) {
   const dialog = $("#confirm-dialog");
   if (!dialog.dataset.wired) {
     wireCloseButtons(dialog);
@@ -65,7 +75,14 @@ export function confirmDialog({ title, text, action = "Confirm", askReason = fal
   $("#confirm-text").textContent = text;
   $("#confirm-button").textContent = action;
   $("#confirm-reason-field").hidden = !askReason;
-  $("#confirm-reason").value = "";
+  const reason = $("#confirm-reason");
+  reason.value = "";
+  reason.required = askReason && reasonRequired;
+  reason.maxLength = reasonMax;
+  // A required reason must say something: spaces alone are refused here, not by the server.
+  if (reason.required) reason.pattern = ".*\\S.*";
+  else reason.removeAttribute("pattern");
+  $("#confirm-reason-optional").hidden = reason.required;
   dialog.returnValue = "";
   dialog.showModal();
   $(askReason ? "#confirm-reason" : "#confirm-button").focus();
