@@ -99,6 +99,8 @@ def test_any_member_may_leave_a_group_conversation(make_person, open_page):
     room_link(carol_page, "Alice, Bob").click()
     expect(message(carol_page, "hello both")).to_be_visible()
 
+    # A read marker or member list fetched as Carol leaves may find the room already gone (404).
+    carol_page.watch.allow_console_error("status of 404")
     carol_page.get_by_role("button", name="Leave").click()
     carol_page.get_by_role("dialog", name="Leave Alice, Bob?").get_by_role("button", name="Leave").click()
 
