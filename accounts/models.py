@@ -12,6 +12,9 @@ from django.db.models.functions import Lower
 # "thanks @bob." mentions bob.
 USERNAME_PATTERN = r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,28}[A-Za-z0-9_])?"
 
+# How an erased account appears wherever it took part (its messages, member lists).
+ERASED_NAME = "Deleted user"
+
 username_validator = RegexValidator(
     rf"^{USERNAME_PATTERN}\Z",
     "Use 1–30 letters, digits, underscores, dots or dashes, starting and ending with a letter, digit or underscore.",
@@ -36,6 +39,8 @@ class User(AbstractUser):
     )
     email = models.EmailField("email address")
     display_name = models.CharField(max_length=64, blank=True)
+    # Set when the account's personal data was erased (accounts.services.user_erase).
+    erased_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     objects: ClassVar[ChatUserManager] = ChatUserManager()  # type: ignore[assignment]
 
@@ -57,6 +62,8 @@ class User(AbstractUser):
 
     @property
     def shown_name(self) -> str:
+        if self.erased_at is not None:
+            return ERASED_NAME
         return self.display_name or self.username
 
 
@@ -70,10 +77,19 @@ class ModerationAction(models.Model):
 
     class Kind(models.TextChoices):
         MESSAGE_DELETE = "message.delete", "deleted a message"
+        REACTION_REMOVE = "reaction.remove", "removed a reaction"
+        ROOM_UPDATE = "room.update", "changed a room"
+        ROOM_DELETE = "room.delete", "deleted a room"
+        MEMBER_ADD = "member.add", "added a member"
+        MEMBER_ROLE = "member.role", "changed a member's role"
         MEMBER_KICK = "member.kick", "removed a member"
         MEMBER_BAN = "member.ban", "banned from a room"
         MEMBER_UNBAN = "member.unban", "lifted a ban"
+        USER_CREATE = "user.create", "created an account"
+        USER_UPDATE = "user.update", "changed an account"
         USER_DEACTIVATE = "user.deactivate", "deactivated an account"
+        USER_REACTIVATE = "user.reactivate", "reactivated an account"
+        USER_ERASE = "user.erase", "erased an account's personal data"
         REPORT_RESOLVE = "report.resolve", "resolved a report"
         REPORT_DISMISS = "report.dismiss", "dismissed a report"
 
@@ -94,6 +110,8 @@ class ModerationAction(models.Model):
     # Where it was done: "admin" or "api".
     via = models.CharField(max_length=10, default="api")
     reason = models.TextField(blank=True)
+    # What exactly changed, when the action alone does not say ("name: Lobby → Hall").
+    detail = models.CharField(max_length=500, blank=True)
 
     class Meta:
         ordering = ["-id"]

@@ -1,11 +1,18 @@
-"""Changes to accounts: registration, profile edits, token revocation."""
+"""Changes to accounts: registration, profile and access edits, deactivation, erasure, token revocation."""
 
 from __future__ import annotations
 
+import secrets
+from collections.abc import Callable, Iterable
+
+from django.contrib.admin.models import LogEntry
+from django.contrib.auth.models import Group, Permission
 from django.contrib.auth.password_validation import validate_password
+from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 from rest_framework_simplejwt.tokens import RefreshToken
@@ -27,8 +34,20 @@ def clean_display_name(display_name: object) -> str:
 
 
 @transaction.atomic
-def user_register(*, username: str, email: str, password: str, display_name: str = "") -> User:
-    """Create an account, checking every field and reporting all problems at once."""
+def user_register(
+    *,
+    username: str,
+    email: str,
+    password: str,
+    display_name: str = "",
+    actor: User | None = None,
+    reason: str = "",
+    via: str = "api",
+) -> User:
+    """Create an account, checking every field and reporting all problems at once.
+
+    Staff creating an account for someone (`actor`, from the admin) are logged with their reason.
+    """
     errors: dict[str, list[str]] = {}
     username = username.strip()
     email = email.strip()
@@ -58,18 +77,73 @@ def user_register(*, username: str, email: str, password: str, display_name: str
         raise Invalid(errors)
     try:
         with transaction.atomic():
-            return User.objects.create_user(
+            user = User.objects.create_user(
                 username=username, email=email, password=password, display_name=display_name
             )
     except IntegrityError:
         # Lost a race for the same name or address.
         raise Invalid({"username": "That username or email is taken."}) from None
+    if actor is not None:
+        moderation_record(
+            actor=actor, action=ModerationAction.Kind.USER_CREATE, target_user=user, reason=reason, via=via
+        )
+    return user
 
 
 @transaction.atomic
-def user_update_profile(*, user: User, display_name: object) -> User:
+def user_update_profile(
+    *, user: User, display_name: object, actor: User | None = None, reason: str = "", via: str = "api"
+) -> User:
+    """Change a display name; staff changing someone else's (`actor`) are logged with their reason."""
+    before = user.display_name
     user.display_name = clean_display_name(display_name)
     user.save(update_fields=["display_name"])
+    if actor is not None and actor.pk != user.pk and before != user.display_name:
+        moderation_record(
+            actor=actor,
+            action=ModerationAction.Kind.USER_UPDATE,
+            target_user=user,
+            reason=reason,
+            via=via,
+            detail=f"display name: {before!r} → {user.display_name!r}",
+        )
+    return user
+
+
+@transaction.atomic
+def user_access_set(
+    *,
+    actor: User,
+    user: User,
+    is_staff: bool,
+    is_superuser: bool,
+    groups: Iterable[Group],
+    permissions: Iterable[Permission],
+    reason: str = "",
+    via: str = "admin",
+) -> User:
+    """Set who may use the admin and what they may do there; any change is logged with its reason."""
+    changes = []
+    if (user.is_staff, user.is_superuser) != (is_staff, is_superuser):
+        changes.append(f"staff: {is_staff}, superuser: {is_superuser}")
+        user.is_staff, user.is_superuser = is_staff, is_superuser
+        user.save(update_fields=["is_staff", "is_superuser"])
+    wanted_groups, wanted_permissions = set(groups), set(permissions)
+    if set(user.groups.all()) != wanted_groups:
+        user.groups.set(wanted_groups)
+        changes.append("groups: " + (", ".join(sorted(group.name for group in wanted_groups)) or "none"))
+    if set(user.user_permissions.all()) != wanted_permissions:
+        user.user_permissions.set(wanted_permissions)
+        changes.append(f"{len(wanted_permissions)} permission(s)")
+    if changes:
+        moderation_record(
+            actor=actor,
+            action=ModerationAction.Kind.USER_UPDATE,
+            target_user=user,
+            reason=reason,
+            via=via,
+            detail="; ".join(changes),
+        )
     return user
 
 
@@ -92,11 +166,26 @@ def refresh_tokens_revoke_all(*, user: User) -> int:
     return len(tokens)
 
 
+DeactivationHook = Callable[[User, User | None], object]
+
+# What other apps do, in the same transaction, when an account is deactivated
+# (rooms hands on the channels it owned): accounts imports no app above it.
+_deactivation_hooks: list[DeactivationHook] = []
+
+
+def user_deactivation_hook_register(hook: DeactivationHook) -> None:
+    """Have `hook(user, actor)` run inside every deactivation's transaction."""
+    if hook not in _deactivation_hooks:
+        _deactivation_hooks.append(hook)
+
+
 @transaction.atomic
 def user_deactivate(*, user: User, actor: User | None = None, reason: str = "", via: str = "admin") -> User:
     """Deactivate an account site-wide: no more log-ins, tokens revoked, open sockets closed (4003).
 
-    With an `actor` (a moderator), the action and its reason go into the moderation log.
+    The channels it was the last active owner of pass to their longest-standing
+    admin, else member (the registered hooks). With an `actor` (a moderator),
+    the action and its reason go into the moderation log.
     """
     if user.is_active:
         user.is_active = False
@@ -105,9 +194,87 @@ def user_deactivate(*, user: User, actor: User | None = None, reason: str = "", 
             moderation_record(
                 actor=actor, action=ModerationAction.Kind.USER_DEACTIVATE, target_user=user, reason=reason, via=via
             )
+    # Also when already inactive: a channel it still held is handed on now.
+    for hook in _deactivation_hooks:
+        hook(user, actor)
     refresh_tokens_revoke_all(user=user)
     user_id = user.pk
     transaction.on_commit(lambda: publish.notify_user(user_id, {"type": "user.deactivated"}))
+    return user
+
+
+@transaction.atomic
+def user_reactivate(*, user: User, actor: User, reason: str = "", via: str = "admin") -> User:
+    """Let a deactivated account log in again (with a new log-in: its old tokens stay revoked).
+
+    An erased account stays closed: there is no one left to give it back to.
+    """
+    if user.erased_at is not None:
+        raise Invalid("This account's personal data was erased; it cannot be reactivated.")
+    if not user.is_active:
+        user.is_active = True
+        user.save(update_fields=["is_active"])
+        moderation_record(
+            actor=actor, action=ModerationAction.Kind.USER_REACTIVATE, target_user=user, reason=reason, via=via
+        )
+    return user
+
+
+ErasureHook = Callable[[User], object]
+
+# What other apps do, in the same transaction, when an account is erased
+# (events stop carrying the old name).
+_erasure_hooks: list[ErasureHook] = []
+
+
+def user_erasure_hook_register(hook: ErasureHook) -> None:
+    """Have `hook(user)` run inside every erasure's transaction, after the personal fields are cleared."""
+    if hook not in _erasure_hooks:
+        _erasure_hooks.append(hook)
+
+
+def _erased_username(user: User) -> str:
+    username = f"deleted-{user.pk}"
+    if User.objects.filter(username__iexact=username).exclude(pk=user.pk).exists():
+        # Someone registered the placeholder as a name of their own.
+        username = f"deleted-{user.pk}-{secrets.token_hex(4)}"
+    return username
+
+
+@transaction.atomic
+def user_erase(*, user: User, actor: User, reason: str, via: str = "admin") -> User:
+    """Erase an account's personal data for good, keeping the history it took part in consistent.
+
+    The account is deactivated (tokens revoked, sockets closed, its channels
+    handed on); its username becomes `deleted-<id>`, its display name, names
+    and email are cleared, its password made unusable and its admin access
+    removed. Its messages, reactions and memberships stay, shown as from
+    "Deleted user"; the event record and the moderation log stop carrying
+    the old name. Both steps go into the moderation log with the reason.
+    """
+    if not reason.strip():
+        raise Invalid({"reason": "Give a reason: it goes into the moderation log."})
+    user = User.objects.select_for_update().get(pk=user.pk)
+    if user.erased_at is not None:
+        return user
+    user_deactivate(user=user, actor=actor, reason=reason, via=via)
+    user.username = _erased_username(user)
+    user.display_name = user.first_name = user.last_name = user.email = ""
+    user.set_unusable_password()
+    user.is_staff = user.is_superuser = False
+    user.erased_at = timezone.now()
+    user.save()
+    user.groups.clear()
+    user.user_permissions.clear()
+    # The logs keep what was done to and by this account, but not its old name.
+    ModerationAction.objects.filter(target_user=user).update(target_username=user.username)
+    ModerationAction.objects.filter(actor=user).update(actor_username=user.username)
+    LogEntry.objects.filter(content_type=ContentType.objects.get_for_model(User), object_id=str(user.pk)).update(
+        object_repr=user.username
+    )
+    moderation_record(actor=actor, action=ModerationAction.Kind.USER_ERASE, target_user=user, reason=reason, via=via)
+    for hook in _erasure_hooks:
+        hook(user)
     return user
 
 
@@ -147,6 +314,7 @@ def moderation_record(
     report_id: int | None = None,
     reason: str = "",
     via: str = "api",
+    detail: str = "",
 ) -> ModerationAction:
     """Write one entry of the moderation log: who did what to whom, where, when and why.
 
@@ -164,4 +332,5 @@ def moderation_record(
         report_id=report_id,
         reason=(reason or "").strip()[:MODERATION_REASON_MAX],
         via=via,
+        detail=detail[:500],
     )

@@ -14,6 +14,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import ModerationAction, User
+from accounts.payloads import user_payload
 from accounts.services import moderation_record
 from core.errors import Forbidden, Invalid, NotFound
 from messaging import markdown
@@ -21,7 +22,7 @@ from messaging.models import Message, MessageEdit, Reaction, Report
 from messaging.payloads import message_payload
 from messaging.selectors import message_reload
 from rooms import membership_cache
-from rooms.events import Event, event_payloads_redact, event_record
+from rooms.events import Event, event_payloads_redact, event_payloads_replace_user, event_record
 from rooms.models import Membership, Room
 from rooms.selectors import membership_require
 
@@ -277,9 +278,17 @@ def reaction_add(*, user: User, message: Message, emoji: object) -> tuple[Messag
 
 
 @transaction.atomic
-def reaction_remove(*, user: User, message: Message, emoji: str) -> Message:
-    """Remove the user's reaction, or raise NotFound if they had none."""
-    membership_require(user=user, room=message.room_id)
+def reaction_remove(
+    *, user: User, message: Message, emoji: str, moderator: User | None = None, reason: str = "", via: str = "api"
+) -> Message:
+    """Remove the user's reaction, or raise NotFound if they had none.
+
+    Staff remove someone's reaction from the admin as `moderator`, logged with their reason.
+    """
+    if moderator is None:
+        membership_require(user=user, room=message.room_id)
+    elif not moderator.is_staff:
+        raise Forbidden("Only staff may remove other people's reactions.")
     try:
         clean = clean_emoji(emoji)
     except Invalid:
@@ -289,7 +298,18 @@ def reaction_remove(*, user: User, message: Message, emoji: str) -> Message:
     deleted, _ = Reaction.objects.filter(message=message, user=user, emoji=clean).delete()
     if not deleted:
         raise NotFound("You have not reacted with that emoji.")
-    return _announce_update(message, actor=user)
+    if moderator is not None:
+        moderation_record(
+            actor=moderator,
+            action=ModerationAction.Kind.REACTION_REMOVE,
+            target_user=user,
+            room_id=message.room_id,
+            message_id=message.pk,
+            reason=reason,
+            via=via,
+            detail=clean,
+        )
+    return _announce_update(message, actor=moderator or user)
 
 
 # --- Reports ---------------------------------------------------------------------------------
@@ -315,7 +335,11 @@ def report_create(*, reporter: User, message: Message, reason: object) -> tuple[
 
 @transaction.atomic
 def report_close(*, actor: User, report: Report, status: str, reason: str = "", via: str = "admin") -> Report:
-    """Close a report as resolved (acted on) or dismissed (nothing wrong), and log who and why."""
+    """Close a report's case as resolved (acted on) or dismissed (nothing wrong), and log who and why.
+
+    Every report of one message is one case: closing one closes all the open
+    reports of that message, in one moderation log entry.
+    """
     # The queue is the site moderators'; room owners act on messages directly.
     if not actor.is_staff:
         raise Forbidden("Only staff may handle reports.")
@@ -326,10 +350,11 @@ def report_close(*, actor: User, report: Report, status: str, reason: str = "", 
     if status not in kinds:
         raise Invalid({"status": "Use 'resolved' or 'dismissed'."})
     report = Report.objects.select_for_update().select_related("message").get(pk=report.pk)
-    report.status = status
-    report.handled_by = actor
-    report.handled_at = timezone.now()
+    report.status, report.handled_by, report.handled_at = status, actor, timezone.now()
     report.save(update_fields=["status", "handled_by", "handled_at"])
+    others = Report.objects.filter(message_id=report.message_id, status=Report.Status.OPEN).update(
+        status=status, handled_by=actor, handled_at=report.handled_at
+    )
     moderation_record(
         actor=actor,
         action=kinds[Report.Status(status)],
@@ -339,8 +364,25 @@ def report_close(*, actor: User, report: Report, status: str, reason: str = "", 
         report_id=report.pk,
         reason=reason,
         via=via,
+        detail=f"and {others} other report(s) of the message" if others else "",
     )
     return report
+
+
+# --- Erased accounts ---------------------------------------------------------------------
+
+
+def user_erased(user: User) -> None:
+    """Make the event record forget an erased account's name, in the erasure's transaction.
+
+    Registered with accounts.services at start-up: events of its messages, of
+    its rooms and about it replay with the erased shape ("Deleted user").
+    """
+    event_payloads_replace_user(
+        user_id=user.pk,
+        replacement=dict(user_payload(user)),
+        message_ids=Message.objects.filter(author=user).values_list("id", flat=True),
+    )
 
 
 # --- Read markers ------------------------------------------------------------------------

@@ -6,12 +6,17 @@ class RoomsConfig(AppConfig):
     verbose_name = "Rooms"
 
     def ready(self) -> None:
+        from accounts.services import user_deactivation_hook_register
         from core import metrics, publish
         from rooms import membership_cache
         from rooms.events import Event
+        from rooms.services import ownership_hand_over_for
 
         # Ended memberships and deleted rooms leave the posting check's cache.
         membership_cache.install()
+
+        # A deactivated owner's channels pass to an heir (accounts cannot import rooms).
+        user_deactivation_hook_register(lambda user, actor: ownership_hand_over_for(user=user, actor=actor))
 
         # Committed events (messages posted among them) are counted for /metrics.
         metrics.events_expected(Event.Type.values)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import Case, When
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -106,32 +107,58 @@ def _member_event(
 
 
 def _remove_membership(membership: Membership, *, actor: User | None, reason: str) -> Event:
-    """Delete a membership, keep the room owned, and record who left and why."""
+    """Delete a membership, record who left and why, and keep the room owned."""
     room = membership.room
     user = membership.user
     was_owner = membership.role == Role.OWNER
     membership.delete()
-    if was_owner and room.kind == Room.Kind.CHANNEL:
-        _hand_over_ownership(room)
     if room.is_direct:
         _rekey_direct_room(room, refuse_clash=False)
     event = _member_event(type=Event.Type.MEMBER_LEFT, room=room, user=user, actor=actor, extra={"reason": reason})
+    if was_owner and room.kind == Room.Kind.CHANNEL:
+        _hand_over_ownership(room, actor=actor)
     return event
 
 
-def _hand_over_ownership(room: Room) -> None:
-    """Give a channel whose last owner left to its longest-standing admin, else member."""
-    if room.memberships.filter(role=Role.OWNER).exists():
-        return
-    heir = room.memberships.order_by(
+def _hand_over_ownership(room: Room, *, actor: User | None) -> Membership | None:
+    """Give a channel left without an active owner to its longest-standing active admin, else member.
+
+    The heir is told (member.role: their sockets get the room with `my_role`
+    "owner"). Return the heir, or None when the channel keeps an owner or
+    has no active member left.
+    """
+    active = room.memberships.filter(user__is_active=True)
+    if active.filter(role=Role.OWNER).exists():
+        return None
+    heir = (
+        active.select_related("user")
         # Admins first, then by seniority.
-        "role",
-        "joined_at",
-        "id",
-    ).first()
-    if heir is not None:
-        heir.role = Role.OWNER
-        heir.save(update_fields=["role"])
+        .order_by(Case(When(role=Role.ADMIN, then=0), default=1), "joined_at", "id")
+        .first()
+    )
+    if heir is None:
+        return None
+    heir.role = Role.OWNER
+    heir.save(update_fields=["role"])
+    _member_event(type=Event.Type.MEMBER_ROLE, room=room, user=heir.user, actor=actor, extra={"role": Role.OWNER})
+    return heir
+
+
+def ownership_hand_over_for(*, user: User, actor: User | None = None) -> list[Membership]:
+    """Hand on every live channel that `user` (being deactivated or erased) leaves without an active owner.
+
+    Called by accounts.services.user_deactivate, in its transaction, through
+    the hook rooms registers at start-up; return the heirs.
+    """
+    owned = Room.objects.filter(
+        kind=Room.Kind.CHANNEL, deleted_at__isnull=True, memberships__user=user, memberships__role=Role.OWNER
+    ).order_by("id")
+    heirs = []
+    for room in owned.select_for_update():
+        heir = _hand_over_ownership(room, actor=actor)
+        if heir is not None:
+            heirs.append(heir)
+    return heirs
 
 
 def _rekey_direct_room(room: Room, *, refuse_clash: bool) -> None:
@@ -181,45 +208,93 @@ def room_create(*, creator: User, name: str, topic: str = "", visibility: str = 
 
 
 @transaction.atomic
-def room_update(*, actor: User, room: Room, name: str | None = None, topic: str | None = None) -> Room:
-    """Rename a channel or change its topic."""
-    membership = membership_require(user=actor, room=room)
-    _require_moderator(membership)
+def room_update(
+    *,
+    actor: User,
+    room: Room,
+    name: str | None = None,
+    topic: str | None = None,
+    visibility: str | None = None,
+    site_moderator: bool = False,
+    reason: str = "",
+    via: str = "api",
+) -> Room:
+    """Rename a channel, change its topic or its visibility; members get room.updated.
+
+    The room's owners and admins act over the API; staff from the admin with
+    `site_moderator`, logged with their reason.
+    """
+    _acting_moderator(actor, room, site_moderator=site_moderator)
     room = Room.objects.select_for_update().get(pk=room.pk)
     changed: list[str] = []
+    detail: list[str] = []
     if name is not None:
         name, slug = _clean_name(name)
         if slug != room.slug and _slug_taken(slug, excluding=room.pk):
             raise Invalid({"name": "A channel with this name already exists."})
         if (name, slug) != (room.name, room.slug):
+            detail.append(f"name: {room.name!r} → {name!r}")
             room.name, room.slug = name, slug
             changed += ["name", "slug"]
     if topic is not None:
         topic = _clean_topic(topic)
         if topic != room.topic:
+            detail.append(f"topic: {room.topic!r} → {topic!r}")
             room.topic = topic
             changed.append("topic")
-    if changed:
-        room.save(update_fields=changed)
-        event_record(
-            type=Event.Type.ROOM_UPDATED,
-            room=room,
-            actor_id=actor.pk,
-            payload={"room": _shared_room_payload(room)},
+    if visibility is not None:
+        if visibility not in Room.Visibility.values:
+            raise Invalid({"visibility": "Use 'public' or 'private'."})
+        if visibility != room.visibility:
+            detail.append(f"visibility: {room.visibility} → {visibility}")
+            room.visibility = visibility
+            changed.append("visibility")
+    if not changed:
+        return room
+    room.save(update_fields=changed)
+    if site_moderator:
+        moderation_record(
+            actor=actor,
+            action=ModerationAction.Kind.ROOM_UPDATE,
+            room_id=room.pk,
+            reason=reason,
+            via=via,
+            detail="; ".join(detail),
         )
+    event_record(
+        type=Event.Type.ROOM_UPDATED,
+        room=room,
+        actor_id=actor.pk,
+        payload={"room": _shared_room_payload(room)},
+    )
     return room
 
 
 @transaction.atomic
-def room_delete(*, actor: User, room: Room) -> None:
-    """Delete a channel: members are told, its history is no longer served."""
-    membership = membership_require(user=actor, room=room)
-    # Deleting a room is for its owners alone.
-    if membership.role != Role.OWNER or room.is_direct:
-        raise Forbidden("Only the room's owner may delete it.")
+def room_delete(*, actor: User, room: Room, site_moderator: bool = False, reason: str = "", via: str = "api") -> None:
+    """Delete a channel: members are told, its history is no longer served (but kept).
+
+    Its owners delete it over the API; staff from the admin with `site_moderator`, logged with their reason.
+    """
+    if site_moderator:
+        _acting_moderator(actor, room, site_moderator=True)
+    else:
+        membership = membership_require(user=actor, room=room)
+        # Deleting a room is for its owners alone.
+        if membership.role != Role.OWNER or room.is_direct:
+            raise Forbidden("Only the room's owner may delete it.")
     room = Room.objects.select_for_update().get(pk=room.pk)
     room.deleted_at = timezone.now()
     room.save(update_fields=["deleted_at"])
+    if site_moderator:
+        moderation_record(
+            actor=actor,
+            action=ModerationAction.Kind.ROOM_DELETE,
+            room_id=room.pk,
+            reason=reason,
+            via=via,
+            detail=str(room),
+        )
     event_record(type=Event.Type.ROOM_DELETED, room=room, actor_id=actor.pk, payload={"room": room.pk})
 
 
@@ -245,10 +320,17 @@ def room_join(*, user: User, room: Room) -> tuple[Membership, bool]:
 
 
 def _membership_add(*, room: Room, user: User, actor: User) -> Membership:
-    # A channel left empty by its last owner is adopted by whoever joins next,
-    # so it never ends up without someone who can run it.
-    orphaned = room.kind == Room.Kind.CHANNEL and not room.memberships.filter(role=Role.OWNER).exists()
-    membership = Membership.objects.create(room=room, user=user, role=Role.OWNER if orphaned else Role.MEMBER)
+    role = Role.MEMBER
+    # A newcomer never takes over a channel that still has active members
+    # (one of them inherits it first); one left with none is adopted by
+    # whoever joins next, so it never ends up without someone who can run it.
+    if (
+        room.kind == Room.Kind.CHANNEL
+        and _hand_over_ownership(room, actor=None) is None
+        and not room.memberships.filter(user__is_active=True).exists()
+    ):
+        role = Role.OWNER
+    membership = Membership.objects.create(room=room, user=user, role=role)
     if room.is_direct:
         _rekey_direct_room(room, refuse_clash=True)
     event = _member_event(
@@ -267,33 +349,71 @@ def room_leave(*, user: User, room: Room) -> None:
 
 
 @transaction.atomic
-def member_add(*, actor: User, room: Room, user_id: int) -> tuple[Membership, bool]:
-    """Add a user to a room; return the membership and whether it is new."""
-    actor_membership = membership_require(user=actor, room=room)
-    room = actor_membership.room
-    # Channels: owners and admins add people. DMs: any member may.
-    if not room.is_direct and not actor_membership.can_moderate:
-        raise Forbidden("Only the room's owners and admins may add people.")
+def member_add(
+    *, actor: User, room: Room, user_id: int, site_moderator: bool = False, reason: str = "", via: str = "api"
+) -> tuple[Membership, bool]:
+    """Add a user to a room; return the membership and whether it is new.
+
+    Adding someone to a 1:1 conversation (two people or fewer) leaves it as it
+    is and opens a group conversation of everyone, without the history: the
+    returned membership is then in that other room. Staff add people to
+    channels from the admin with `site_moderator`, logged with their reason.
+    """
+    if site_moderator:
+        _acting_moderator(actor, room, site_moderator=True)
+        room = Room.objects.get(pk=room.pk)
+    else:
+        actor_membership = membership_require(user=actor, room=room)
+        room = actor_membership.room
+        # Channels: owners and admins add people. DMs: any member may.
+        if not room.is_direct and not actor_membership.can_moderate:
+            raise Forbidden("Only the room's owners and admins may add people.")
     user = User.objects.filter(pk=user_id, is_active=True).first()
     if user is None:
         raise Invalid({"user": "No such user."})
     existing = Membership.objects.filter(room=room, user=user).first()
     if existing is not None:
         return existing, False
-    if room.is_direct and room.memberships.count() >= DIRECT_ROOM_MAX_PEOPLE:
+    member_ids = set(room.memberships.values_list("user_id", flat=True))
+    if room.is_direct and len(member_ids) <= 2:
+        # What two people said to each other stays theirs: the newcomer gets a new room.
+        group, created = direct_open(creator=actor, user_ids=sorted(member_ids | {user.pk}))
+        return Membership.objects.select_related("room", "user").get(room=group, user=user), created
+    if room.is_direct and len(member_ids) >= DIRECT_ROOM_MAX_PEOPLE:
         raise Invalid({"user": f"A direct conversation holds at most {DIRECT_ROOM_MAX_PEOPLE} people."})
     if is_banned(room=room, user=user):
         raise Invalid({"user": "This user is banned from the room; lift the ban first."})
+    if site_moderator:
+        moderation_record(
+            actor=actor,
+            action=ModerationAction.Kind.MEMBER_ADD,
+            target_user=user,
+            room_id=room.pk,
+            reason=reason,
+            via=via,
+        )
     return _membership_add(room=room, user=user, actor=actor), True
 
 
 @transaction.atomic
-def member_set_role(*, actor: User, room: Room, user_id: int, role: str) -> Membership:
-    """Change a member's role; only owners may, and a channel always keeps an owner."""
-    actor_membership = membership_require(user=actor, room=room)
-    # Promotions and demotions are for owners alone.
-    if actor_membership.role != Role.OWNER or actor_membership.room.is_direct:
-        raise Forbidden("Only the room's owner may change roles.")
+def member_set_role(
+    *,
+    actor: User,
+    room: Room,
+    user_id: int,
+    role: str,
+    site_moderator: bool = False,
+    reason: str = "",
+    via: str = "api",
+) -> Membership:
+    """Change a member's role; only owners may (or staff, from the admin), and a channel always keeps an owner."""
+    if site_moderator:
+        _acting_moderator(actor, room, site_moderator=True)
+    else:
+        actor_membership = membership_require(user=actor, room=room)
+        # Promotions and demotions are for owners alone.
+        if actor_membership.role != Role.OWNER or actor_membership.room.is_direct:
+            raise Forbidden("Only the room's owner may change roles.")
     if role not in Role.values:
         raise Invalid({"role": "Use 'owner', 'admin' or 'member'."})
     target = Membership.objects.select_related("user", "room").filter(room=room, user_id=user_id).first()
@@ -301,8 +421,19 @@ def member_set_role(*, actor: User, room: Room, user_id: int, role: str) -> Memb
         raise NotFound("That user is not a member of this room.")
     if target.role == role:
         return target
-    if target.role == Role.OWNER and not room.memberships.filter(role=Role.OWNER).exclude(pk=target.pk).exists():
+    other_owners = room.memberships.filter(role=Role.OWNER, user__is_active=True).exclude(pk=target.pk)
+    if target.role == Role.OWNER and not other_owners.exists():
         raise Invalid({"role": "A channel needs an owner: make someone else owner first."})
+    if site_moderator:
+        moderation_record(
+            actor=actor,
+            action=ModerationAction.Kind.MEMBER_ROLE,
+            target_user=target.user,
+            room_id=room.pk,
+            reason=reason,
+            via=via,
+            detail=f"{target.role} → {role}",
+        )
     target.role = role
     target.save(update_fields=["role"])
     _member_event(type=Event.Type.MEMBER_ROLE, room=target.room, user=target.user, actor=actor, extra={"role": role})
@@ -310,20 +441,31 @@ def member_set_role(*, actor: User, room: Room, user_id: int, role: str) -> Memb
 
 
 @transaction.atomic
-def member_kick(*, actor: User, room: Room, user_id: int, via: str = "api") -> None:
-    """Remove a member from a channel; they may join again (unlike a ban)."""
-    actor_membership = membership_require(user=actor, room=room)
-    _require_moderator(actor_membership)
+def member_kick(
+    *, actor: User, room: Room, user_id: int, site_moderator: bool = False, reason: str = "", via: str = "api"
+) -> None:
+    """Remove a member from a channel; they may join again (unlike a ban).
+
+    Their sockets get room.removed and nothing more from the room. The room's
+    owners and admins kick over the API; staff from the admin with `site_moderator`.
+    """
+    actor_membership = _acting_moderator(actor, room, site_moderator=site_moderator)
     if user_id == actor.pk:
         raise Invalid({"user": "Use leave to remove yourself."})
     target = Membership.objects.select_related("user", "room").filter(room=room, user_id=user_id).first()
     if target is None:
         raise NotFound("That user is not a member of this room.")
-    _require_outranks(actor_membership, target)
-    _remove_membership(target, actor=actor, reason="kicked")
+    if actor_membership is not None:
+        _require_outranks(actor_membership, target)
     moderation_record(
-        actor=actor, action=ModerationAction.Kind.MEMBER_KICK, target_user=target.user, room_id=room.pk, via=via
+        actor=actor,
+        action=ModerationAction.Kind.MEMBER_KICK,
+        target_user=target.user,
+        room_id=room.pk,
+        reason=reason,
+        via=via,
     )
+    _remove_membership(target, actor=actor, reason="kicked")
 
 
 def _acting_moderator(actor: User, room: Room, *, site_moderator: bool) -> Membership | None:
@@ -332,8 +474,11 @@ def _acting_moderator(actor: User, room: Room, *, site_moderator: bool) -> Membe
         # Staff moderate every channel from the admin, whether they are in it or not.
         if not actor.is_staff:
             raise Forbidden("Only staff may moderate rooms they do not run.")
+        if not Room.objects.filter(pk=room.pk, deleted_at__isnull=True).exists():
+            raise NotFound("Room not found.")
         if room.is_direct:
-            raise Invalid("Direct conversations have no bans.")
+            # A conversation between people has no roles, bans or settings to run.
+            raise Invalid("Direct conversations are not moderated; only channels are.")
         return None
     membership = membership_require(user=actor, room=room)
     _require_moderator(membership)
@@ -364,8 +509,6 @@ def member_ban(
     ban, created = Ban.objects.get_or_create(
         room=room, user=user, defaults={"banned_by": actor, "reason": reason.strip()}
     )
-    if target is not None:
-        _remove_membership(target, actor=actor, reason="banned")
     if created or target is not None:
         moderation_record(
             actor=actor,
@@ -375,6 +518,8 @@ def member_ban(
             reason=reason,
             via=via,
         )
+    if target is not None:
+        _remove_membership(target, actor=actor, reason="banned")
     return ban
 
 

@@ -22,6 +22,10 @@ class MeSerializer(UserSerializer):
     email = serializers.EmailField()
 
 
+class UserDetailSerializer(UserSerializer):
+    is_active = serializers.BooleanField(help_text="False once the account is deactivated")
+
+
 class UserPageSerializer(serializers.Serializer):
     results = UserSerializer(many=True)
     has_more = serializers.BooleanField()

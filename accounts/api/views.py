@@ -23,10 +23,10 @@ from accounts.api.serializers import (
     RegisterInput,
     RegisterOutput,
     TokenRefreshInput,
+    UserDetailSerializer,
     UserPageSerializer,
-    UserSerializer,
 )
-from accounts.payloads import me_payload, user_payload
+from accounts.payloads import me_payload, user_detail_payload, user_payload
 from accounts.requests import AuthedRequest
 from core import ratelimit
 from core.api import page_body, page_limit, query_int, query_text
@@ -135,6 +135,6 @@ class UserListView(APIView):
 
 
 class UserDetailView(APIView):
-    @extend_schema(responses=UserSerializer, summary="A user")
+    @extend_schema(responses=UserDetailSerializer, summary="A user, and whether the account is active")
     def get(self, request: AuthedRequest, user_id: int) -> Response:
-        return Response(user_payload(selectors.user_get(user_id=user_id)))
+        return Response(user_detail_payload(selectors.user_get(user_id=user_id)))

@@ -6,7 +6,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from accounts.models import User
-from accounts.services import tokens_for, user_update_profile
+from accounts.services import tokens_for, user_deactivate, user_update_profile
 from conftest import PASSWORD
 
 STRONG_PASSWORD = "quiet otter paints 7 lanterns"
@@ -365,7 +365,16 @@ def test_user_detail_returns_the_public_user_shape(client_for, alice, bob):
     response = client_for(alice).get(f"/api/v1/users/{bob.pk}/")
 
     assert response.status_code == 200
-    assert response.json() == {"id": bob.pk, "username": "bob", "display_name": "Bobby"}
+    assert response.json() == {"id": bob.pk, "username": "bob", "display_name": "Bobby", "is_active": True}
+
+
+def test_user_detail_of_a_deactivated_account_says_so(client_for, alice, bob):
+    user_deactivate(user=bob)
+
+    response = client_for(alice).get(f"/api/v1/users/{bob.pk}/")
+
+    assert response.status_code == 200
+    assert response.json() == {"id": bob.pk, "username": "bob", "display_name": "Bob", "is_active": False}
 
 
 @pytest.mark.parametrize("user_id", [999999, 10**30])

@@ -388,3 +388,19 @@ def test_report_create_returns_the_open_report_on_a_repeat(alice, bob, lobby, sa
     assert created is False
     assert again.pk == first.pk
     assert Report.objects.count() == 1
+
+
+def test_report_close_closes_every_open_report_of_the_message_as_one_case(alice, bob, carol, staff, lobby, say):
+    message = say(lobby, alice, "rude words")
+    other = say(lobby, alice, "more rude words")
+    first, _ = services.report_create(reporter=bob, message=message, reason="rude")
+    services.report_create(reporter=carol, message=message, reason="very rude")
+    elsewhere, _ = services.report_create(reporter=bob, message=other, reason="rude too")
+
+    services.report_close(actor=staff, report=first, status=Report.Status.DISMISSED, reason="banter")
+
+    assert set(Report.objects.filter(message=message).values_list("status", "handled_by")) == {
+        (Report.Status.DISMISSED, staff.pk)
+    }
+    elsewhere.refresh_from_db()
+    assert elsewhere.status == Report.Status.OPEN

@@ -5,7 +5,7 @@ Views parse, authorise through selectors, call one service and shape the reply.
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer, extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -28,6 +28,13 @@ from rooms.api.serializers import (
     RoomUpdateInput,
 )
 from rooms.payloads import ban_payload, member_payload, public_room_payload, room_payload
+
+# Adding someone replies with the Member, or with the new group Room when the room was a 1:1 DM.
+MEMBER_OR_ROOM = PolymorphicProxySerializer(
+    component_name="MemberOrRoom",
+    serializers=[MemberSerializer, RoomSerializer],
+    resource_type_field_name=None,
+)
 
 
 def _room_reply(user, room_id: int, status_code: int = status.HTTP_200_OK) -> Response:  # type: ignore[no-untyped-def]
@@ -120,14 +127,20 @@ class MemberListView(APIView):
         return Response(page_body([member_payload(member) for member in members], has_more))
 
     @extend_schema(
-        request=MemberAddInput, responses={201: MemberSerializer, 200: MemberSerializer}, summary="Add someone"
+        request=MemberAddInput,
+        responses={201: MEMBER_OR_ROOM, 200: MEMBER_OR_ROOM},
+        summary="Add someone (to a 1:1 DM: open a new group DM)",
     )
     def post(self, request: AuthedRequest, room_id: int) -> Response:
         room = selectors.room_require_visible(user=request.user, room_id=room_id)
         data = MemberAddInput(data=request.data)
         data.is_valid(raise_exception=True)
         membership, created = services.member_add(actor=request.user, room=room, user_id=data.validated_data["user"])
-        return Response(member_payload(membership), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+        reply_status = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        if membership.room_id != room.pk:
+            # A 1:1 conversation was left as it is; the caller gets the group conversation instead.
+            return _room_reply(request.user, membership.room_id, reply_status)
+        return Response(member_payload(membership), status=reply_status)
 
 
 class MemberDetailView(APIView):

@@ -24,9 +24,11 @@ order; on one socket event ids only grow. How this package keeps it:
   first raises the pruned-through mark: a cursor below it is told
   `resync.required`, and `reads.newest_event_id` never falls below it, so a
   quiet server whose every event was pruned still knows where its log stands.
-- **Redaction is the one rewrite.** A deleted message's text leaves every
-  event that carried it (`record.event_payloads_redact`), in the deletion's
-  own transaction.
+- **Forgetting is the only rewrite.** A deleted message's text leaves every
+  event that carried it (`record.event_payloads_redact`), and an erased
+  account's name every event that carried its user shape
+  (`record.event_payloads_replace_user`), each in its action's own
+  transaction.
 """
 
 from rooms.events.models import Event, EventLogState
@@ -39,7 +41,7 @@ from rooms.events.reads import (
     newest_event_id,
     pruned_through,
 )
-from rooms.events.record import event_payloads_redact, event_record
+from rooms.events.record import event_payloads_redact, event_payloads_replace_user, event_record
 from rooms.events.retention import events_prune
 
 __all__ = [
@@ -48,6 +50,7 @@ __all__ = [
     "Event",
     "EventLogState",
     "event_payloads_redact",
+    "event_payloads_replace_user",
     "event_record",
     "events_after",
     "events_between",

@@ -21,3 +21,7 @@ class EventAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: Event | None = None) -> bool:
         return False
+
+    # Clients resume from this record: a deleted event would be a hole no one can see.
+    def has_delete_permission(self, request: HttpRequest, obj: Event | None = None) -> bool:
+        return False

@@ -2,19 +2,26 @@
 
 `event_record` must be called inside the service's transaction, as the last
 write of the action, so that the lock it takes is held only for the moment
-before commit. `event_payloads_redact` is the one change ever made to an
-event already written: a deleted message's text leaves the events that carried it.
+before commit. Events already written change in two ways only, both to
+forget: `event_payloads_redact` takes a deleted message's text out of the
+events that carried it, and `event_payloads_replace_user` an erased
+account's name.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from django.db import connection, transaction
+from django.db.models import Q
 
 from core import publish
 from rooms.events.models import Event
 from rooms.models import Room
+
+# Events read at a time when an erased account's name is taken out of them.
+REWRITE_BATCH = 500
 
 # Any constant will do; it only has to be the same for every writer.
 EVENT_LOCK_KEY = 0x63686174  # "chat"
@@ -86,3 +93,51 @@ def event_payloads_redact(*, message_id: int, payload: dict[str, Any]) -> int:
     if not connection.in_atomic_block:
         raise RuntimeError("event_payloads_redact must run inside the action's transaction")
     return Event.objects.filter(message_id=message_id).update(payload=payload)
+
+
+def _with_user_replaced(value: Any, user_id: int, replacement: dict[str, Any]) -> tuple[Any, bool]:
+    """Return `value` with every user shape of `user_id` in it replaced, and whether any was."""
+    if isinstance(value, dict):
+        if value.get("id") == user_id and "username" in value:
+            return dict(replacement), True
+        replaced = False
+        result = {}
+        for key, item in value.items():
+            result[key], hit = _with_user_replaced(item, user_id, replacement)
+            replaced = replaced or hit
+        return result, replaced
+    if isinstance(value, list):
+        pairs = [_with_user_replaced(item, user_id, replacement) for item in value]
+        return [item for item, _ in pairs], any(hit for _, hit in pairs)
+    return value, False
+
+
+def event_payloads_replace_user(
+    *, user_id: int, replacement: dict[str, Any], message_ids: Iterable[int] | None = None
+) -> int:
+    """Replace a user's shape in every event that carries it (an erased account): replays must not bring back the name.
+
+    The events that can carry it: those about the user or by them, those about
+    their messages (`message_ids`, a list or a subquery: the author in
+    message.updated after a reaction), and those of direct rooms they were in (the member list). Call
+    inside the erasing service's transaction; return how many events changed.
+    """
+    if not connection.in_atomic_block:
+        raise RuntimeError("event_payloads_replace_user must run inside the action's transaction")
+    direct_rooms = Room.objects.filter(
+        Q(memberships__user_id=user_id) | Q(pk__in=Event.objects.filter(user_id=user_id).values("room_id")),
+        kind=Room.Kind.DIRECT,
+    ).values("pk")
+    carrying = Q(user_id=user_id) | Q(actor_id=user_id) | Q(room_id__in=direct_rooms)
+    if message_ids is not None:
+        carrying |= Q(message_id__in=message_ids)
+    # Ids first, then batches: no cursor stays open over the table being rewritten.
+    ids = list(Event.objects.filter(carrying).order_by("id").values_list("id", flat=True))
+    changed = 0
+    for start in range(0, len(ids), REWRITE_BATCH):
+        for event in Event.objects.filter(pk__in=ids[start : start + REWRITE_BATCH]).only("id", "payload"):
+            payload, replaced = _with_user_replaced(event.payload, user_id, replacement)
+            if replaced:
+                Event.objects.filter(pk=event.pk).update(payload=payload)
+                changed += 1
+    return changed

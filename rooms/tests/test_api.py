@@ -1048,15 +1048,32 @@ def test_dm_with_an_inactive_user_is_400(client_for, alice, make_user):
     assert response.status_code == 400
 
 
-def test_any_dm_member_may_add_someone(client_for, alice, bob, carol):
-    dm, _ = services.direct_open(creator=alice, user_ids=[bob.pk])
+def test_any_group_dm_member_may_add_someone(client_for, alice, bob, carol, mallory):
+    group, _ = services.direct_open(creator=alice, user_ids=[bob.pk, carol.pk])
 
-    response = client_for(bob).post(f"{API}/rooms/{dm.pk}/members/", {"user": carol.pk}, format="json")
+    response = client_for(bob).post(f"{API}/rooms/{group.pk}/members/", {"user": mallory.pk}, format="json")
 
     assert response.status_code == 201
     assert response.json()["role"] == "member"
-    room = client_for(carol).get(f"{API}/rooms/{dm.pk}/").json()
-    assert [member["username"] for member in room["members"]] == ["alice", "bob", "carol"]
+    room = client_for(mallory).get(f"{API}/rooms/{group.pk}/").json()
+    assert [member["username"] for member in room["members"]] == ["alice", "bob", "carol", "mallory"]
+
+
+def test_adding_someone_to_a_1to1_dm_replies_with_a_new_group_dm_of_the_three(client_for, alice, bob, carol):
+    pair, _ = services.direct_open(creator=alice, user_ids=[bob.pk])
+    message_post(room=pair, author=alice, body="just between us")
+
+    response = client_for(bob).post(f"{API}/rooms/{pair.pk}/members/", {"user": carol.pk}, format="json")
+
+    assert response.status_code == 201
+    group = response.json()
+    assert group["id"] != pair.pk
+    assert (group["kind"], group["my_role"]) == ("direct", "member")
+    assert [member["username"] for member in group["members"]] == ["alice", "bob", "carol"]
+    assert client_for(carol).get(f"{API}/rooms/{group['id']}/messages/").json()["results"] == []
+    # The 1:1 is untouched: still the two of them, and still theirs alone.
+    assert client_for(carol).get(f"{API}/rooms/{pair.pk}/").status_code == 404
+    assert set(Membership.objects.filter(room=pair).values_list("user_id", flat=True)) == {alice.pk, bob.pk}
 
 
 def test_dm_members_list_shows_everyone(client_for, alice, bob):
@@ -1192,14 +1209,35 @@ def test_member_list_query_count_stays_flat(client_for, django_assert_max_num_qu
     assert len(response.json()["results"]) == count + 3
 
 
-def test_adding_someone_to_a_dm_that_would_duplicate_another_is_409(client_for, alice, bob, carol):
-    services.direct_open(creator=alice, user_ids=[bob.pk, carol.pk])
+def test_adding_someone_to_a_1to1_dm_finds_the_group_dm_the_three_already_have(client_for, alice, bob, carol):
+    group, _ = services.direct_open(creator=alice, user_ids=[bob.pk, carol.pk])
     pair, _ = services.direct_open(creator=alice, user_ids=[bob.pk])
 
     response = client_for(bob).post(f"{API}/rooms/{pair.pk}/members/", {"user": carol.pk}, format="json")
 
-    assert response.status_code == 409
+    assert response.status_code == 200
+    assert response.json()["id"] == group.pk
     assert not Membership.objects.filter(room=pair, user=carol).exists()
+
+
+def test_adding_someone_to_a_group_dm_that_would_duplicate_another_is_409(client_for, alice, bob, carol, mallory):
+    services.direct_open(creator=alice, user_ids=[bob.pk, carol.pk, mallory.pk])
+    group, _ = services.direct_open(creator=alice, user_ids=[bob.pk, carol.pk])
+
+    response = client_for(bob).post(f"{API}/rooms/{group.pk}/members/", {"user": mallory.pk}, format="json")
+
+    assert response.status_code == 409
+    assert not Membership.objects.filter(room=group, user=mallory).exists()
+
+
+def test_any_member_may_leave_a_group_dm(client_for, alice, bob, carol):
+    group, _ = services.direct_open(creator=alice, user_ids=[bob.pk, carol.pk])
+
+    response = client_for(carol).post(f"{API}/rooms/{group.pk}/leave/")
+
+    assert response.status_code == 204
+    assert set(Membership.objects.filter(room=group).values_list("user_id", flat=True)) == {alice.pk, bob.pk}
+    assert client_for(carol).get(f"{API}/rooms/{group.pk}/").status_code == 404
 
 
 def test_a_group_dm_someone_left_does_not_replace_the_pairs_dm(client_for, alice, bob, carol):

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from django.db import connection, transaction
 
+from accounts.services import user_deactivate
 from core import publish
 from core.errors import Forbidden, Invalid, NotFound
 from messaging.services import message_post, read_mark
@@ -357,4 +358,108 @@ def test_first_joiner_of_a_channel_its_owner_left_empty_becomes_owner(alice, bob
     membership, created = services.room_join(user=bob, room=room)
 
     assert created
+    assert membership.role == "owner"
+
+
+# --- Direct conversations ----------------------------------------------------------------------------
+
+
+def test_adding_someone_to_a_1to1_dm_opens_a_group_dm_and_leaves_the_pair_alone(alice, bob, carol, capture_events):
+    pair, _ = services.direct_open(creator=alice, user_ids=[bob.pk])
+    before = last_event_id()
+
+    with capture_events() as published:
+        membership, created = services.member_add(actor=alice, room=pair, user_id=carol.pk)
+
+    assert created
+    group = membership.room
+    assert group.pk != pair.pk and group.is_direct
+    assert [(event.type, event.room_id) for event in published] == [("room.created", group.pk)]
+    assert {member["id"] for member in published[0].payload["room"]["members"]} == {alice.pk, bob.pk, carol.pk}
+    assert [event.room_id for event in new_events(before)] == [group.pk]
+    assert set(Membership.objects.filter(room=pair).values_list("user_id", flat=True)) == {alice.pk, bob.pk}
+
+
+# --- A channel always has an owner ---------------------------------------------------------------------
+
+
+def _roles(room: Room) -> dict[str, str]:
+    return dict(room.memberships.values_list("user__username", "role"))
+
+
+def test_the_last_owner_leaving_hands_the_channel_to_the_longest_standing_admin_who_is_told(
+    lobby, alice, carol, mallory, capture_events
+):
+    services.room_join(user=mallory, room=lobby)
+    services.member_set_role(actor=alice, room=lobby, user_id=mallory.pk, role="admin")  # a newer admin
+
+    with capture_events() as published:
+        services.room_leave(user=alice, room=lobby)
+
+    assert _roles(lobby) == {"bob": "member", "carol": "owner", "mallory": "admin"}
+    assert [(event.type, event.user_id) for event in published] == [
+        ("member.left", alice.pk),
+        ("member.role", carol.pk),
+    ]
+    assert published[1].payload["role"] == "owner"
+
+
+def test_without_admins_the_longest_standing_member_inherits(alice, bob, carol, capture_events):
+    room = services.room_create(creator=alice, name="Dev")
+    services.room_join(user=bob, room=room)
+    services.room_join(user=carol, room=room)
+
+    with capture_events() as published:
+        services.room_leave(user=alice, room=room)
+
+    assert _roles(room) == {"bob": "owner", "carol": "member"}
+    assert [(event.type, event.user_id) for event in published][-1] == ("member.role", bob.pk)
+
+
+def test_a_site_moderator_banning_the_last_owner_hands_the_channel_on(lobby, alice, carol, staff, capture_events):
+    with capture_events() as published:
+        services.member_ban(actor=staff, room=lobby, user_id=alice.pk, site_moderator=True, via="admin")
+
+    assert _roles(lobby)["carol"] == "owner"
+    assert ("member.role", carol.pk) in [(event.type, event.user_id) for event in published]
+
+
+def test_deactivating_the_last_owner_hands_each_of_their_channels_on_with_an_event(
+    lobby, secret, alice, bob, carol, staff, capture_events
+):
+    services.member_add(actor=alice, room=secret, user_id=bob.pk)
+    services.member_set_role(actor=alice, room=secret, user_id=bob.pk, role="admin")
+    shared = services.room_create(creator=carol, name="Shared")
+    services.room_join(user=alice, room=shared)
+
+    with capture_events() as published:
+        user_deactivate(user=alice, actor=staff, reason="left the company")
+
+    assert _roles(lobby)["carol"] == "owner"
+    assert _roles(secret)["bob"] == "owner"
+    assert _roles(shared)["carol"] == "owner"  # carol still owned it: nothing to hand on
+    roles = [(event.type, event.room_id, event.user_id) for event in published]
+    assert roles == [("member.role", lobby.pk, carol.pk), ("member.role", secret.pk, bob.pk)]
+    assert all(event.actor_id == staff.pk for event in published)
+
+
+def test_a_newcomer_never_becomes_owner_of_a_channel_that_still_has_members(lobby, alice, bob, carol, mallory):
+    # An owner's membership deleted behind the services' back (as the admin's
+    # plain delete once did) leaves the channel without an owner.
+    Membership.objects.filter(room=lobby, user=alice).delete()
+
+    membership, _ = services.room_join(user=mallory, room=lobby)
+
+    assert membership.role == "member"
+    assert _roles(lobby) == {"bob": "member", "carol": "owner", "mallory": "member"}
+
+
+def test_a_channel_whose_members_are_all_deactivated_is_adopted_by_the_next_joiner(alice, bob, mallory):
+    room = services.room_create(creator=alice, name="Ghost town")
+    services.room_join(user=bob, room=room)
+    user_deactivate(user=bob)
+    user_deactivate(user=alice)
+
+    membership, _ = services.room_join(user=mallory, room=room)
+
     assert membership.role == "owner"

@@ -74,7 +74,7 @@ class App {
     });
     this.outsiders = new OutsiderNotice(store);
     this.notifier = new Notifier(store, { onOpen: (id) => this.openRoom(id), icon: root.dataset.icon });
-    this.members = new MembersPanel(store, { confirm, askPresence });
+    this.members = new MembersPanel(store, { confirm, askPresence, onNewRoom: (room) => this.adopt(room) });
     this.createDialog = new CreateDialog({ onCreated: (room) => this.adopt(room) });
     this.browseDialog = new BrowseDialog({
       store,

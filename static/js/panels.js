@@ -48,8 +48,18 @@ function wireCloseButtons(dialog) {
 
 // --- Confirm -----------------------------------------------------------------------------------
 
-/** Ask a yes/no question in a modal dialog; resolve to true, or to {reason} when asked for one. */
-export function confirmDialog({ title, text, action = "Confirm", askReason = false }) {
+/**
+ * Ask a yes/no question in a modal dialog; resolve to true, or to {reason} when asked for one.
+ * With `reasonRequired` the dialog cannot be confirmed without a reason.
+ */
+export function confirmDialog({
+  title,
+  text,
+  action = "Confirm",
+  askReason = false,
+  reasonRequired = false,
+  reasonMax = 500,
+}) {
   const dialog = $("#confirm-dialog");
   if (!dialog.dataset.wired) {
     wireCloseButtons(dialog);
@@ -59,7 +69,14 @@ export function confirmDialog({ title, text, action = "Confirm", askReason = fal
   $("#confirm-text").textContent = text;
   $("#confirm-button").textContent = action;
   $("#confirm-reason-field").hidden = !askReason;
-  $("#confirm-reason").value = "";
+  const reason = $("#confirm-reason");
+  reason.value = "";
+  reason.required = askReason && reasonRequired;
+  reason.maxLength = reasonMax;
+  // A required reason must say something: spaces alone are refused here, not by the server.
+  if (reason.required) reason.pattern = ".*\\S.*";
+  else reason.removeAttribute("pattern");
+  $("#confirm-reason-optional").hidden = reason.required;
   dialog.returnValue = "";
   dialog.showModal();
   $(askReason ? "#confirm-reason" : "#confirm-button").focus();
@@ -406,10 +423,11 @@ export class SettingsDialog {
 // --- Members panel -------------------------------------------------------------------------------------
 
 export class MembersPanel {
-  constructor(store, { confirm, askPresence }) {
+  constructor(store, { confirm, askPresence, onNewRoom }) {
     this.store = store;
     this.confirm = confirm;
     this.askPresence = askPresence;
+    this.onNewRoom = onNewRoom;
     this.panel = $("#members-panel");
     this.list = $("#member-list");
     this.more = $("#members-more");
@@ -645,8 +663,15 @@ export class MembersPanel {
   async add(user) {
     $("#member-add-error").textContent = "";
     try {
-      await api.post(`rooms/${this.roomId}/members/`, { user: user.id });
+      const reply = await api.post(`rooms/${this.roomId}/members/`, { user: user.id });
       this.search.reset();
+      if (reply.kind) {
+        // A 1:1 conversation stays between its two people: the server opened a group one instead.
+        toast(`Started a group conversation with ${user.display_name || user.username}.`);
+        this.close();
+        this.onNewRoom(reply);
+        return;
+      }
       toast(`${user.display_name || user.username} was added.`);
       this.load();
     } catch (error) {

@@ -348,6 +348,9 @@ export class Timeline {
           mine || canModerate
             ? h("button", { type: "button", text: "Delete", onclick: () => this.deleteMessage(message.id) })
             : null,
+          mine
+            ? null
+            : h("button", { type: "button", text: "Report", onclick: () => this.reportMessage(message.id, author) }),
         );
 
     return h(
@@ -611,6 +614,24 @@ export class Timeline {
     if (message && element.isConnected) element.replaceWith(this.messageElement(message));
     this.decorate();
     if (focusComposer) $("#composer-input")?.focus();
+  }
+
+  async reportMessage(messageId, author) {
+    const answer = await this.confirm({
+      title: "Report message?",
+      text: `The site's moderators will see the message from ${author} and your reason; ${author} is not told who reported it.`,
+      action: "Report",
+      askReason: true,
+      reasonRequired: true,
+      reasonMax: 1000,
+    });
+    if (!answer) return;
+    try {
+      await api.post(`messages/${messageId}/report/`, { reason: answer.reason });
+      toast("Reported. The moderators will look at it.");
+    } catch (error) {
+      toast(`Could not report the message: ${error.message}`);
+    }
   }
 
   async deleteMessage(messageId) {

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.test import Client
 
 from accounts.models import ModerationAction, User
@@ -70,6 +71,7 @@ def test_a_report_shows_the_message_in_its_conversation_escaped(admin_client: Cl
     page = admin_client.get(f"/admin/messaging/report/{reported.pk}/change/")
     assert page.status_code == 200
     text = page.content.decode()
+    text = text[text.index("<th>sent</th>") :]  # the conversation table
     before, nasty, after = text.find("good morning"), text.find("buy &lt;cheap&gt; pills"), text.find("please don")
     assert -1 < before < nasty < after
     assert "<cheap>" not in text
@@ -245,3 +247,118 @@ async def test_deactivating_from_the_reports_queue_closes_the_authors_sockets_at
         (ModerationAction.Kind.REPORT_RESOLVE, "spam account"),
     }
     assert await call(ModerationAction.objects.filter(action=ModerationAction.Kind.USER_DEACTIVATE).count) == 1
+
+
+# --- One case per reported message (trust issue, item 8) -----------------------------------------------------
+
+
+@pytest.fixture
+def case(reported: Report, alice: Any) -> Report:
+    """bob's message reported twice: by carol (the first report) and by alice."""
+    report_create(reporter=alice, message=reported.message, reason="offensive")
+    return reported
+
+
+def test_several_reports_on_one_message_are_one_case_in_the_queue(
+    admin_client: Client, case: Report, lobby: Any, alice: Any, bob: Any, carol: Any
+) -> None:
+    other, _ = message_post(room=lobby, author=alice, body="also rude")
+    report_create(reporter=bob, message=other, reason="rude")
+
+    page = admin_client.get("/admin/messaging/report/?status__exact=open")
+
+    rows = {report.message_id: report for report in page.context["cl"].result_list}
+    assert set(rows) == {case.message_id, other.pk}
+    assert (rows[case.message_id].pk, rows[case.message_id].case_size) == (case.pk, 2)
+
+
+def test_resolving_a_case_closes_every_open_report_of_the_message_in_one_log_entry(
+    admin_client: Client, case: Report, root: User
+) -> None:
+    act(admin_client, "messaging/report", "resolve", [case.pk], reason="handled")
+
+    statuses = set(Report.objects.filter(message_id=case.message_id).values_list("status", "handled_by"))
+    assert statuses == {(Report.Status.RESOLVED, root.pk)}
+    entry = last_log()
+    assert (entry.action, entry.report_id, entry.detail) == (
+        ModerationAction.Kind.REPORT_RESOLVE,
+        case.pk,
+        "and 1 other report(s) of the message",
+    )
+    assert ModerationAction.objects.count() == 1
+    assert admin_client.get("/admin/messaging/report/?status__exact=open").context["cl"].result_count == 0
+
+
+def test_a_case_page_names_the_reporters_author_and_room_not_ids(admin_client: Client, case: Report) -> None:
+    message = case.message
+
+    text = admin_client.get(f"/admin/messaging/report/{case.pk}/change/").content.decode()
+
+    for name in ("Carol (@carol)", "Alice (@alice)", "Bob (@bob)", "#lobby", "spam", "offensive"):
+        assert name in text, name
+    assert f"{message.pk} in {message.room_id} by {message.author_id}" not in text
+
+
+def test_the_queue_names_the_reporter_author_and_room(admin_client: Client, case: Report) -> None:
+    text = admin_client.get("/admin/messaging/report/?status__exact=open").content.decode()
+
+    for name in ("Carol (@carol)", "Bob (@bob)", "#lobby"):
+        assert name in text, name
+
+
+def test_a_case_page_offers_each_action_as_a_button(admin_client: Client, case: Report) -> None:
+    text = admin_client.get(f"/admin/messaging/report/{case.pk}/change/").content.decode()
+
+    for name in ("resolve", "dismiss", "delete_message", "ban_author", "deactivate_author"):
+        assert f'name="case_action" value="{name}"' in text, name
+    assert 'name="_save"' not in text  # nothing on the page is saved as a form
+
+
+def case_button(client: Client, report: Report, action: str, reason: str = "seen it") -> Any:
+    return client.post(f"/admin/messaging/report/{report.pk}/change/", {"case_action": action, "reason": reason})
+
+
+@pytest.mark.parametrize(
+    ("action", "status"),
+    [
+        ("resolve", Report.Status.RESOLVED),
+        ("dismiss", Report.Status.DISMISSED),
+        ("delete_message", Report.Status.RESOLVED),
+        ("ban_author", Report.Status.RESOLVED),
+        ("deactivate_author", Report.Status.RESOLVED),
+    ],
+)
+def test_each_button_on_a_case_page_acts_and_closes_the_whole_case(
+    admin_client: Client, case: Report, lobby: Any, bob: Any, action: str, status: str
+) -> None:
+    response = case_button(admin_client, case, action)
+
+    assert response.status_code == 302
+    assert set(Report.objects.filter(message_id=case.message_id).values_list("status", flat=True)) == {status}
+    message = Message.objects.get(pk=case.message_id)
+    bob.refresh_from_db()
+    outcome = {
+        "delete_message": message.deleted,
+        "ban_author": Ban.objects.filter(room=lobby, user=bob).exists(),
+        "deactivate_author": not bob.is_active,
+    }
+    assert outcome.get(action, True)
+    assert all(done is False for name, done in outcome.items() if name != action)
+
+
+def test_a_case_button_without_a_reason_does_nothing(admin_client: Client, case: Report) -> None:
+    case_button(admin_client, case, "dismiss", reason="")
+
+    assert set(Report.objects.filter(message_id=case.message_id).values_list("status", flat=True)) == {"open"}
+    assert not ModerationAction.objects.exists()
+
+
+def test_case_buttons_need_the_right_to_handle_reports(case: Report, make_user: Any) -> None:
+    viewer = make_user("viewer", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_report"))
+    client = Client()
+    client.force_login(viewer)
+
+    assert client.get(f"/admin/messaging/report/{case.pk}/change/").status_code == 200
+    assert case_button(client, case, "dismiss").status_code == 403
+    assert set(Report.objects.filter(message_id=case.message_id).values_list("status", flat=True)) == {"open"}
