@@ -1251,6 +1251,36 @@ async def test_resume_from_exactly_the_prune_watermark_missed_nothing(alice, bob
 
 
 @asynctest
+async def test_after_pruning_every_event_hello_and_resume_stand_at_the_pruned_through_mark(alice, bob, lobby) -> None:
+    from django.core.management import call_command
+    from django.utils import timezone
+
+    await say(lobby, bob, "pruned away")
+
+    def prune_everything() -> int:
+        newest = newest_event_id()
+        Event.objects.update(created_at=timezone.now() - timedelta(days=30))
+        call_command("prune_events", "--days", "0", stdout=io.StringIO())
+        return newest
+
+    watermark = await call(prune_everything)
+    assert await call(Event.objects.count) == 0
+
+    # A fresh socket is told where the log stands, not that it is empty.
+    fresh = await connect(alice)
+    assert fresh.hello["last_event_id"] == watermark
+    await fresh.disconnect()
+    # Resuming from that id has missed nothing: no resync, an empty replay.
+    resumed = await connect(alice, query=f"?last_event_id={watermark}")
+    assert resumed.hello["last_event_id"] == watermark
+    assert await resumed.recv() == {"type": "resume.done", "last_event_id": watermark}
+    await say(lobby, bob, "after the prune")
+    frame = await resumed.recv()
+    assert (frame["type"], frame["message"]["body"]) == ("message.new", "after the prune")
+    assert frame["event_id"] > watermark
+
+
+@asynctest
 async def test_resume_from_a_cursor_beyond_the_newest_event_requires_a_resync(alice, bob, lobby) -> None:
     newest = await call(newest_event_id)
     socket = await connect(alice, query=f"?last_event_id={newest + 1000}")

@@ -1,0 +1,48 @@
+"""Where the event record stands: the newest id survives pruning, so resuming from it is never too old."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from messaging.services import message_post
+from rooms.events import Event, events_prune, newest_event_id, pruned_through
+
+pytestmark = pytest.mark.django_db
+
+
+def _age_every_event() -> None:
+    Event.objects.update(created_at=timezone.now() - timedelta(days=30))
+
+
+def test_newest_event_id_is_the_highest_committed_id(alice, lobby):
+    message_post(room=lobby, author=alice, body="hello")
+    assert newest_event_id() == Event.objects.order_by("-id").values_list("id", flat=True).first()
+
+
+def test_newest_event_id_after_pruning_every_event_is_the_pruned_through_mark(alice, lobby):
+    message_post(room=lobby, author=alice, body="soon gone")
+    newest = newest_event_id()
+    _age_every_event()
+
+    deleted, through = events_prune(older_than=timedelta(days=1))
+
+    assert Event.objects.count() == 0
+    assert deleted > 0
+    assert through == newest == pruned_through()
+    # The log has not gone back to its start: it stands where the last pruned event was.
+    assert newest_event_id() == newest
+
+
+def test_newest_event_id_after_a_partial_prune_is_the_newest_remaining_event(alice, lobby):
+    message_post(room=lobby, author=alice, body="old")
+    _age_every_event()
+    message_post(room=lobby, author=alice, body="new")
+    newest = Event.objects.order_by("-id").values_list("id", flat=True).first()
+
+    _, through = events_prune(older_than=timedelta(days=1))
+
+    assert through is not None and through < newest
+    assert newest_event_id() == newest
