@@ -102,7 +102,10 @@ def event_frame(event: Event, state: SocketState, *, replaying: bool = False) ->
         role = payload.get("role", "member")
         state.roles[room_id] = role
         state.since[room_id] = event.id
-        return {"type": "room.added", "event_id": event.id, "room": _personal_room(payload["room"], role)}
+        room = _personal_room(payload["room"], role)
+        # The newcomer's read marker starts at the newest message of their joining.
+        room["last_read_message_id"] = payload.get("last_read_message_id", 0)
+        return {"type": "room.added", "event_id": event.id, "room": room}
 
     if kind == Event.Type.MEMBER_LEFT and about_me:
         known = state.roles.pop(room_id, None)

@@ -20,7 +20,13 @@ from core.errors import Conflict, Forbidden, Invalid, NotFound
 from rooms.events import Event, event_record
 from rooms.models import Ban, Membership, Room
 from rooms.payloads import room_payload
-from rooms.selectors import attach_direct_members, is_banned, membership_require, rooms_annotated
+from rooms.selectors import (
+    attach_direct_members,
+    is_banned,
+    membership_require,
+    newest_message_id,
+    rooms_annotated,
+)
 
 DIRECT_ROOM_MAX_PEOPLE = 16
 NAME_MAX = 80
@@ -248,11 +254,22 @@ def _membership_add(*, room: Room, user: User, actor: User) -> Membership:
     # A channel left empty by its last owner is adopted by whoever joins next,
     # so it never ends up without someone who can run it.
     orphaned = room.kind == Room.Kind.CHANNEL and not room.memberships.filter(role=Role.OWNER).exists()
-    membership = Membership.objects.create(room=room, user=user, role=Role.OWNER if orphaned else Role.MEMBER)
+    # A newcomer starts with everything before them read: history is there to
+    # scroll, not hundreds of unread messages and mentions never meant for them.
+    membership = Membership.objects.create(
+        room=room,
+        user=user,
+        role=Role.OWNER if orphaned else Role.MEMBER,
+        last_read_message_id=newest_message_id(room_id=room.pk),
+    )
     if room.is_direct:
         _rekey_direct_room(room, refuse_clash=True)
     event = _member_event(
-        type=Event.Type.MEMBER_JOINED, room=room, user=user, actor=actor, extra={"role": membership.role}
+        type=Event.Type.MEMBER_JOINED,
+        room=room,
+        user=user,
+        actor=actor,
+        extra={"role": membership.role, "last_read_message_id": membership.last_read_message_id},
     )
     membership.joined_event_id = event.pk
     membership.save(update_fields=["joined_event_id"])

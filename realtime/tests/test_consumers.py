@@ -915,6 +915,20 @@ async def test_join_over_rest_sends_room_added_to_the_joiner_and_member_joined_t
 
 
 @asynctest
+async def test_joiner_is_told_that_the_history_before_joining_is_read(client_for, alice, mallory, lobby) -> None:
+    for n in range(3):
+        newest = await say(lobby, alice, f"@mallory before you came ({n})")
+    mallory_socket = await connect(mallory)
+    status, room = await rest(client_for, mallory, "post", f"rooms/{lobby.pk}/join/")
+    assert status == 200
+    assert (room["unread_count"], room["mention_count"], room["last_read_message_id"]) == (0, 0, newest.pk)
+    added = await mallory_socket.recv()
+    assert added["type"] == "room.added"
+    assert (added["room"]["unread_count"], added["room"]["mention_count"]) == (0, 0)
+    assert added["room"]["last_read_message_id"] == newest.pk
+
+
+@asynctest
 async def test_direct_room_opened_over_rest_reaches_each_member_as_room_added(client_for, alice, bob) -> None:
     bob_socket = await connect(bob)
     status, room = await rest(client_for, alice, "post", "dms/", {"users": [bob.pk]})

@@ -16,6 +16,7 @@ from messaging.services import message_post, read_mark
 from rooms import services
 from rooms.events import Event
 from rooms.models import Membership, Room
+from rooms.selectors import room_list_for_member
 
 
 class Boom(Exception):
@@ -358,3 +359,61 @@ def test_first_joiner_of_a_channel_its_owner_left_empty_becomes_owner(alice, bob
 
     assert created
     assert membership.role == "owner"
+
+
+# --- Read state of a newcomer --------------------------------------------------------------------
+
+
+def _read_state(user: Any, room: Room) -> tuple[int, int]:
+    """Return the user's (unread_count, mention_count) of a room, as the room list shows them."""
+    summary = next(summary for summary in room_list_for_member(user=user) if summary.pk == room.pk)
+    return summary.unread_count, summary.mention_count  # type: ignore[attr-defined]
+
+
+def _history_mentioning(room: Room, author: Any, username: str, count: int) -> int:
+    """Post `count` messages that @mention `username`; return the newest message id."""
+    newest = 0
+    for n in range(count):
+        message, _ = message_post(room=room, author=author, body=f"@{username} are you there? ({n})")
+        newest = message.pk
+    return newest
+
+
+JOINS: dict[str, Callable[[Cast], object]] = {
+    "room_join": lambda c: services.room_join(user=c.mallory, room=c.lobby),
+    "member_add": lambda c: services.member_add(actor=c.carol, room=c.lobby, user_id=c.mallory.pk),
+}
+
+
+@pytest.mark.parametrize("join", list(JOINS))
+def test_newcomer_has_nothing_unread_and_no_mentions_from_before_joining(cast, join):
+    newest = _history_mentioning(cast.lobby, cast.alice, "mallory", 5)
+
+    JOINS[join](cast)
+
+    membership = Membership.objects.get(room=cast.lobby, user=cast.mallory)
+    assert membership.last_read_message_id == newest
+    assert _read_state(cast.mallory, cast.lobby) == (0, 0)
+
+
+@pytest.mark.parametrize("join", list(JOINS))
+def test_newcomer_counts_what_is_posted_after_joining(cast, join):
+    _history_mentioning(cast.lobby, cast.alice, "mallory", 3)
+    JOINS[join](cast)
+
+    message_post(room=cast.lobby, author=cast.bob, body="welcome @mallory")
+    message_post(room=cast.lobby, author=cast.bob, body="and hello to all")
+
+    assert _read_state(cast.mallory, cast.lobby) == (2, 1)
+
+
+def test_person_added_to_a_direct_conversation_has_nothing_unread_from_before(alice, bob, carol):
+    room, _ = services.direct_open(creator=alice, user_ids=[bob.pk])
+    newest = _history_mentioning(room, alice, "carol", 4)
+
+    services.member_add(actor=bob, room=room, user_id=carol.pk)
+
+    assert Membership.objects.get(room=room, user=carol).last_read_message_id == newest
+    assert _read_state(carol, room) == (0, 0)
+    message_post(room=room, author=bob, body="@carol meet alice")
+    assert _read_state(carol, room) == (1, 1)
