@@ -474,7 +474,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
             logger.warning("presence: could not announce offline", exc_info=True)
 
     async def _broadcast_presence(self, room_ids: list[int], status: str) -> None:
-        message = {"type": "presence.relay", "user": self.user_id, "status": status}
+        # One copy per room reaches a process, but each socket gets one frame:
+        # every copy names all the rooms and the change, and a process hands on
+        # only the first copy it receives (realtime.relay).
+        message = {
+            "type": "presence.relay",
+            "user": self.user_id,
+            "status": status,
+            "rooms": room_ids,
+            "change": uuid.uuid4().hex,
+        }
         for room_id in room_ids:
             await relay.send_to_room(room_id, message)
 

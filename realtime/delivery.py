@@ -291,6 +291,20 @@ class EventPump:
         if written:
             metrics.frames_sent(frame["type"], written)
 
+    def relay_once(self, frame: dict[str, Any], *, room_ids: list[int], skip_user: int) -> None:
+        """Hand a frame to this process's sockets in any of `room_ids`, once each, except `skip_user`'s."""
+        listeners: set[Listener] = set()
+        for room_id in room_ids:
+            listeners.update(self.by_room.get(room_id, ()))
+        encoded = EncodedFrame(frame["type"], encode(frame))
+        written = 0
+        for listener in listeners:
+            if listener.user_id != skip_user:
+                listener.deliver(encoded)
+                written += 1
+        if written:
+            metrics.frames_sent(frame["type"], written)
+
     def deactivated(self, user_id: int) -> None:
         for listener in list(self.by_user.get(user_id, ())):
             listener.deactivated()

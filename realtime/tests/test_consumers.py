@@ -1372,6 +1372,48 @@ async def test_presence_goes_online_with_the_first_socket_and_offline_after_the_
     assert await presence.is_online(alice.pk) is False
 
 
+async def recv_all(socket: Socket, until: Callable[[dict[str, Any]], bool]) -> list[dict[str, Any]]:
+    """Return every frame, presence included, up to and including the first that matches."""
+    frames = []
+    while True:
+        frames.append(await socket.recv(skip=()))
+        if until(frames[-1]):
+            return frames
+
+
+@asynctest
+async def test_presence_reaches_each_socket_once_however_many_rooms_are_shared(
+    monkeypatch, alice, bob, carol, lobby, secret
+) -> None:
+    monkeypatch.setattr(presence, "OFFLINE_GRACE_SECONDS", 0.1)
+    third = await call(room_services.room_create, creator=alice, name="Third")
+    for room in (secret, third):
+        await call(room_services.member_add, actor=alice, room=room, user_id=bob.pk)
+    bob_first = await connect(bob)
+    bob_second = await connect(bob)
+
+    alice_socket = await connect(alice)
+    await alice_socket.pong()  # her connect, presence included, is over
+    await alice_socket.send({"type": "typing", "room": lobby.pk})
+    for socket in (bob_first, bob_second):
+        frames = await recv_all(socket, lambda frame: frame["type"] == "typing")
+        presence_frames = [frame for frame in frames if frame["type"] == "presence"]
+        assert presence_frames == [{"type": "presence", "user": alice.pk, "status": "online"}]
+
+    await alice_socket.disconnect()
+    for socket in (bob_first, bob_second):
+        assert await socket.recv(2, skip=()) == {"type": "presence", "user": alice.pk, "status": "offline"}
+    # Synchronisation: the offline announcement is over, then a typing frame sent
+    # after it comes behind any repeat it could have made.
+    await asyncio.gather(*list(consumers._background))
+    carol_socket = await connect(carol)
+    await carol_socket.pong()
+    await carol_socket.send({"type": "typing", "room": lobby.pk})
+    for socket in (bob_first, bob_second):
+        frames = await recv_all(socket, lambda frame: frame["type"] == "typing")
+        assert [frame for frame in frames if frame.get("user") == alice.pk] == []
+
+
 @asynctest
 async def test_quick_reconnect_never_shows_the_user_offline(monkeypatch, alice, bob, lobby) -> None:
     monkeypatch.setattr(presence, "OFFLINE_GRACE_SECONDS", 1.0)
