@@ -31,7 +31,7 @@ from messaging import services
 from messaging.services import CLIENT_ID_MAX
 from realtime import delivery, presence, relay
 from realtime.daphne import socket_writer
-from rooms import events
+from rooms import events, selectors
 from rooms.events import Event
 from rooms.models import Room
 
@@ -260,7 +260,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         except Exception:
             logger.warning("presence: could not record a closed socket", exc_info=True)
         else:
-            _spawn(self._announce_offline_later(list(self.roles)))
+            _spawn(self._announce_offline_later())
 
     # --- Delivery from the pump ---------------------------------------------------------
 
@@ -463,17 +463,22 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         # The process's relay renews every socket's lease (realtime.relay.Relay.heartbeat).
         if first:
-            await self._broadcast_presence(list(self.roles), "online")
+            try:
+                await self._broadcast_presence("online")
+            except Exception:
+                logger.warning("presence: could not announce online", exc_info=True)
 
-    async def _announce_offline_later(self, room_ids: list[int]) -> None:
+    async def _announce_offline_later(self) -> None:
         await asyncio.sleep(presence.OFFLINE_GRACE_SECONDS)
         try:
             if not await presence.is_online(self.user_id):
-                await self._broadcast_presence(room_ids, "offline")
+                await self._broadcast_presence("offline")
         except Exception:
             logger.warning("presence: could not announce offline", exc_info=True)
 
-    async def _broadcast_presence(self, room_ids: list[int], status: str) -> None:
+    async def _broadcast_presence(self, status: str) -> None:
+        # Only through channels and DMs written in (rooms.selectors.presence_rooms), as GET presence/ answers.
+        room_ids = await run_db(selectors.presence_room_ids, self.user_id)
         # One copy per room reaches a process, but each socket gets one frame:
         # every copy names all the rooms and the change, and a process hands on
         # only the first copy it receives (realtime.relay).

@@ -1415,6 +1415,40 @@ async def test_presence_reaches_each_socket_once_however_many_rooms_are_shared(
 
 
 @asynctest
+async def test_presence_is_not_told_through_a_direct_conversation_never_written_in(
+    monkeypatch, alice, bob, mallory, lobby
+) -> None:
+    monkeypatch.setattr(presence, "OFFLINE_GRACE_SECONDS", 0.1)
+    room, _ = await call(room_services.direct_open, creator=mallory, user_ids=[alice.pk])
+    alice_socket = await connect(alice)
+
+    async def presence_of_mallory_until_typing() -> list[dict[str, Any]]:
+        # Bob types in lobby after mallory's announcement: alice's frames up to it hold any presence.
+        bob_socket = await connect(bob)
+        await bob_socket.pong()
+        await bob_socket.send({"type": "typing", "room": lobby.pk})
+        frames = await recv_all(alice_socket, lambda frame: frame["type"] == "typing")
+        await bob_socket.disconnect()
+        return [frame for frame in frames if frame["type"] == "presence" and frame["user"] == mallory.pk]
+
+    mallory_socket = await connect(mallory)
+    await mallory_socket.pong()
+    assert await presence_of_mallory_until_typing() == []
+    await mallory_socket.disconnect()
+    await asyncio.gather(*list(consumers._background))
+    assert await presence_of_mallory_until_typing() == []
+
+    await say(room.pk, mallory, "hello")
+    assert (await alice_socket.recv())["type"] == "message.new"
+    mallory_socket = await connect(mallory)
+    await mallory_socket.pong()
+    assert await presence_of_mallory_until_typing() == [{"type": "presence", "user": mallory.pk, "status": "online"}]
+    await mallory_socket.disconnect()
+    await asyncio.gather(*list(consumers._background))
+    assert await presence_of_mallory_until_typing() == [{"type": "presence", "user": mallory.pk, "status": "offline"}]
+
+
+@asynctest
 async def test_quick_reconnect_never_shows_the_user_offline(monkeypatch, alice, bob, lobby) -> None:
     monkeypatch.setattr(presence, "OFFLINE_GRACE_SECONDS", 1.0)
     bob_socket = await connect(bob)
