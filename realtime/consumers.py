@@ -176,12 +176,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
         # Register before reading the newest id: every event above it will be offered.
         await delivery.pump.register(self)
-        newest, self.roles, self.since = await run_db(delivery.socket_start, self.user_id)
+        start = await run_db(delivery.socket_start, self.user_id)
+        self.roles, self.since = start.roles, start.since
         await self.accept()
         self.opened_at = time.monotonic()
         metrics.socket_opened()
         log.info("ws.connect", resume_from=resume_from)
-        await self._send_now({"type": "hello", "user": user_payload(user), "last_event_id": newest})
+        await self._send_now({"type": "hello", "user": user_payload(user), "last_event_id": start.told})
 
         if bad_cursor:
             await self._send_now(
@@ -190,8 +191,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.close(CLOSE_POLICY)
             return
         if resume_from is not None:
-            await self._resume(resume_from, newest)
-        self.floor = max(self.floor, newest)
+            await self._resume(resume_from, start)
+        self.floor = max(self.floor, start.newest)
         self._go_live()
         self._schedule_token_expiry()
         await self._announce_presence_online()
@@ -209,10 +210,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return None, True
         return cursor, False
 
-    async def _resume(self, cursor: int, newest: int) -> None:
-        """Replay (cursor, newest] from the database, then say resume.done."""
-        pruned = await run_db(events.pruned_through)
-        if cursor > newest or cursor < pruned:
+    async def _resume(self, cursor: int, start: delivery.SocketStart) -> None:
+        """Replay (cursor, start.newest] from the database, then say resume.done."""
+        newest = start.newest
+        # Above what this user may be told, a cursor is not one this server gave
+        # them (another database, or a guess at the global newest id).
+        if cursor > start.told or cursor < start.pruned:
             # Events the client missed no longer exist (or it comes from another
             # database): it must reload over REST.
             await self._send_now({"type": "resync.required"})
@@ -230,7 +233,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                     metrics.frame_replayed()
             position = batch[-1].id
         self.floor = newest
-        await self._send_now({"type": "resume.done", "last_event_id": newest})
+        await self._send_now({"type": "resume.done", "last_event_id": start.told})
         metrics.resumed("replayed")
 
     def _go_live(self) -> None:

@@ -25,6 +25,7 @@ import contextlib
 import contextvars
 import json
 import logging
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from asgiref.sync import async_to_sync
@@ -152,15 +153,34 @@ def encode(frame: dict[str, Any]) -> str:
 # --- Where a new socket starts ----------------------------------------------------------
 
 
-def socket_start(user_id: int) -> tuple[int, dict[int, str], dict[int, int]]:
-    """Return what a new socket starts from: the newest event id, then its user's rooms.
+@dataclass(frozen=True)
+class SocketStart:
+    """Where a new socket starts.
 
-    One database call for both (a handshake used to queue for two). The
+    `newest` is the log's newest event id: the socket passes every event up
+    to it (its floor) and a resume replays up to it. `told` is what its user
+    is told (`hello`, `resume.done`): the newest event id they may see, at
+    least the pruned-through mark. The events in between belong to rooms
+    they are not in, so a client resuming from `told` misses none of its own.
+    """
+
+    newest: int
+    told: int
+    pruned: int
+    roles: dict[int, str]
+    since: dict[int, int]
+
+
+def socket_start(user_id: int) -> SocketStart:
+    """Return what a new socket starts from: where the log stands, what its user may be told, their rooms.
+
+    One database call for all (a handshake used to queue for two). The
     memberships are read after the newest id, so every join up to it is in them.
     """
-    newest = events.newest_event_id()
+    newest, pruned = events.log_position()
+    told = max(events.newest_visible_event_id(user_id=user_id, through=newest), pruned)
     roles, since = member_rooms(user_id)
-    return newest, roles, since
+    return SocketStart(newest=newest, told=told, pruned=pruned, roles=roles, since=since)
 
 
 # --- The per-process pump ------------------------------------------------------------------

@@ -20,6 +20,11 @@ order; on one socket event ids only grow. How this package keeps it:
   returns what one user may see in (N, H], including the rooms they left in
   that span up to their leaving; the realtime app shapes it with the same
   function as live frames.
+- **A user is told only their part of the log.** `hello` and `resume.done`
+  carry `reads.newest_visible_event_id` (at least the pruned-through mark),
+  not the global newest id, which would show activity in rooms they cannot
+  see. The events between the two are none of theirs, so resuming from
+  the id they were told replays nothing twice and misses nothing.
 - **Retention is explicit.** `retention.events_prune` deletes old events and
   first raises the pruned-through mark: a cursor below it is told
   `resync.required`, and `reads.newest_event_id` never falls below it, so a
@@ -36,7 +41,9 @@ from rooms.events.reads import (
     events_after,
     events_between,
     events_for_replay_batch,
+    log_position,
     newest_event_id,
+    newest_visible_event_id,
     pruned_through,
 )
 from rooms.events.record import event_payloads_redact, event_record
@@ -53,6 +60,8 @@ __all__ = [
     "events_between",
     "events_for_replay_batch",
     "events_prune",
+    "log_position",
     "newest_event_id",
+    "newest_visible_event_id",
     "pruned_through",
 ]

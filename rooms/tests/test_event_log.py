@@ -7,8 +7,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from messaging.services import message_post
-from rooms.events import Event, events_prune, newest_event_id, pruned_through
+from messaging.services import message_post, read_mark
+from rooms.events import Event, events_prune, newest_event_id, newest_visible_event_id, pruned_through
+from rooms.services import room_delete
 
 pytestmark = pytest.mark.django_db
 
@@ -46,3 +47,38 @@ def test_newest_event_id_after_a_partial_prune_is_the_newest_remaining_event(ali
 
     assert through is not None and through < newest
     assert newest_event_id() == newest
+
+
+# --- What one user may be told -------------------------------------------------------------------
+
+
+def _newest_of(**filters: object) -> int:
+    return Event.objects.filter(**filters).order_by("-id").values_list("id", flat=True).first() or 0
+
+
+def test_newest_visible_event_id_leaves_out_rooms_the_user_is_not_in(alice, bob, mallory, lobby, secret):
+    message_post(room=lobby, author=alice, body="for bob")
+    message_post(room=secret, author=alice, body="not for bob")
+    through = newest_event_id()
+
+    assert newest_visible_event_id(user_id=bob.pk, through=through) == _newest_of(room=lobby)
+    assert newest_visible_event_id(user_id=alice.pk, through=through) == through
+    assert newest_visible_event_id(user_id=mallory.pk, through=through) == 0
+
+
+def test_newest_visible_event_id_leaves_out_others_private_events_and_counts_ones_own(alice, bob, carol, lobby):
+    message, _ = message_post(room=lobby, author=alice, body="read me")
+    read_mark(user=bob, room=lobby, message_id=message.pk)
+    bobs = newest_event_id()
+    read_mark(user=carol, room=lobby, message_id=message.pk)
+
+    assert newest_visible_event_id(user_id=bob.pk, through=newest_event_id()) == bobs
+
+
+def test_newest_visible_event_id_counts_a_deleted_room_and_stops_at_through(alice, bob, lobby):
+    first = newest_event_id()
+    room_delete(actor=alice, room=lobby)
+    deleted = newest_event_id()
+
+    assert newest_visible_event_id(user_id=bob.pk, through=deleted) == deleted
+    assert newest_visible_event_id(user_id=bob.pk, through=first) == first
