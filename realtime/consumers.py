@@ -215,7 +215,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
         newest = start.newest
         # Above what this user may be told, a cursor is not one this server gave
         # them (another database, or a guess at the global newest id).
-        if cursor > start.told or cursor < start.pruned:
+        if cursor > start.told or (
+            # Below the pruned-through mark: resync only if a pruned event was theirs to see.
+            cursor < start.pruned and await run_db(_pruned_events_missed, self.user_id, cursor)
+        ):
             # Events the client missed no longer exist (or it comes from another
             # database): it must reload over REST.
             await self._send_now({"type": "resync.required"})
@@ -513,6 +516,10 @@ def _frame_type(frame: dict[str, Any] | None) -> str:
     """Return a received frame's type for metrics: a known type, or "other"."""
     kind = frame.get("type") if frame is not None else None
     return kind if isinstance(kind, str) and kind in FRAME_HANDLERS else "other"
+
+
+def _pruned_events_missed(user_id: int, after: int) -> bool:
+    return events.pruned_events_missed(user_id=user_id, after=after)
 
 
 def _replay_batch(user: Any, after: int, through: int) -> list[Event]:

@@ -1385,6 +1385,33 @@ async def test_after_pruning_every_event_hello_and_resume_stand_at_the_pruned_th
 
 
 @asynctest
+async def test_resume_of_a_user_whose_rooms_were_quiet_through_a_prune_needs_no_resync(
+    alice, bob, lobby, secret
+) -> None:
+    from django.core.management import call_command
+    from django.utils import timezone
+
+    socket = await connect(bob)
+    told = socket.hello["last_event_id"]
+    await socket.disconnect()
+    await say(secret, alice, "only in a room bob is not in")
+
+    def prune_everything() -> int:
+        newest = newest_event_id()
+        Event.objects.update(created_at=timezone.now() - timedelta(days=30))
+        call_command("prune_events", "--days", "0", stdout=io.StringIO())
+        return newest
+
+    watermark = await call(prune_everything)
+    assert told < watermark
+    socket = await connect(bob, query=f"?last_event_id={told}")
+    assert await socket.recv() == {"type": "resume.done", "last_event_id": watermark}
+    await say(lobby, alice, "live again")
+    frame = await socket.recv()
+    assert (frame["type"], frame["message"]["body"]) == ("message.new", "live again")
+
+
+@asynctest
 async def test_resume_from_a_cursor_beyond_the_newest_event_requires_a_resync(alice, bob, lobby) -> None:
     newest = await call(newest_event_id)
     socket = await connect(alice, query=f"?last_event_id={newest + 1000}")

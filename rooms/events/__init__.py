@@ -26,15 +26,17 @@ order; on one socket event ids only grow. How this package keeps it:
   see. The events between the two are none of theirs, so resuming from
   the id they were told replays nothing twice and misses nothing.
 - **Retention is explicit.** `retention.events_prune` deletes old events and
-  first raises the pruned-through mark: a cursor below it is told
-  `resync.required`, and `reads.newest_event_id` never falls below it, so a
-  quiet server whose every event was pruned still knows where its log stands.
+  first raises the pruned-through mark, with a mark per room and per user of
+  the newest event it removes: a cursor below it is told `resync.required`
+  when one of its user's marks lies above it (`reads.pruned_events_missed`),
+  and `reads.newest_event_id` never falls below it, so a quiet server whose
+  every event was pruned still knows where its log stands.
 - **Redaction is the one rewrite.** A deleted message's text leaves every
   event that carried it (`record.event_payloads_redact`), in the deletion's
   own transaction.
 """
 
-from rooms.events.models import Event, EventLogState
+from rooms.events.models import Event, EventLogState, PrunedEventMark
 from rooms.events.reads import (
     FETCH_BATCH,
     REPLAY_BATCH,
@@ -44,6 +46,7 @@ from rooms.events.reads import (
     log_position,
     newest_event_id,
     newest_visible_event_id,
+    pruned_events_missed,
     pruned_through,
 )
 from rooms.events.record import event_payloads_redact, event_record
@@ -54,6 +57,7 @@ __all__ = [
     "REPLAY_BATCH",
     "Event",
     "EventLogState",
+    "PrunedEventMark",
     "event_payloads_redact",
     "event_record",
     "events_after",
@@ -63,5 +67,6 @@ __all__ = [
     "log_position",
     "newest_event_id",
     "newest_visible_event_id",
+    "pruned_events_missed",
     "pruned_through",
 ]

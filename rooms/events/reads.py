@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from django.db import connection
-from django.db.models import Max, Q
+from django.db.models import Exists, Max, OuterRef, Q, Value
+from django.db.models.functions import Coalesce
 
-from rooms.events.models import Event, EventLogState
+from rooms.events.models import Event, EventLogState, PrunedEventMark
 from rooms.models import Membership
 
 if TYPE_CHECKING:
@@ -61,6 +62,22 @@ def newest_visible_event_id(*, user_id: int, through: int) -> int:
         cursor.execute(sql, [through, user_id, user_id, through])
         in_rooms, about = cursor.fetchone()
     return max(in_rooms or 0, about or 0)
+
+
+def pruned_events_missed(*, user_id: int, after: int) -> bool:
+    """Return whether pruning removed an event after `after` that the user may see.
+
+    One of the events about them, or of one of their rooms from their joining
+    on (a room they left in that span has their leaving among the former).
+    """
+    if PrunedEventMark.objects.filter(user_id=user_id, through__gt=after).exists():
+        return True
+    in_their_rooms = PrunedEventMark.objects.filter(
+        room_id=OuterRef("room_id"),
+        through__gt=after,
+        through__gte=Coalesce(OuterRef("joined_event_id"), Value(0)),
+    )
+    return Membership.objects.filter(user_id=user_id).filter(Exists(in_their_rooms)).exists()
 
 
 def events_after(cursor: int) -> list[Event]:

@@ -8,8 +8,15 @@ import pytest
 from django.utils import timezone
 
 from messaging.services import message_post, read_mark
-from rooms.events import Event, events_prune, newest_event_id, newest_visible_event_id, pruned_through
-from rooms.services import room_delete
+from rooms.events import (
+    Event,
+    events_prune,
+    newest_event_id,
+    newest_visible_event_id,
+    pruned_events_missed,
+    pruned_through,
+)
+from rooms.services import room_delete, room_join, room_leave
 
 pytestmark = pytest.mark.django_db
 
@@ -82,3 +89,72 @@ def test_newest_visible_event_id_counts_a_deleted_room_and_stops_at_through(alic
 
     assert newest_visible_event_id(user_id=bob.pk, through=deleted) == deleted
     assert newest_visible_event_id(user_id=bob.pk, through=first) == first
+
+
+# --- Resuming from below the pruned-through mark -------------------------------------------------
+
+
+def _age() -> None:
+    """Make every event so far old enough for any prune."""
+    Event.objects.update(created_at=timezone.now() - timedelta(days=30))
+
+
+def _prune() -> int:
+    _, through = events_prune(older_than=timedelta(days=1))
+    assert through is not None
+    return through
+
+
+def test_a_quiet_users_cursor_below_the_pruned_mark_missed_nothing(alice, bob, lobby, secret):
+    cursor = newest_event_id()  # bob is up to date
+    message_post(room=secret, author=alice, body="elsewhere")
+    _age()
+
+    through = _prune()
+
+    assert cursor < through
+    assert pruned_events_missed(user_id=bob.pk, after=cursor) is False
+    assert pruned_events_missed(user_id=alice.pk, after=cursor) is True
+
+
+def test_a_pruned_event_of_ones_room_after_the_cursor_was_missed(alice, bob, lobby):
+    cursor = newest_event_id()
+    message_post(room=lobby, author=alice, body="bob never saw this")
+    _age()
+    _prune()
+
+    assert pruned_events_missed(user_id=bob.pk, after=cursor) is True
+    assert pruned_events_missed(user_id=bob.pk, after=newest_event_id()) is False
+
+
+def test_a_pruned_leaving_or_joining_after_the_cursor_was_missed(alice, bob, mallory, lobby):
+    cursor = newest_event_id()
+    room_leave(user=bob, room=lobby)
+    room_join(user=mallory, room=lobby)
+    _age()
+    _prune()
+
+    assert pruned_events_missed(user_id=bob.pk, after=cursor) is True
+    assert pruned_events_missed(user_id=mallory.pk, after=cursor) is True
+
+
+def test_pruned_events_of_a_room_from_before_joining_were_never_the_users(alice, mallory, lobby):
+    cursor = newest_event_id()
+    message_post(room=lobby, author=alice, body="before mallory")
+    _age()
+    room_join(user=mallory, room=lobby)
+    _prune()
+
+    assert pruned_events_missed(user_id=mallory.pk, after=cursor) is False
+
+
+def test_later_prunes_raise_the_marks(alice, bob, lobby):
+    message_post(room=lobby, author=alice, body="first")
+    _age()
+    _prune()
+    cursor = newest_event_id()
+    message_post(room=lobby, author=alice, body="second")
+    _age()
+    _prune()
+
+    assert pruned_events_missed(user_id=bob.pk, after=cursor) is True
