@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
@@ -66,10 +68,28 @@ def user_register(*, username: str, email: str, password: str, display_name: str
         raise Invalid({"username": "That username or email is taken."}) from None
 
 
+# Called inside the transaction of a profile change that others see (the
+# display name), after its write. The rooms app records there the event that
+# tells the people who share a room with the user; accounts cannot import rooms.
+_profile_change_listeners: list[Callable[[User], object]] = []
+
+
+def profile_change_listener_register(listener: Callable[[User], object]) -> None:
+    """Call `listener` with the user, in the transaction of each change of their display name."""
+    if listener not in _profile_change_listeners:
+        _profile_change_listeners.append(listener)
+
+
 @transaction.atomic
 def user_update_profile(*, user: User, display_name: object) -> User:
-    user.display_name = clean_display_name(display_name)
+    """Change the user's display name; the people who share a room with them are told."""
+    cleaned = clean_display_name(display_name)
+    if cleaned == user.display_name:
+        return user
+    user.display_name = cleaned
     user.save(update_fields=["display_name"])
+    for listener in _profile_change_listeners:
+        listener(user)
     return user
 
 

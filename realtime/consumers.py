@@ -58,7 +58,7 @@ CLOSE_FLOODING = 4008
 CLOSE_DROPPED = 4009
 
 # Frames that are the same for every recipient, so encoded once per event.
-SHARED_FRAME_TYPES = {"message.new", "message.updated", "member.joined", "member.left"}
+SHARED_FRAME_TYPES = {"message.new", "message.updated", "member.joined", "member.left", "user.updated"}
 
 
 # Fire-and-forget tasks that outlive a handler; kept here so they are not
@@ -130,6 +130,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     user_id: int
     roles: dict[int, str]
     since: dict[int, int]
+    user_changes: dict[int, str]
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Channels closes stale database connections before every handler, a
@@ -155,6 +156,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         structlog.contextvars.bind_contextvars(user_id=user.pk)
         self.socket_id = uuid.uuid4().hex
         self.roles, self.since = {}, {}
+        self.user_changes = {}
         self.live = False
         self.closing = False
         self.held: list[Event] = []
@@ -224,12 +226,17 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self._send_now({"type": "resync.required"})
             metrics.resumed("resync")
             return
-        position = cursor
+        # From the cursor's own event on: the client has it, and its repeats
+        # (another room's copy of a user.updated) must not be sent again.
+        position = max(cursor - 1, 0)
         while position < newest:
             batch = await run_db(_replay_batch, self.user, position, newest)
             if not batch:
                 break
             for event in batch:
+                if event.id <= cursor:
+                    delivery.event_already_sent(event, self)
+                    continue
                 frame = delivery.event_frame(event, self, replaying=True)
                 if frame is not None:
                     await self._send_now(frame)

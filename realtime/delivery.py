@@ -61,6 +61,8 @@ class SocketState(Protocol):
     user_id: int
     roles: dict[int, str]
     since: dict[int, int]
+    # The last `user.updated` change passed on, per user it was about.
+    user_changes: dict[int, str]
 
 
 def _personal_room(room: dict[str, Any], role: str | None) -> dict[str, Any]:
@@ -134,6 +136,9 @@ def event_frame(event: Event, state: SocketState, *, replaying: bool = False) ->
         return {"type": "member.joined", "event_id": event.id, "room": room_id, "user": payload["user"]}
     if kind == Event.Type.MEMBER_LEFT:
         return {"type": "member.left", "event_id": event.id, "room": room_id, "user": payload["user"]}
+    if kind == Event.Type.USER_UPDATED:
+        # One event per room the user is in: the first this socket may see speaks for all.
+        return _user_updated_frame(event, state)
     if kind == Event.Type.MEMBER_ROLE:
         if not about_me:
             return None
@@ -144,6 +149,21 @@ def event_frame(event: Event, state: SocketState, *, replaying: bool = False) ->
             "room": _personal_room(payload["room"], payload["role"]),
         }
     return None
+
+
+def _user_updated_frame(event: Event, state: SocketState) -> dict[str, Any] | None:
+    user = event.payload["user"]
+    change = event.payload["change"]
+    if state.user_changes.get(user["id"]) == change:
+        return None
+    state.user_changes[user["id"]] = change
+    return {"type": "user.updated", "event_id": event.id, "user": user}
+
+
+def event_already_sent(event: Event, state: SocketState) -> None:
+    """Note an event the client had before it resumed (its cursor's), so that its repeats are not sent."""
+    if event.type == Event.Type.USER_UPDATED:
+        state.user_changes[event.payload["user"]["id"]] = event.payload["change"]
 
 
 def encode(frame: dict[str, Any]) -> str:

@@ -7,6 +7,7 @@ REST views, the WebSocket consumer and the admin all call these.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -414,6 +415,29 @@ def member_unban(
         reason=reason,
         via=via,
     )
+
+
+# --- People ---------------------------------------------------------------------------------
+
+
+def user_update_announce(user: User) -> list[Event]:
+    """Tell the people who share a room with `user` of their new name: one `user.updated` per room.
+
+    Runs inside the profile change's transaction, as its last writes
+    (`accounts.services.user_update_profile` calls it through the listener
+    RoomsConfig registers). One event per room, in room order, so that
+    replay decides who may see it exactly as for any event of a room; every
+    one carries the same `change`, and a socket passes on only the first it
+    may see (`realtime.delivery.event_frame`): one frame per socket.
+    """
+    room_ids = sorted(
+        Membership.objects.filter(user=user, room__deleted_at__isnull=True).values_list("room_id", flat=True)
+    )
+    payload = {"user": user_payload(user), "change": uuid.uuid4().hex}
+    return [
+        event_record(type=Event.Type.USER_UPDATED, room=room_id, user_id=user.pk, actor_id=user.pk, payload=payload)
+        for room_id in room_ids
+    ]
 
 
 # --- Direct conversations --------------------------------------------------------------

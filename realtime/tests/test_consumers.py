@@ -1088,6 +1088,40 @@ async def test_role_change_reaches_the_member_as_room_updated(client_for, alice,
 
 
 @asynctest
+async def test_new_display_name_reaches_each_socket_that_shares_a_room_once_live_and_on_resume(
+    client_for, alice, bob, mallory, lobby, secret
+) -> None:
+    await call(room_services.member_add, actor=alice, room=secret, user_id=bob.pk)
+    await call(room_services.direct_open, creator=alice, user_ids=[bob.pk])
+    bob_socket = await connect(bob)
+    bob_other = await connect(bob)
+    alice_other = await connect(alice)
+    mallory_socket = await connect(mallory)
+    start = bob_socket.hello["last_event_id"]
+
+    status, _ = await rest(client_for, alice, "patch", "users/me/", {"display_name": "Alice Liddell"})
+    assert status == 200
+    await say(lobby, alice, "after the rename")
+    renamed = {"id": alice.pk, "username": "alice", "display_name": "Alice Liddell"}
+    live: dict[str, list[dict[str, Any]]] = {}
+    for name, socket in (("bob", bob_socket), ("bob's other", bob_other), ("alice's other", alice_other)):
+        live[name] = await socket.until_message("after the rename")
+        # Three shared rooms, three events: one frame.
+        assert [frame["type"] for frame in live[name]] == ["user.updated", "message.new"], name
+        assert live[name][0]["user"] == renamed
+    await mallory_socket.nothing(0.1)
+
+    # On resume: the same one frame.
+    resumed = await connect(bob, query=f"?last_event_id={start}")
+    replay = await resumed.until(lambda frame: frame["type"] == "resume.done")
+    assert replay[:-1] == live["bob"]
+    # Resuming from the frame's own id (the first of the three events): not again.
+    again = await connect(bob, query=f"?last_event_id={live['bob'][0]['event_id']}")
+    replay = await again.until(lambda frame: frame["type"] == "resume.done")
+    assert [frame["type"] for frame in replay] == ["message.new", "resume.done"]
+
+
+@asynctest
 async def test_user_added_to_a_room_receives_its_next_message_without_reconnecting(
     client_for, alice, mallory, secret
 ) -> None:

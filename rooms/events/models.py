@@ -66,6 +66,7 @@ class Event(models.Model):
         MEMBER_LEFT = "member.left"
         MEMBER_ROLE = "member.role"
         READ = "read"
+        USER_UPDATED = "user.updated"
 
     id = models.BigAutoField(primary_key=True)
     type = models.CharField(max_length=32, choices=Type.choices)

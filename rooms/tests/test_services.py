@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from django.db import connection, transaction
 
+from accounts.services import user_update_profile
 from core import publish
 from core.errors import Forbidden, Invalid, NotFound
 from messaging.services import message_post, read_mark
@@ -417,3 +418,42 @@ def test_person_added_to_a_direct_conversation_has_nothing_unread_from_before(al
     assert _read_state(carol, room) == (0, 0)
     message_post(room=room, author=bob, body="@carol meet alice")
     assert _read_state(carol, room) == (1, 1)
+
+
+# --- A new display name --------------------------------------------------------------------------
+
+
+def test_new_display_name_records_one_user_updated_per_room_of_the_user_after_commit(
+    alice, bob, lobby, secret, capture_events
+):
+    deleted = services.room_create(creator=alice, name="Gone")
+    services.room_delete(actor=alice, room=deleted)
+
+    with capture_events() as published:
+        user_update_profile(user=alice, display_name="Alice Liddell")
+
+    assert [event.type for event in published] == ["user.updated", "user.updated"]
+    assert sorted(event.room_id for event in published) == sorted([lobby.pk, secret.pk])
+    assert [event.id for event in published] == sorted(event.id for event in published)
+    for event in published:
+        assert event.user_id == alice.pk
+        assert event.payload["user"] == {"id": alice.pk, "username": "alice", "display_name": "Alice Liddell"}
+    # One change: every room's event names the same one.
+    assert len({event.payload["change"] for event in published}) == 1
+
+
+def test_unchanged_display_name_or_a_user_in_no_room_records_nothing(alice, mallory, lobby, capture_events):
+    with capture_events() as published:
+        user_update_profile(user=alice, display_name="  Alice ")
+        user_update_profile(user=mallory, display_name="Mal")
+
+    assert published == []
+    mallory.refresh_from_db()
+    assert mallory.display_name == "Mal"
+
+
+def test_refused_display_name_records_nothing(alice, lobby, capture_events):
+    with capture_events() as published, pytest.raises(Invalid):
+        user_update_profile(user=alice, display_name="x" * 65)
+
+    assert published == []
