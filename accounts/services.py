@@ -90,15 +90,33 @@ def user_register(
     return user
 
 
+# Called inside the transaction of a profile change that others see (the
+# display name), after its write. The rooms app records there the event that
+# tells the people who share a room with the user; accounts cannot import rooms.
+_profile_change_listeners: list[Callable[[User], object]] = []
+
+
+def profile_change_listener_register(listener: Callable[[User], object]) -> None:
+    """Call `listener` with the user, in the transaction of each change of their display name."""
+    if listener not in _profile_change_listeners:
+        _profile_change_listeners.append(listener)
+
+
 @transaction.atomic
 def user_update_profile(
     *, user: User, display_name: object, actor: User | None = None, reason: str = "", via: str = "api"
 ) -> User:
-    """Change a display name; staff changing someone else's (`actor`) are logged with their reason."""
+    """Change a display name; the people who share a room with the user are told.
+
+    Staff changing someone else's (`actor`) are logged with their reason.
+    """
+    cleaned = clean_display_name(display_name)
+    if cleaned == user.display_name:
+        return user
     before = user.display_name
-    user.display_name = clean_display_name(display_name)
+    user.display_name = cleaned
     user.save(update_fields=["display_name"])
-    if actor is not None and actor.pk != user.pk and before != user.display_name:
+    if actor is not None and actor.pk != user.pk:
         moderation_record(
             actor=actor,
             action=ModerationAction.Kind.USER_UPDATE,
@@ -107,6 +125,8 @@ def user_update_profile(
             via=via,
             detail=f"display name: {before!r} → {user.display_name!r}",
         )
+    for listener in _profile_change_listeners:
+        listener(user)
     return user
 
 
@@ -275,6 +295,9 @@ def user_erase(*, user: User, actor: User, reason: str, via: str = "admin") -> U
     moderation_record(actor=actor, action=ModerationAction.Kind.USER_ERASE, target_user=user, reason=reason, via=via)
     for hook in _erasure_hooks:
         hook(user)
+    # Open pages show "Deleted user" at once instead of the old name.
+    for listener in _profile_change_listeners:
+        listener(user)
     return user
 
 

@@ -274,12 +274,16 @@ def format_frame(frame: dict[str, Any], view: View) -> str | None:
         view.learn_user(user)
         verb = "joined" if kind == "member.joined" else "left"
         return f"[{view.room_label(room)}] {user.get('username', '?')} {verb}"
+    if kind == "user.updated":
+        user = frame.get("user") or {}
+        view.learn_user(user)
+        return f"* {user.get('username', '?')} is now called “{user.get('display_name') or user.get('username', '?')}”"
     if kind == "typing":
         user = frame.get("user") or {}
         view.learn_user(user)
         return f"[{view.room_label(room)}] {user.get('username', '?')} is typing…"
     if kind == "presence":
-        # The server says it once per shared room; a status is news only when it changes.
+        # A status is news only when it changes (a frame may repeat one after a reconnect).
         if view.presence.get(frame["user"]) == frame.get("status"):
             return None
         view.presence[frame["user"]] = frame.get("status")

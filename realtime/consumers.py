@@ -31,7 +31,7 @@ from messaging import services
 from messaging.services import CLIENT_ID_MAX
 from realtime import delivery, presence, relay
 from realtime.daphne import socket_writer
-from rooms import events
+from rooms import events, selectors
 from rooms.events import Event
 from rooms.models import Room
 
@@ -58,7 +58,7 @@ CLOSE_FLOODING = 4008
 CLOSE_DROPPED = 4009
 
 # Frames that are the same for every recipient, so encoded once per event.
-SHARED_FRAME_TYPES = {"message.new", "message.updated", "member.joined", "member.left"}
+SHARED_FRAME_TYPES = {"message.new", "message.updated", "member.joined", "member.left", "user.updated"}
 
 
 # Fire-and-forget tasks that outlive a handler; kept here so they are not
@@ -130,6 +130,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     user_id: int
     roles: dict[int, str]
     since: dict[int, int]
+    user_changes: dict[int, str]
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Channels closes stale database connections before every handler, a
@@ -155,6 +156,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         structlog.contextvars.bind_contextvars(user_id=user.pk)
         self.socket_id = uuid.uuid4().hex
         self.roles, self.since = {}, {}
+        self.user_changes = {}
         self.live = False
         self.closing = False
         self.held: list[Event] = []
@@ -176,12 +178,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
         # Register before reading the newest id: every event above it will be offered.
         await delivery.pump.register(self)
-        newest, self.roles, self.since = await run_db(delivery.socket_start, self.user_id)
+        start = await run_db(delivery.socket_start, self.user_id)
+        self.roles, self.since = start.roles, start.since
         await self.accept()
         self.opened_at = time.monotonic()
         metrics.socket_opened()
         log.info("ws.connect", resume_from=resume_from)
-        await self._send_now({"type": "hello", "user": user_payload(user), "last_event_id": newest})
+        await self._send_now({"type": "hello", "user": user_payload(user), "last_event_id": start.told})
 
         if bad_cursor:
             await self._send_now(
@@ -190,8 +193,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.close(CLOSE_POLICY)
             return
         if resume_from is not None:
-            await self._resume(resume_from, newest)
-        self.floor = max(self.floor, newest)
+            await self._resume(resume_from, start)
+        self.floor = max(self.floor, start.newest)
         self._go_live()
         self._schedule_token_expiry()
         await self._announce_presence_online()
@@ -209,28 +212,38 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return None, True
         return cursor, False
 
-    async def _resume(self, cursor: int, newest: int) -> None:
-        """Replay (cursor, newest] from the database, then say resume.done."""
-        pruned = await run_db(events.pruned_through)
-        if cursor > newest or cursor < pruned:
+    async def _resume(self, cursor: int, start: delivery.SocketStart) -> None:
+        """Replay (cursor, start.newest] from the database, then say resume.done."""
+        newest = start.newest
+        # Above what this user may be told, a cursor is not one this server gave
+        # them (another database, or a guess at the global newest id).
+        if cursor > start.told or (
+            # Below the pruned-through mark: resync only if a pruned event was theirs to see.
+            cursor < start.pruned and await run_db(_pruned_events_missed, self.user_id, cursor)
+        ):
             # Events the client missed no longer exist (or it comes from another
             # database): it must reload over REST.
             await self._send_now({"type": "resync.required"})
             metrics.resumed("resync")
             return
-        position = cursor
+        # From the cursor's own event on: the client has it, and its repeats
+        # (another room's copy of a user.updated) must not be sent again.
+        position = max(cursor - 1, 0)
         while position < newest:
             batch = await run_db(_replay_batch, self.user, position, newest)
             if not batch:
                 break
             for event in batch:
+                if event.id <= cursor:
+                    delivery.event_already_sent(event, self)
+                    continue
                 frame = delivery.event_frame(event, self, replaying=True)
                 if frame is not None:
                     await self._send_now(frame)
                     metrics.frame_replayed()
             position = batch[-1].id
         self.floor = newest
-        await self._send_now({"type": "resume.done", "last_event_id": newest})
+        await self._send_now({"type": "resume.done", "last_event_id": start.told})
         metrics.resumed("replayed")
 
     def _go_live(self) -> None:
@@ -260,7 +273,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         except Exception:
             logger.warning("presence: could not record a closed socket", exc_info=True)
         else:
-            _spawn(self._announce_offline_later(list(self.roles)))
+            _spawn(self._announce_offline_later())
 
     # --- Delivery from the pump ---------------------------------------------------------
 
@@ -463,18 +476,32 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         # The process's relay renews every socket's lease (realtime.relay.Relay.heartbeat).
         if first:
-            await self._broadcast_presence(list(self.roles), "online")
+            try:
+                await self._broadcast_presence("online")
+            except Exception:
+                logger.warning("presence: could not announce online", exc_info=True)
 
-    async def _announce_offline_later(self, room_ids: list[int]) -> None:
+    async def _announce_offline_later(self) -> None:
         await asyncio.sleep(presence.OFFLINE_GRACE_SECONDS)
         try:
             if not await presence.is_online(self.user_id):
-                await self._broadcast_presence(room_ids, "offline")
+                await self._broadcast_presence("offline")
         except Exception:
             logger.warning("presence: could not announce offline", exc_info=True)
 
-    async def _broadcast_presence(self, room_ids: list[int], status: str) -> None:
-        message = {"type": "presence.relay", "user": self.user_id, "status": status}
+    async def _broadcast_presence(self, status: str) -> None:
+        # Only through channels and DMs written in (rooms.selectors.presence_rooms), as GET presence/ answers.
+        room_ids = await run_db(selectors.presence_room_ids, self.user_id)
+        # One copy per room reaches a process, but each socket gets one frame:
+        # every copy names all the rooms and the change, and a process hands on
+        # only the first copy it receives (realtime.relay).
+        message = {
+            "type": "presence.relay",
+            "user": self.user_id,
+            "status": status,
+            "rooms": room_ids,
+            "change": uuid.uuid4().hex,
+        }
         for room_id in room_ids:
             await relay.send_to_room(room_id, message)
 
@@ -496,6 +523,10 @@ def _frame_type(frame: dict[str, Any] | None) -> str:
     """Return a received frame's type for metrics: a known type, or "other"."""
     kind = frame.get("type") if frame is not None else None
     return kind if isinstance(kind, str) and kind in FRAME_HANDLERS else "other"
+
+
+def _pruned_events_missed(user_id: int, after: int) -> bool:
+    return events.pruned_events_missed(user_id=user_id, after=after)
 
 
 def _replay_batch(user: Any, after: int, through: int) -> list[Event]:

@@ -25,6 +25,7 @@ import contextlib
 import contextvars
 import json
 import logging
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from asgiref.sync import async_to_sync
@@ -63,6 +64,8 @@ class SocketState(Protocol):
     user_id: int
     roles: dict[int, str]
     since: dict[int, int]
+    # The last `user.updated` change passed on, per user it was about.
+    user_changes: dict[int, str]
 
 
 def _personal_room(room: dict[str, Any], role: str | None) -> dict[str, Any]:
@@ -105,7 +108,10 @@ def event_frame(event: Event, state: SocketState, *, replaying: bool = False) ->
         role = payload.get("role", "member")
         state.roles[room_id] = role
         state.since[room_id] = event.id
-        return {"type": "room.added", "event_id": event.id, "room": _personal_room(payload["room"], role)}
+        room = _personal_room(payload["room"], role)
+        # The newcomer's read marker starts at the newest message of their joining.
+        room["last_read_message_id"] = payload.get("last_read_message_id", 0)
+        return {"type": "room.added", "event_id": event.id, "room": room}
 
     if kind == Event.Type.MEMBER_LEFT and about_me:
         known = state.roles.pop(room_id, None)
@@ -140,6 +146,9 @@ def event_frame(event: Event, state: SocketState, *, replaying: bool = False) ->
             "user": payload["user"],
             "reason": _left_why(payload),
         }
+    if kind == Event.Type.USER_UPDATED:
+        # One event per room the user is in: the first this socket may see speaks for all.
+        return _user_updated_frame(event, state)
     if kind == Event.Type.MEMBER_ROLE:
         if not about_me:
             return None
@@ -158,6 +167,21 @@ def _left_why(payload: dict[str, Any]) -> str:
     return reason if reason in LEFT_REASONS else "left"
 
 
+def _user_updated_frame(event: Event, state: SocketState) -> dict[str, Any] | None:
+    user = event.payload["user"]
+    change = event.payload["change"]
+    if state.user_changes.get(user["id"]) == change:
+        return None
+    state.user_changes[user["id"]] = change
+    return {"type": "user.updated", "event_id": event.id, "user": user}
+
+
+def event_already_sent(event: Event, state: SocketState) -> None:
+    """Note an event the client had before it resumed (its cursor's), so that its repeats are not sent."""
+    if event.type == Event.Type.USER_UPDATED:
+        state.user_changes[event.payload["user"]["id"]] = event.payload["change"]
+
+
 def encode(frame: dict[str, Any]) -> str:
     return json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
 
@@ -165,15 +189,34 @@ def encode(frame: dict[str, Any]) -> str:
 # --- Where a new socket starts ----------------------------------------------------------
 
 
-def socket_start(user_id: int) -> tuple[int, dict[int, str], dict[int, int]]:
-    """Return what a new socket starts from: the newest event id, then its user's rooms.
+@dataclass(frozen=True)
+class SocketStart:
+    """Where a new socket starts.
 
-    One database call for both (a handshake used to queue for two). The
+    `newest` is the log's newest event id: the socket passes every event up
+    to it (its floor) and a resume replays up to it. `told` is what its user
+    is told (`hello`, `resume.done`): the newest event id they may see, at
+    least the pruned-through mark. The events in between belong to rooms
+    they are not in, so a client resuming from `told` misses none of its own.
+    """
+
+    newest: int
+    told: int
+    pruned: int
+    roles: dict[int, str]
+    since: dict[int, int]
+
+
+def socket_start(user_id: int) -> SocketStart:
+    """Return what a new socket starts from: where the log stands, what its user may be told, their rooms.
+
+    One database call for all (a handshake used to queue for two). The
     memberships are read after the newest id, so every join up to it is in them.
     """
-    newest = events.newest_event_id()
+    newest, pruned = events.log_position()
+    told = max(events.newest_visible_event_id(user_id=user_id, through=newest), pruned)
     roles, since = member_rooms(user_id)
-    return newest, roles, since
+    return SocketStart(newest=newest, told=told, pruned=pruned, roles=roles, since=since)
 
 
 # --- The per-process pump ------------------------------------------------------------------
@@ -298,6 +341,20 @@ class EventPump:
         encoded = EncodedFrame(frame["type"], encode(frame))
         written = 0
         for listener in list(self.by_room.get(room_id, ())):
+            if listener.user_id != skip_user:
+                listener.deliver(encoded)
+                written += 1
+        if written:
+            metrics.frames_sent(frame["type"], written)
+
+    def relay_once(self, frame: dict[str, Any], *, room_ids: list[int], skip_user: int) -> None:
+        """Hand a frame to this process's sockets in any of `room_ids`, once each, except `skip_user`'s."""
+        listeners: set[Listener] = set()
+        for room_id in room_ids:
+            listeners.update(self.by_room.get(room_id, ()))
+        encoded = EncodedFrame(frame["type"], encode(frame))
+        written = 0
+        for listener in listeners:
             if listener.user_id != skip_user:
                 listener.deliver(encoded)
                 written += 1

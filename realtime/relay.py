@@ -13,6 +13,7 @@ from the database through `delivery.EventPump`; the doorbell only wakes it.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import uuid
@@ -32,6 +33,8 @@ logger = logging.getLogger(__name__)
 DOORBELL_GROUP = "events.doorbell"
 # Names this process on its doorbells: it hears its own too, and its pump was woken at commit already.
 PROCESS_TOKEN = uuid.uuid4().hex
+# Presence changes remembered to drop their other copies: far more than are in flight at once.
+CHANGES_REMEMBERED = 4096
 
 
 def room_group(room_id: int) -> str:
@@ -50,6 +53,17 @@ class Relay:
         self.channel: str | None = None
         self.joined: set[str] = set()
         self.changed = asyncio.Event()
+        # The latest presence changes handed on, oldest first: the other copies are dropped.
+        self.changes_seen: collections.OrderedDict[str, None] = collections.OrderedDict()
+
+    def _seen(self, change: str) -> bool:
+        """Return whether `change` was handed on already; remember it if not."""
+        if change in self.changes_seen:
+            return True
+        self.changes_seen[change] = None
+        if len(self.changes_seen) > CHANGES_REMEMBERED:
+            self.changes_seen.popitem(last=False)
+        return False
 
     def wanted(self, layer: Any) -> set[str]:
         groups = {room_group(room_id) for room_id in self.pump.by_room}
@@ -147,8 +161,11 @@ class Relay:
             frame = {"type": "typing", "room": message["room"], "user": user}
             self.pump.relay(frame, room_id=message["room"], skip_user=user["id"])
         elif kind == "presence.relay":
+            change = message.get("change")
+            if change is not None and self._seen(change):
+                return  # another room's copy of a change already handed on
             frame = {"type": "presence", "user": message["user"], "status": message["status"]}
-            self.pump.relay(frame, room_id=message["room"], skip_user=message["user"])
+            self.pump.relay_once(frame, room_ids=message.get("rooms") or [message["room"]], skip_user=message["user"])
         elif kind == "user.deactivated":
             self.pump.deactivated(message["user"])
 

@@ -42,11 +42,12 @@ class PresenceView(APIView):
         parameters=[OpenApiParameter("users", str, required=True, description="Comma-separated user ids")],
         responses=PresenceSerializer,
         summary="Who of these users is online now",
-        description="Only users who share a room with the caller are reported; the others read as offline. "
+        description="Only users who share a channel with the caller, or a direct conversation with at least "
+        "one message, are reported; the others read as offline. "
         "Changes then arrive as `presence` frames on /ws/.",
     )
     def get(self, request: AuthedRequest) -> Response:
         wanted = _id_list(request.GET.get("users", ""), name="users", maximum=PRESENCE_MAX_USERS)
-        # Presence is visible only to people who share a room, as on the socket.
+        # Presence is visible only through channels and DMs written in, as on the socket.
         roommates = selectors.roommates_among(user=request.user, user_ids=wanted)
         return Response({"online": async_to_sync(presence.online_among)(roommates)})

@@ -125,4 +125,4 @@ class Ban(models.Model):
 
 # The event record's tables live with the rest of the event record; imported
 # here so Django finds them among this app's models.
-from rooms.events.models import Event, EventLogState  # noqa: E402, F401
+from rooms.events.models import Event, EventLogState, PrunedEventMark  # noqa: E402, F401

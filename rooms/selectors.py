@@ -200,13 +200,29 @@ def member_room_ids(*, user: User) -> QuerySet[Membership, Any]:
     return Membership.objects.filter(user=user, room__deleted_at__isnull=True).values("room_id")
 
 
-def roommates_among(*, user: User, user_ids: Iterable[int]) -> list[int]:
-    """Return those of `user_ids` who share a live room with `user` (never `user`), ascending.
+def presence_rooms(*, user_id: int) -> QuerySet[Room]:
+    """Return the live rooms of a user through which their presence shows: channels, and DMs written in.
 
-    Presence is only shown to people who share a room, as on the socket.
+    Opening a conversation with someone is not enough to learn whether they
+    are around: a direct room counts from its first message on.
+    """
+    rooms = _message_counts.annotate(Room.objects.filter(memberships__user_id=user_id, deleted_at__isnull=True), None)
+    return rooms.filter(Q(kind=Room.Kind.CHANNEL) | Q(last_message_id__isnull=False))
+
+
+def presence_room_ids(user_id: int) -> list[int]:
+    """Return the ids of `presence_rooms`, ascending."""
+    return sorted(presence_rooms(user_id=user_id).values_list("pk", flat=True))
+
+
+def roommates_among(*, user: User, user_ids: Iterable[int]) -> list[int]:
+    """Return those of `user_ids` whose presence `user` may see (never `user`), ascending.
+
+    They share a channel with `user`, or a direct room written in
+    (`presence_rooms`), as for the socket's presence frames.
     """
     return sorted(
-        Membership.objects.filter(user_id__in=set(user_ids), room_id__in=member_room_ids(user=user))
+        Membership.objects.filter(user_id__in=set(user_ids), room_id__in=presence_rooms(user_id=user.pk).values("pk"))
         .exclude(user_id=user.pk)
         .values_list("user_id", flat=True)
         .distinct()

@@ -7,6 +7,7 @@ REST views, the WebSocket consumer and the admin all call these.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -21,7 +22,13 @@ from core.errors import Conflict, Forbidden, Invalid, NotFound
 from rooms.events import Event, event_record
 from rooms.models import Ban, Membership, Room
 from rooms.payloads import room_payload
-from rooms.selectors import attach_direct_members, is_banned, membership_require, rooms_annotated
+from rooms.selectors import (
+    attach_direct_members,
+    is_banned,
+    membership_require,
+    newest_message_id,
+    rooms_annotated,
+)
 
 DIRECT_ROOM_MAX_PEOPLE = 16
 NAME_MAX = 80
@@ -330,11 +337,19 @@ def _membership_add(*, room: Room, user: User, actor: User) -> Membership:
         and not room.memberships.filter(user__is_active=True).exists()
     ):
         role = Role.OWNER
-    membership = Membership.objects.create(room=room, user=user, role=role)
+    # A newcomer starts with everything before them read: history is there to
+    # scroll, not hundreds of unread messages and mentions never meant for them.
+    membership = Membership.objects.create(
+        room=room, user=user, role=role, last_read_message_id=newest_message_id(room_id=room.pk)
+    )
     if room.is_direct:
         _rekey_direct_room(room, refuse_clash=True)
     event = _member_event(
-        type=Event.Type.MEMBER_JOINED, room=room, user=user, actor=actor, extra={"role": membership.role}
+        type=Event.Type.MEMBER_JOINED,
+        room=room,
+        user=user,
+        actor=actor,
+        extra={"role": membership.role, "last_read_message_id": membership.last_read_message_id},
     )
     membership.joined_event_id = event.pk
     membership.save(update_fields=["joined_event_id"])
@@ -542,6 +557,29 @@ def member_unban(
         reason=reason,
         via=via,
     )
+
+
+# --- People ---------------------------------------------------------------------------------
+
+
+def user_update_announce(user: User) -> list[Event]:
+    """Tell the people who share a room with `user` of their new name: one `user.updated` per room.
+
+    Runs inside the profile change's transaction, as its last writes
+    (`accounts.services.user_update_profile` calls it through the listener
+    RoomsConfig registers). One event per room, in room order, so that
+    replay decides who may see it exactly as for any event of a room; every
+    one carries the same `change`, and a socket passes on only the first it
+    may see (`realtime.delivery.event_frame`): one frame per socket.
+    """
+    room_ids = sorted(
+        Membership.objects.filter(user=user, room__deleted_at__isnull=True).values_list("room_id", flat=True)
+    )
+    payload = {"user": user_payload(user), "change": uuid.uuid4().hex}
+    return [
+        event_record(type=Event.Type.USER_UPDATED, room=room_id, user_id=user.pk, actor_id=user.pk, payload=payload)
+        for room_id in room_ids
+    ]
 
 
 # --- Direct conversations --------------------------------------------------------------

@@ -147,6 +147,11 @@ def test_membership_frames_read_as_joins_and_leaves() -> None:
     assert format_frame(left, view) == "[#general] carol left"
 
 
+def test_user_updated_reads_as_a_new_name() -> None:
+    frame = {"type": "user.updated", "event_id": 8, "user": {"id": 3, "username": "carol", "display_name": "Caz"}}
+    assert format_frame(frame, view_of_bob()) == "* carol is now called “Caz”"
+
+
 def test_room_added_and_removed_keep_the_room_list_current() -> None:
     view = View(me=BOB)
     added = {"type": "room.added", "event_id": 5, "room": {**GENERAL, "my_role": "owner"}}

@@ -427,6 +427,95 @@ async def test_hello_names_the_user_and_the_newest_committed_event(alice, lobby)
     assert frame["event_id"] > socket.hello["last_event_id"]
 
 
+def newest_event_of(room: Any) -> int:
+    return Event.objects.filter(room=room).order_by("-id").values_list("id", flat=True).first() or 0
+
+
+@asynctest
+async def test_hello_tells_the_newest_event_the_user_may_see_not_the_newest_of_all(
+    alice, bob, mallory, lobby, secret
+) -> None:
+    await say(lobby, alice, "seen by bob")
+    await say(secret, alice, "not for bob")
+    await say(secret, alice, "nor for mallory")
+    bob_socket = await connect(bob)
+    mallory_socket = await connect(mallory)
+    # Activity in rooms they are not in must not show in the ids they are told.
+    assert bob_socket.hello["last_event_id"] == await call(newest_event_of, lobby)
+    assert mallory_socket.hello["last_event_id"] == 0
+    assert await call(newest_event_id) > bob_socket.hello["last_event_id"]
+
+
+@asynctest
+async def test_hello_counts_the_events_about_the_user(alice, bob, carol, lobby) -> None:
+    message = await say(lobby, alice, "read me")
+    await call(services.read_mark, user=bob, room=lobby, message_id=message.pk)
+    read_event = await call(newest_event_id)
+    await call(services.read_mark, user=carol, room=lobby, message_id=message.pk)  # carol's, private to her
+    assert (await connect(bob)).hello["last_event_id"] == read_event
+
+    await call(room_services.member_kick, actor=alice, room=lobby, user_id=bob.pk)
+    kick_event = await call(newest_event_id)
+    await say(lobby, alice, "after bob left")
+    assert (await connect(bob)).hello["last_event_id"] == kick_event
+
+
+@asynctest
+async def test_resume_from_the_id_told_misses_nothing_and_doubles_nothing_around_unseen_activity(
+    alice, bob, carol, lobby, secret
+) -> None:
+    socket = await connect(bob)
+    told = socket.hello["last_event_id"]
+    await socket.disconnect()
+    for n in range(4):
+        await say(secret, alice, f"unseen {n}")
+        await say(lobby, carol, f"missed {n}")
+    await say(secret, alice, "unseen last")
+
+    socket = await connect(bob, query=f"?last_event_id={told}")
+    replay = await socket.until(lambda frame: frame["type"] == "resume.done")
+    assert [frame["message"]["body"] for frame in replay[:-1]] == [f"missed {n}" for n in range(4)]
+    assert replay[-1]["last_event_id"] == replay[-2]["event_id"] == socket.hello["last_event_id"]
+    told = replay[-1]["last_event_id"]
+    await socket.disconnect()
+
+    # Only unseen activity since: nothing to replay, and the id told stays put.
+    await say(secret, alice, "unseen again")
+    socket = await connect(bob, query=f"?last_event_id={told}")
+    assert await socket.recv() == {"type": "resume.done", "last_event_id": told}
+    await socket.disconnect()
+
+    # Traffic in both rooms while the socket replays and hands over to live delivery.
+    for n in range(5):
+        await say(lobby, carol, f"before {n}")
+    socket = await connect(bob, query=f"?last_event_id={told}")
+
+    async def traffic() -> None:
+        for n in range(20):
+            await say(secret, alice, f"unseen during {n}")
+            await say(lobby, carol, f"during {n}")
+            await asyncio.sleep(0)
+
+    writer = asyncio.create_task(traffic())
+    frames = await socket.until_message("during 19")
+    await writer
+    bodies = [frame["message"]["body"] for frame in frames if frame["type"] == "message.new"]
+    assert bodies == [f"before {n}" for n in range(5)] + [f"during {n}" for n in range(20)]
+    assert [frame["type"] for frame in frames].count("resume.done") == 1
+    assert strictly_increasing(event_ids(frames))
+
+
+@asynctest
+async def test_resume_from_a_cursor_above_what_the_user_may_see_requires_a_resync(
+    alice, mallory, lobby, secret
+) -> None:
+    await say(secret, alice, "private activity")
+    # The global newest id is no cursor of mallory's: guessing it tells her nothing.
+    socket = await connect(mallory, query=f"?last_event_id={await call(newest_event_id)}")
+    assert socket.hello["last_event_id"] == 0
+    assert await socket.recv() == {"type": "resync.required"}
+
+
 @asynctest
 async def test_hello_says_zero_when_no_event_exists_yet(mallory) -> None:
     socket = await connect(mallory)
@@ -915,6 +1004,20 @@ async def test_join_over_rest_sends_room_added_to_the_joiner_and_member_joined_t
 
 
 @asynctest
+async def test_joiner_is_told_that_the_history_before_joining_is_read(client_for, alice, mallory, lobby) -> None:
+    for n in range(3):
+        newest = await say(lobby, alice, f"@mallory before you came ({n})")
+    mallory_socket = await connect(mallory)
+    status, room = await rest(client_for, mallory, "post", f"rooms/{lobby.pk}/join/")
+    assert status == 200
+    assert (room["unread_count"], room["mention_count"], room["last_read_message_id"]) == (0, 0, newest.pk)
+    added = await mallory_socket.recv()
+    assert added["type"] == "room.added"
+    assert (added["room"]["unread_count"], added["room"]["mention_count"]) == (0, 0)
+    assert added["room"]["last_read_message_id"] == newest.pk
+
+
+@asynctest
 async def test_direct_room_opened_over_rest_reaches_each_member_as_room_added(client_for, alice, bob) -> None:
     bob_socket = await connect(bob)
     status, room = await rest(client_for, alice, "post", "dms/", {"users": [bob.pk]})
@@ -984,6 +1087,40 @@ async def test_role_change_reaches_the_member_as_room_updated(client_for, alice,
 
 
 # --- Membership takes effect on open sockets ---------------------------------------------------------
+
+
+@asynctest
+async def test_new_display_name_reaches_each_socket_that_shares_a_room_once_live_and_on_resume(
+    client_for, alice, bob, mallory, lobby, secret
+) -> None:
+    await call(room_services.member_add, actor=alice, room=secret, user_id=bob.pk)
+    await call(room_services.direct_open, creator=alice, user_ids=[bob.pk])
+    bob_socket = await connect(bob)
+    bob_other = await connect(bob)
+    alice_other = await connect(alice)
+    mallory_socket = await connect(mallory)
+    start = bob_socket.hello["last_event_id"]
+
+    status, _ = await rest(client_for, alice, "patch", "users/me/", {"display_name": "Alice Liddell"})
+    assert status == 200
+    await say(lobby, alice, "after the rename")
+    renamed = {"id": alice.pk, "username": "alice", "display_name": "Alice Liddell"}
+    live: dict[str, list[dict[str, Any]]] = {}
+    for name, socket in (("bob", bob_socket), ("bob's other", bob_other), ("alice's other", alice_other)):
+        live[name] = await socket.until_message("after the rename")
+        # Three shared rooms, three events: one frame.
+        assert [frame["type"] for frame in live[name]] == ["user.updated", "message.new"], name
+        assert live[name][0]["user"] == renamed
+    await mallory_socket.nothing(0.1)
+
+    # On resume: the same one frame.
+    resumed = await connect(bob, query=f"?last_event_id={start}")
+    replay = await resumed.until(lambda frame: frame["type"] == "resume.done")
+    assert replay[:-1] == live["bob"]
+    # Resuming from the frame's own id (the first of the three events): not again.
+    again = await connect(bob, query=f"?last_event_id={live['bob'][0]['event_id']}")
+    replay = await again.until(lambda frame: frame["type"] == "resume.done")
+    assert [frame["type"] for frame in replay] == ["message.new", "resume.done"]
 
 
 @asynctest
@@ -1189,7 +1326,8 @@ async def test_resume_never_shows_private_rooms_or_events_from_before_joining(
     assert [frame["type"] for frame in replay] == ["room.added", "message.new", "resume.done"]
     assert replay[0]["room"]["id"] == lobby.pk
     assert replay[1]["message"]["body"] == "after mallory joined"
-    assert replay[-1]["last_event_id"] == newest
+    # The newest event she may see, not the private room's newer one.
+    assert replay[-1]["last_event_id"] == replay[1]["event_id"] < newest
 
 
 @asynctest
@@ -1251,6 +1389,63 @@ async def test_resume_from_exactly_the_prune_watermark_missed_nothing(alice, bob
     socket = await connect(alice, query=f"?last_event_id={watermark}")
     replay = await socket.until(lambda frame: frame["type"] == "resume.done")
     assert [frame.get("message", {}).get("body") for frame in replay[:-1]] == ["new"]
+
+
+@asynctest
+async def test_after_pruning_every_event_hello_and_resume_stand_at_the_pruned_through_mark(alice, bob, lobby) -> None:
+    from django.core.management import call_command
+    from django.utils import timezone
+
+    await say(lobby, bob, "pruned away")
+
+    def prune_everything() -> int:
+        newest = newest_event_id()
+        Event.objects.update(created_at=timezone.now() - timedelta(days=30))
+        call_command("prune_events", "--days", "0", stdout=io.StringIO())
+        return newest
+
+    watermark = await call(prune_everything)
+    assert await call(Event.objects.count) == 0
+
+    # A fresh socket is told where the log stands, not that it is empty.
+    fresh = await connect(alice)
+    assert fresh.hello["last_event_id"] == watermark
+    await fresh.disconnect()
+    # Resuming from that id has missed nothing: no resync, an empty replay.
+    resumed = await connect(alice, query=f"?last_event_id={watermark}")
+    assert resumed.hello["last_event_id"] == watermark
+    assert await resumed.recv() == {"type": "resume.done", "last_event_id": watermark}
+    await say(lobby, bob, "after the prune")
+    frame = await resumed.recv()
+    assert (frame["type"], frame["message"]["body"]) == ("message.new", "after the prune")
+    assert frame["event_id"] > watermark
+
+
+@asynctest
+async def test_resume_of_a_user_whose_rooms_were_quiet_through_a_prune_needs_no_resync(
+    alice, bob, lobby, secret
+) -> None:
+    from django.core.management import call_command
+    from django.utils import timezone
+
+    socket = await connect(bob)
+    told = socket.hello["last_event_id"]
+    await socket.disconnect()
+    await say(secret, alice, "only in a room bob is not in")
+
+    def prune_everything() -> int:
+        newest = newest_event_id()
+        Event.objects.update(created_at=timezone.now() - timedelta(days=30))
+        call_command("prune_events", "--days", "0", stdout=io.StringIO())
+        return newest
+
+    watermark = await call(prune_everything)
+    assert told < watermark
+    socket = await connect(bob, query=f"?last_event_id={told}")
+    assert await socket.recv() == {"type": "resume.done", "last_event_id": watermark}
+    await say(lobby, alice, "live again")
+    frame = await socket.recv()
+    assert (frame["type"], frame["message"]["body"]) == ("message.new", "live again")
 
 
 @asynctest
@@ -1329,6 +1524,82 @@ async def test_presence_goes_online_with_the_first_socket_and_offline_after_the_
     # Mallory shares no room with alice: she hears nothing of her.
     await mallory_socket.nothing(0.1, skip=no_skip)
     assert await presence.is_online(alice.pk) is False
+
+
+async def recv_all(socket: Socket, until: Callable[[dict[str, Any]], bool]) -> list[dict[str, Any]]:
+    """Return every frame, presence included, up to and including the first that matches."""
+    frames = []
+    while True:
+        frames.append(await socket.recv(skip=()))
+        if until(frames[-1]):
+            return frames
+
+
+@asynctest
+async def test_presence_reaches_each_socket_once_however_many_rooms_are_shared(
+    monkeypatch, alice, bob, carol, lobby, secret
+) -> None:
+    monkeypatch.setattr(presence, "OFFLINE_GRACE_SECONDS", 0.1)
+    third = await call(room_services.room_create, creator=alice, name="Third")
+    for room in (secret, third):
+        await call(room_services.member_add, actor=alice, room=room, user_id=bob.pk)
+    bob_first = await connect(bob)
+    bob_second = await connect(bob)
+
+    alice_socket = await connect(alice)
+    await alice_socket.pong()  # her connect, presence included, is over
+    await alice_socket.send({"type": "typing", "room": lobby.pk})
+    for socket in (bob_first, bob_second):
+        frames = await recv_all(socket, lambda frame: frame["type"] == "typing")
+        presence_frames = [frame for frame in frames if frame["type"] == "presence"]
+        assert presence_frames == [{"type": "presence", "user": alice.pk, "status": "online"}]
+
+    await alice_socket.disconnect()
+    for socket in (bob_first, bob_second):
+        assert await socket.recv(2, skip=()) == {"type": "presence", "user": alice.pk, "status": "offline"}
+    # Synchronisation: the offline announcement is over, then a typing frame sent
+    # after it comes behind any repeat it could have made.
+    await asyncio.gather(*list(consumers._background))
+    carol_socket = await connect(carol)
+    await carol_socket.pong()
+    await carol_socket.send({"type": "typing", "room": lobby.pk})
+    for socket in (bob_first, bob_second):
+        frames = await recv_all(socket, lambda frame: frame["type"] == "typing")
+        assert [frame for frame in frames if frame.get("user") == alice.pk] == []
+
+
+@asynctest
+async def test_presence_is_not_told_through_a_direct_conversation_never_written_in(
+    monkeypatch, alice, bob, mallory, lobby
+) -> None:
+    monkeypatch.setattr(presence, "OFFLINE_GRACE_SECONDS", 0.1)
+    room, _ = await call(room_services.direct_open, creator=mallory, user_ids=[alice.pk])
+    alice_socket = await connect(alice)
+
+    async def presence_of_mallory_until_typing() -> list[dict[str, Any]]:
+        # Bob types in lobby after mallory's announcement: alice's frames up to it hold any presence.
+        bob_socket = await connect(bob)
+        await bob_socket.pong()
+        await bob_socket.send({"type": "typing", "room": lobby.pk})
+        frames = await recv_all(alice_socket, lambda frame: frame["type"] == "typing")
+        await bob_socket.disconnect()
+        return [frame for frame in frames if frame["type"] == "presence" and frame["user"] == mallory.pk]
+
+    mallory_socket = await connect(mallory)
+    await mallory_socket.pong()
+    assert await presence_of_mallory_until_typing() == []
+    await mallory_socket.disconnect()
+    await asyncio.gather(*list(consumers._background))
+    assert await presence_of_mallory_until_typing() == []
+
+    await say(room.pk, mallory, "hello")
+    assert (await alice_socket.recv())["type"] == "message.new"
+    mallory_socket = await connect(mallory)
+    await mallory_socket.pong()
+    assert await presence_of_mallory_until_typing() == [{"type": "presence", "user": mallory.pk, "status": "online"}]
+    await mallory_socket.disconnect()
+    await asyncio.gather(*list(consumers._background))
+    assert await presence_of_mallory_until_typing() == [{"type": "presence", "user": mallory.pk, "status": "offline"}]
 
 
 @asynctest

@@ -46,6 +46,26 @@ def test_presence_hides_people_who_share_no_room(client_for, lobby, alice, mallo
     assert client_for(mallory).get(f"{API}/presence/?users={alice.pk}").json() == {"online": []}
 
 
+def test_presence_hides_people_who_share_only_a_direct_conversation_never_written_in(
+    client_for, alice, mallory, online
+):
+    from messaging.services import message_post
+    from rooms.services import direct_open
+
+    online(mallory)
+    online(alice)
+    room, _ = direct_open(creator=alice, user_ids=[mallory.pk])
+
+    # Opening a conversation with someone must not tell whether they are around.
+    assert client_for(alice).get(f"{API}/presence/?users={mallory.pk}").json() == {"online": []}
+    assert client_for(mallory).get(f"{API}/presence/?users={alice.pk}").json() == {"online": []}
+
+    message_post(room=room, author=alice, body="hi")
+
+    assert client_for(alice).get(f"{API}/presence/?users={mallory.pk}").json() == {"online": [mallory.pk]}
+    assert client_for(mallory).get(f"{API}/presence/?users={alice.pk}").json() == {"online": [alice.pk]}
+
+
 def test_presence_needs_credentials(anon, alice):
     assert anon.get(f"{API}/presence/?users={alice.pk}").status_code == 401
 

@@ -20,10 +20,17 @@ order; on one socket event ids only grow. How this package keeps it:
   returns what one user may see in (N, H], including the rooms they left in
   that span up to their leaving; the realtime app shapes it with the same
   function as live frames.
+- **A user is told only their part of the log.** `hello` and `resume.done`
+  carry `reads.newest_visible_event_id` (at least the pruned-through mark),
+  not the global newest id, which would show activity in rooms they cannot
+  see. The events between the two are none of theirs, so resuming from
+  the id they were told replays nothing twice and misses nothing.
 - **Retention is explicit.** `retention.events_prune` deletes old events and
-  first raises the pruned-through mark: a cursor below it is told
-  `resync.required`, and `reads.newest_event_id` never falls below it, so a
-  quiet server whose every event was pruned still knows where its log stands.
+  first raises the pruned-through mark, with a mark per room and per user of
+  the newest event it removes: a cursor below it is told `resync.required`
+  when one of its user's marks lies above it (`reads.pruned_events_missed`),
+  and `reads.newest_event_id` never falls below it, so a quiet server whose
+  every event was pruned still knows where its log stands.
 - **Forgetting is the only rewrite.** A deleted message's text leaves every
   event that carried it (`record.event_payloads_redact`), and an erased
   account's name every event that carried its user shape
@@ -31,14 +38,17 @@ order; on one socket event ids only grow. How this package keeps it:
   transaction.
 """
 
-from rooms.events.models import Event, EventLogState
+from rooms.events.models import Event, EventLogState, PrunedEventMark
 from rooms.events.reads import (
     FETCH_BATCH,
     REPLAY_BATCH,
     events_after,
     events_between,
     events_for_replay_batch,
+    log_position,
     newest_event_id,
+    newest_visible_event_id,
+    pruned_events_missed,
     pruned_through,
 )
 from rooms.events.record import event_payloads_redact, event_payloads_replace_user, event_record
@@ -49,6 +59,7 @@ __all__ = [
     "REPLAY_BATCH",
     "Event",
     "EventLogState",
+    "PrunedEventMark",
     "event_payloads_redact",
     "event_payloads_replace_user",
     "event_record",
@@ -56,6 +67,9 @@ __all__ = [
     "events_between",
     "events_for_replay_batch",
     "events_prune",
+    "log_position",
     "newest_event_id",
+    "newest_visible_event_id",
+    "pruned_events_missed",
     "pruned_through",
 ]

@@ -20,6 +20,34 @@ class EventLogState(models.Model):
         return f"events pruned through {self.pruned_through}"
 
 
+class PrunedEventMark(models.Model):
+    """The newest pruned event of one room (not counting private ones), or about one user.
+
+    A cursor below the pruned-through mark has missed something only if one
+    of its user's marks lies above it: the events of their rooms from their
+    joining, and the events about them. Without the marks every such cursor
+    would have to resync, and the cursor of a user whose rooms were quiet
+    for longer than the retention would after every prune.
+    """
+
+    room = models.OneToOneField("rooms.Room", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    through = models.BigIntegerField()
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(room__isnull=True) ^ models.Q(user__isnull=True), name="pruned_mark_room_xor_user"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        owner = f"room {self.room_id}" if self.room_id is not None else f"user {self.user_id}"
+        return f"{owner} pruned through {self.through}"
+
+
 class Event(models.Model):
     """One committed state change, in commit order, for live delivery and resume.
 
@@ -38,6 +66,7 @@ class Event(models.Model):
         MEMBER_LEFT = "member.left"
         MEMBER_ROLE = "member.role"
         READ = "read"
+        USER_UPDATED = "user.updated"
 
     id = models.BigAutoField(primary_key=True)
     type = models.CharField(max_length=32, choices=Type.choices)

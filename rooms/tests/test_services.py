@@ -10,13 +10,14 @@ from typing import Any
 import pytest
 from django.db import connection, transaction
 
-from accounts.services import user_deactivate
+from accounts.services import user_deactivate, user_update_profile
 from core import publish
 from core.errors import Forbidden, Invalid, NotFound
 from messaging.services import message_post, read_mark
 from rooms import services
 from rooms.events import Event
 from rooms.models import Membership, Room
+from rooms.selectors import room_list_for_member
 
 
 class Boom(Exception):
@@ -463,3 +464,101 @@ def test_a_channel_whose_members_are_all_deactivated_is_adopted_by_the_next_join
     membership, _ = services.room_join(user=mallory, room=room)
 
     assert membership.role == "owner"
+
+
+# --- Read state of a newcomer --------------------------------------------------------------------
+
+
+def _read_state(user: Any, room: Room) -> tuple[int, int]:
+    """Return the user's (unread_count, mention_count) of a room, as the room list shows them."""
+    summary = next(summary for summary in room_list_for_member(user=user) if summary.pk == room.pk)
+    return summary.unread_count, summary.mention_count  # type: ignore[attr-defined]
+
+
+def _history_mentioning(room: Room, author: Any, username: str, count: int) -> int:
+    """Post `count` messages that @mention `username`; return the newest message id."""
+    newest = 0
+    for n in range(count):
+        message, _ = message_post(room=room, author=author, body=f"@{username} are you there? ({n})")
+        newest = message.pk
+    return newest
+
+
+JOINS: dict[str, Callable[[Cast], object]] = {
+    "room_join": lambda c: services.room_join(user=c.mallory, room=c.lobby),
+    "member_add": lambda c: services.member_add(actor=c.carol, room=c.lobby, user_id=c.mallory.pk),
+}
+
+
+@pytest.mark.parametrize("join", list(JOINS))
+def test_newcomer_has_nothing_unread_and_no_mentions_from_before_joining(cast, join):
+    newest = _history_mentioning(cast.lobby, cast.alice, "mallory", 5)
+
+    JOINS[join](cast)
+
+    membership = Membership.objects.get(room=cast.lobby, user=cast.mallory)
+    assert membership.last_read_message_id == newest
+    assert _read_state(cast.mallory, cast.lobby) == (0, 0)
+
+
+@pytest.mark.parametrize("join", list(JOINS))
+def test_newcomer_counts_what_is_posted_after_joining(cast, join):
+    _history_mentioning(cast.lobby, cast.alice, "mallory", 3)
+    JOINS[join](cast)
+
+    message_post(room=cast.lobby, author=cast.bob, body="welcome @mallory")
+    message_post(room=cast.lobby, author=cast.bob, body="and hello to all")
+
+    assert _read_state(cast.mallory, cast.lobby) == (2, 1)
+
+
+def test_person_added_to_a_group_conversation_has_nothing_unread_from_before(alice, bob, carol, mallory):
+    # A group conversation takes newcomers in place (a 1:1 would open a new group instead).
+    room, _ = services.direct_open(creator=alice, user_ids=[bob.pk, mallory.pk])
+    newest = _history_mentioning(room, alice, "carol", 4)
+
+    services.member_add(actor=bob, room=room, user_id=carol.pk)
+
+    assert Membership.objects.get(room=room, user=carol).last_read_message_id == newest
+    assert _read_state(carol, room) == (0, 0)
+    message_post(room=room, author=bob, body="@carol meet alice")
+    assert _read_state(carol, room) == (1, 1)
+
+
+# --- A new display name --------------------------------------------------------------------------
+
+
+def test_new_display_name_records_one_user_updated_per_room_of_the_user_after_commit(
+    alice, bob, lobby, secret, capture_events
+):
+    deleted = services.room_create(creator=alice, name="Gone")
+    services.room_delete(actor=alice, room=deleted)
+
+    with capture_events() as published:
+        user_update_profile(user=alice, display_name="Alice Liddell")
+
+    assert [event.type for event in published] == ["user.updated", "user.updated"]
+    assert sorted(event.room_id for event in published) == sorted([lobby.pk, secret.pk])
+    assert [event.id for event in published] == sorted(event.id for event in published)
+    for event in published:
+        assert event.user_id == alice.pk
+        assert event.payload["user"] == {"id": alice.pk, "username": "alice", "display_name": "Alice Liddell"}
+    # One change: every room's event names the same one.
+    assert len({event.payload["change"] for event in published}) == 1
+
+
+def test_unchanged_display_name_or_a_user_in_no_room_records_nothing(alice, mallory, lobby, capture_events):
+    with capture_events() as published:
+        user_update_profile(user=alice, display_name="  Alice ")
+        user_update_profile(user=mallory, display_name="Mal")
+
+    assert published == []
+    mallory.refresh_from_db()
+    assert mallory.display_name == "Mal"
+
+
+def test_refused_display_name_records_nothing(alice, lobby, capture_events):
+    with capture_events() as published, pytest.raises(Invalid):
+        user_update_profile(user=alice, display_name="x" * 65)
+
+    assert published == []

@@ -211,6 +211,9 @@ class App {
       case "read":
         this.readElsewhere(frame.room, frame.message_id);
         break;
+      case "user.updated":
+        store.updateUser(frame.user);
+        break;
       default:
         break;
     }

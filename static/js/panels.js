@@ -453,6 +453,12 @@ export class MembersPanel {
     });
     $("#member-add").addEventListener("submit", (event) => event.preventDefault());
     store.addEventListener("presence", () => this.render());
+    store.addEventListener("user", ({ detail: { user } }) => {
+      const member = this.members.get(user.id);
+      if (!member) return;
+      member.user = { ...member.user, ...user };
+      this.render();
+    });
   }
 
   get isOpen() {

@@ -10,6 +10,7 @@
 //   "sent"      {message}                  a message sent from this page was stored
 //   "presence"  {userIds}
 //   "typing"    {roomId}
+//   "user"      {user}                     someone's name changed (already applied here)
 
 const TYPING_SHOWN_MS = 6000;
 
@@ -225,6 +226,36 @@ export class Store extends EventTarget {
     if (!this.pending.get(message.room)?.has(message.client_id)) return;
     this.removePending(message.room, message.client_id);
     this.emit("sent", { message });
+  }
+
+  // --- People -------------------------------------------------------------------------------
+
+  /** Someone changed their display name (`user.updated`): show the new one wherever they appear. */
+  updateUser(user) {
+    const renamed = (known) => (known?.id === user.id ? { ...known, ...user } : known);
+    if (user.id === this.me.id) Object.assign(this.me, user);
+    for (const room of this.rooms.values()) {
+      if (!room.members?.some((member) => member.id === user.id)) continue;
+      room.members = room.members.map(renamed);
+      this.emit("room", { roomId: room.id });
+    }
+    for (const [roomId, history] of this.histories) {
+      const theirs = [];
+      history.messages = history.messages.map((message) => {
+        if (message.author?.id !== user.id) return message;
+        const updated = { ...message, author: renamed(message.author) };
+        history.byId.set(updated.id, updated);
+        theirs.push(updated);
+        return updated;
+      });
+      if (theirs.length) this.emit("messages", { roomId, op: "renamed", messages: theirs });
+    }
+    for (const entries of this.typing.values()) {
+      const entry = entries.get(user.id);
+      if (entry) entry.user = renamed(entry.user);
+    }
+    this.emit("rooms");
+    this.emit("user", { user });
   }
 
   // --- Presence and typing ------------------------------------------------------------------

@@ -173,6 +173,10 @@ export class Timeline {
       this.updateStatus();
       // Keep what the reader was looking at in place.
       this.scroller.scrollTop = this.scroller.scrollHeight - before;
+    } else if (op === "renamed") {
+      // The author's new name: redraw their messages where they stand, keeping the scroll.
+      for (const renamed of messages) this.place(renamed, false);
+      this.decorate();
     } else if (op === "upsert") {
       const stick = this.atBottom() || message.author.id === this.store.me.id;
       this.place(message, isNew);

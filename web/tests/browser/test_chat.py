@@ -250,3 +250,30 @@ def test_enter_sends_and_shift_enter_starts_a_new_line(make_person, open_page, c
 
     expect(message(page, "first line").locator(".message-body")).to_contain_text("first line\nsecond line")
     expect(box).to_have_value("")
+
+
+def test_a_new_display_name_shows_in_the_other_open_tabs_without_a_reload(make_person, open_page, chat_server):
+    alice, bob = make_person("alice"), make_person("bob")
+    # A channel and a DM in common: still one update per page.
+    api_channel(chat_server, alice, unique("names"), members=(bob,))
+    bob_page, alice_chat = open_page(bob), open_page(alice)
+    start_direct(alice_chat, bob)
+    send(alice_chat, "A word from Alice")
+    room_link(bob_page, "Alice").click()
+    expect(heading(bob_page)).to_have_text("Alice")
+    expect(message(bob_page, "A word from Alice").locator(".author")).to_have_text("Alice")
+
+    # Alice renames herself on the profile page, in another tab of her browser.
+    profile = alice_chat.context.new_page()
+    profile.goto("/profile/")
+    profile.get_by_role("textbox", name=re.compile("^Display name")).fill("Alice Liddell")
+    profile.get_by_role("button", name="Save name").click()
+    expect(profile.get_by_text("Your display name is saved.")).to_be_visible()
+
+    # Bob's page and alice's chat page follow live: the heading, the sidebar, the author of her message.
+    expect(heading(bob_page)).to_have_text("Alice Liddell")
+    expect(room_link(bob_page, "Alice Liddell")).to_be_visible()
+    expect(message(bob_page, "A word from Alice").locator(".author")).to_have_text("Alice Liddell")
+    expect(message(alice_chat, "A word from Alice").locator(".author")).to_have_text("Alice Liddell")
+    for page in (bob_page, alice_chat):
+        assert page.watch.unexpected_errors() == []

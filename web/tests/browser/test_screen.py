@@ -149,6 +149,8 @@ def test_times_show_in_the_viewers_time_zone(make_person, open_page, chat_server
 def test_typing_and_presence_show_to_the_other_person(make_person, open_page, chat_server):
     alice, bob = make_person("alice"), make_person("bob")
     dm = call_api(chat_server, "POST", "dms/", {"users": [bob.id]}, token=alice.access)["id"]
+    # Presence shows through a DM only once someone has written in it.
+    api_post(chat_server, alice, dm, "Are you around?")
     alice_page = open_page(alice, f"/rooms/{dm}/")
     expect(room_link(alice_page, "Bob").locator(".presence-dot")).not_to_have_class(re.compile("online"))
 
