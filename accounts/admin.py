@@ -4,11 +4,12 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.contrib.auth.forms import AdminPasswordChangeForm
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from accounts.models import ModerationAction, User
-from accounts.services import MODERATION_REASON_MAX, user_deactivate
+from accounts.services import MODERATION_REASON_MAX, user_deactivate, user_set_password, user_sign_out_everywhere
 
 
 class ReasonActionForm(ActionForm):
@@ -31,6 +32,18 @@ def action_reason(modeladmin: admin.ModelAdmin, request: HttpRequest) -> str | N
     return reason[:MODERATION_REASON_MAX]
 
 
+class PasswordResetForm(AdminPasswordChangeForm):
+    """The admin's password form, through the account service: every sign-in of the account ends."""
+
+    def save(self, commit: bool = True) -> User:
+        user: User = self.user  # type: ignore[assignment]
+        if self.cleaned_data["set_usable_password"]:
+            return user_set_password(user=user, password=self.cleaned_data["password1"])
+        user.set_unusable_password()
+        user.save(update_fields=["password"])
+        return user_sign_out_everywhere(user=user)
+
+
 @admin.register(User)
 class UserAdmin(BaseUserAdmin):
     list_display = ("username", "display_name", "email", "is_active", "is_staff", "date_joined", "last_login")
@@ -46,6 +59,7 @@ class UserAdmin(BaseUserAdmin):
     )
     actions = ["deactivate_accounts"]
     action_form = ReasonActionForm
+    change_password_form = PasswordResetForm
 
     @admin.action(description="Deactivate the selected accounts (log them out everywhere)")
     def deactivate_accounts(self, request: HttpRequest, queryset: QuerySet[User]) -> None:

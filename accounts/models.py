@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import uuid
 from typing import ClassVar
 
 from django.conf import settings
@@ -7,6 +8,7 @@ from django.contrib.auth.models import AbstractUser, UserManager
 from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models.functions import Lower
+from django.utils.crypto import salted_hmac
 
 # Usernames are what @mentions match: no dots or dashes at the ends, so
 # "thanks @bob." mentions bob.
@@ -36,6 +38,10 @@ class User(AbstractUser):
     )
     email = models.EmailField("email address")
     display_name = models.CharField(max_length=64, blank=True)
+    # Raised to end every sign-in at once (sign out everywhere, a new password):
+    # tokens carry the value they were minted under (accounts.tokens), and
+    # browser sessions hold a hash that includes it.
+    token_version = models.PositiveIntegerField(default=0)
 
     objects: ClassVar[ChatUserManager] = ChatUserManager()  # type: ignore[assignment]
 
@@ -58,6 +64,36 @@ class User(AbstractUser):
     @property
     def shown_name(self) -> str:
         return self.display_name or self.username
+
+    def _get_session_auth_hash(self, secret: str | None = None) -> str:
+        # Django keeps a session only while this hash matches the one stored at log-in,
+        # so raising token_version ends every browser session too. At version 0 the
+        # hash is Django's own, so sessions made before the version existed stay valid.
+        if self.token_version == 0:
+            return super()._get_session_auth_hash(secret=secret)  # type: ignore[misc]  # missing from the stubs
+        key_salt = "accounts.User.get_session_auth_hash"
+        value = f"{self.password}\x00{self.token_version}"
+        return salted_hmac(key_salt, value, secret=secret, algorithm="sha256").hexdigest()
+
+
+class TokenFamily(models.Model):
+    """One sign-in through the API: the refresh tokens that descend from one log-in by rotation.
+
+    Every access and refresh token names its family (accounts.tokens).
+    Revoking the family (log-out of that sign-in, or a refresh token used
+    twice, a sign of theft) stops all of them at once, access tokens included.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="token_families")
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "token families"
+
+    def __str__(self) -> str:
+        return f"{self.id} of user {self.user_id}{' (revoked)' if self.revoked_at else ''}"
 
 
 class ModerationAction(models.Model):

@@ -1,18 +1,28 @@
-"""Changes to accounts: registration, profile edits, token revocation."""
+"""Changes to accounts: registration, profile edits, signing out and token revocation."""
 
 from __future__ import annotations
+
+import uuid
 
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
-from rest_framework_simplejwt.exceptions import TokenError
+from django.db.models import F
+from django.utils import timezone
+from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 from rest_framework_simplejwt.tokens import RefreshToken
 
-from accounts.models import ModerationAction, User, username_validator
+from accounts.models import ModerationAction, TokenFamily, User, username_validator
+from accounts.tokens import refresh_token_issue, token_family, token_user
 from core import publish
 from core.errors import Invalid
+
+# The notice that closes the sockets of an ended sign-in (4001): with "session"
+# those opened with that browser session, with "family" those opened with a
+# token of that family, with neither every socket of the user.
+SESSION_ENDED = "session.ended"
 
 DISPLAY_NAME_MAX = 64
 
@@ -73,15 +83,67 @@ def user_update_profile(*, user: User, display_name: object) -> User:
     return user
 
 
+@transaction.atomic
 def refresh_token_revoke(*, user: User, refresh: str) -> None:
-    """Blacklist one refresh token of the user's, so it can never be used again."""
+    """Sign out one API sign-in: blacklist the refresh token and revoke its family.
+
+    The family's access tokens stop working at once and its sockets close (4001).
+    """
     try:
         token = RefreshToken(refresh)  # type: ignore[arg-type]
-    except TokenError:
+        family = token_family(token)
+    except (TokenError, InvalidToken):
         raise Invalid({"refresh": "This token is invalid or already used."}) from None
     if str(token.get("user_id")) != str(user.pk):
         raise Invalid({"refresh": "This token belongs to another account."})
     token.blacklist()
+    if family is not None:
+        token_family_revoke(user_id=user.pk, family=family)
+
+
+def tokens_refresh(*, refresh: str) -> dict[str, str]:
+    """Rotate a refresh token: a new access and refresh pair of the same sign-in, the old one blacklisted.
+
+    Raise TokenError for a token that is not a live refresh token, and
+    AuthenticationFailed for one `token_user` refuses.
+    """
+    token = RefreshToken(refresh)  # type: ignore[arg-type]
+    token_user(token)
+    pair = {"access": str(token.access_token)}
+    token.blacklist()
+    token.set_jti()
+    token.set_exp()
+    token.set_iat()
+    token.outstand()
+    pair["refresh"] = str(token)
+    return pair
+
+
+def token_family_revoke(*, user_id: int, family: uuid.UUID) -> None:
+    """Revoke one sign-in's tokens (refresh and access alike) and close its sockets once committed."""
+    TokenFamily.objects.filter(pk=family, user_id=user_id, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    notice = {"type": SESSION_ENDED, "family": family.hex}
+    transaction.on_commit(lambda: publish.notify_user(user_id, notice))
+
+
+def session_end(*, user_id: int, session_key: str) -> None:
+    """Close the sockets opened with a browser session that just logged out (4001)."""
+    publish.notify_user(user_id, {"type": SESSION_ENDED, "session": session_key})
+
+
+@transaction.atomic
+def user_sign_out_everywhere(*, user: User) -> User:
+    """End every sign-in of the user's: access and refresh tokens, browser sessions, open sockets (4001).
+
+    Raising the token version refuses every token minted before and changes
+    the hash browser sessions are checked against (accounts.models.User).
+    """
+    User.objects.filter(pk=user.pk).update(token_version=F("token_version") + 1)
+    user.refresh_from_db(fields=["token_version"])
+    refresh_tokens_revoke_all(user=user)
+    user_id = user.pk
+    transaction.on_commit(lambda: publish.notify_user(user_id, {"type": SESSION_ENDED}))
+    return user
 
 
 def refresh_tokens_revoke_all(*, user: User) -> int:
@@ -112,26 +174,25 @@ def user_deactivate(*, user: User, actor: User | None = None, reason: str = "", 
 
 
 def tokens_for(user: User) -> dict[str, str]:
-    """Mint an access and refresh pair for an active user."""
+    """Start a sign-in for an active user: an access and refresh pair of a new family."""
     # simplejwt's for_user() does not check is_active (CVE-2024-22513).
     if not user.is_active:
         raise Invalid("This account is inactive.")
-    refresh = RefreshToken.for_user(user)
+    refresh = refresh_token_issue(user)
     return {"access": str(refresh.access_token), "refresh": str(refresh)}
 
 
 @transaction.atomic
 def user_set_password(*, user: User, password: str) -> User:
-    """Change a user's password and revoke every API refresh token they hold.
+    """Change a user's password and end every sign-in they have (`user_sign_out_everywhere`).
 
-    Whoever learnt the old password must not keep a way in through a token.
-    The caller keeps the current browser session (update_session_auth_hash);
-    Django ends the user's other sessions, whose hash no longer matches.
+    Whoever learnt the old password must not keep a way in through a token,
+    a browser session or an open socket. A caller that keeps the current
+    browser session signed in calls update_session_auth_hash afterwards.
     """
     user.set_password(password)
     user.save(update_fields=["password"])
-    refresh_tokens_revoke_all(user=user)
-    return user
+    return user_sign_out_everywhere(user=user)
 
 
 MODERATION_REASON_MAX = 1000

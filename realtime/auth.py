@@ -16,9 +16,9 @@ from channels.security.websocket import WebsocketDenier
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.http.request import validate_host
-from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.exceptions import AuthenticationFailed, InvalidToken, TokenError
 
+from accounts.tokens import TokenAuthentication, token_family
 from core import metrics
 from core.db import run_db
 
@@ -65,24 +65,32 @@ class OriginCheck:
         return await self.application(scope, receive, send)
 
 
-def _user_for_token(raw_token: str) -> tuple[Any, float | None]:
-    authenticator = JWTAuthentication()
+def _user_for_token(raw_token: str) -> tuple[Any, float | None, str | None]:
+    """Return the user, expiry and family of an access token; an anonymous user if it is refused.
+
+    The same checks as the REST API's (accounts.tokens): a revoked token
+    opens no socket even before it expires.
+    """
+    authenticator = TokenAuthentication()
     try:
         token = authenticator.get_validated_token(raw_token.encode())
         user = authenticator.get_user(token)
+        family = token_family(token)
     except (InvalidToken, AuthenticationFailed, TokenError):
-        return AnonymousUser(), None
-    # simplejwt checks is_active here too, but say it where it matters.
+        return AnonymousUser(), None, None
+    # token_user checks is_active too, but say it where it matters.
     if not user.is_active:
-        return AnonymousUser(), None
-    return user, float(token["exp"])
+        return AnonymousUser(), None, None
+    return user, float(token["exp"]), family.hex if family is not None else None
 
 
 class BearerTokenMiddleware(BaseMiddleware):
     """Authenticate with `Authorization: Bearer <access>` when the header is present.
 
     A bad token makes the user anonymous (and the handshake is refused), even
-    if a session cookie came along: the client asked to be this token.
+    if a session cookie came along: the client asked to be this token. The
+    token's expiry and family go into the scope: the socket closes (4001) when
+    the token expires or its sign-in ends.
     """
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
@@ -90,10 +98,10 @@ class BearerTokenMiddleware(BaseMiddleware):
         if authorization is not None:
             kind, _, raw_token = authorization.partition(" ")
             if kind.lower() == "bearer" and raw_token.strip():
-                user, expires_at = await run_db(_user_for_token, raw_token.strip())
+                user, expires_at, family = await run_db(_user_for_token, raw_token.strip())
             else:
-                user, expires_at = AnonymousUser(), None
-            scope = {**scope, "user": user, "token_expires_at": expires_at}
+                user, expires_at, family = AnonymousUser(), None, None
+            scope = {**scope, "user": user, "token_expires_at": expires_at, "token_family": family}
         return await super().__call__(scope, receive, send)
 
 

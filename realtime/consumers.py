@@ -154,6 +154,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.user_id = user.pk
         structlog.contextvars.bind_contextvars(user_id=user.pk)
         self.socket_id = uuid.uuid4().hex
+        # The sign-in this socket belongs to, to close it when that ends (session_ended).
+        self.token_family: str | None = self.scope.get("token_family")
+        self.session_key: str | None = None
+        if "token_expires_at" not in self.scope and self.scope.get("session") is not None:
+            self.session_key = self.scope["session"].session_key
         self.roles, self.since = {}, {}
         self.live = False
         self.closing = False
@@ -440,6 +445,23 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if not self.closing:
             self.closing = True
             _spawn(self.close(CLOSE_DEACTIVATED))
+
+    def session_ended(self, *, session: str | None, family: str | None) -> None:
+        """A sign-in of the user's ended: close (4001) if this socket was opened with it.
+
+        `session`: a browser session that logged out; `family`: an API sign-in
+        that was signed out or revoked; neither: every sign-in (sign out
+        everywhere, a new password).
+        """
+        if session is not None:
+            ended = session == self.session_key
+        elif family is not None:
+            ended = family == self.token_family
+        else:
+            ended = True
+        if ended and not self.closing:
+            self.closing = True
+            _spawn(self.close(CLOSE_TOKEN_EXPIRED))
 
     # --- Token expiry and presence -------------------------------------------------------------
 
