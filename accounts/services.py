@@ -4,20 +4,26 @@ from __future__ import annotations
 
 import uuid
 
+import structlog
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
-from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
+from rest_framework_simplejwt.exceptions import InvalidToken, TokenBackendError, TokenError
+from rest_framework_simplejwt.settings import api_settings
+from rest_framework_simplejwt.state import token_backend
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 from rest_framework_simplejwt.tokens import RefreshToken
+from rest_framework_simplejwt.utils import datetime_from_epoch
 
 from accounts.models import ModerationAction, TokenFamily, User, username_validator
 from accounts.tokens import refresh_token_issue, token_family, token_user
 from core import publish
 from core.errors import Invalid
+
+log = structlog.get_logger(__name__)
 
 # The notice that closes the sockets of an ended sign-in (4001): with "session"
 # those opened with that browser session, with "family" those opened with a
@@ -104,19 +110,65 @@ def refresh_token_revoke(*, user: User, refresh: str) -> None:
 def tokens_refresh(*, refresh: str) -> dict[str, str]:
     """Rotate a refresh token: a new access and refresh pair of the same sign-in, the old one blacklisted.
 
+    A refresh token can be presented once. One presented again, after it was
+    rotated or signed out, means two parties hold copies of it, one of them
+    probably a thief: the whole sign-in (token family) is revoked, so every
+    token descended from it stops, access tokens included, and its sockets
+    close. The blacklisting is the rotation's lock: of two refreshes racing
+    with one token, only the one that blacklists it gets a new pair.
+
     Raise TokenError for a token that is not a live refresh token, and
     AuthenticationFailed for one `token_user` refuses.
     """
-    token = RefreshToken(refresh)  # type: ignore[arg-type]
-    token_user(token)
-    pair = {"access": str(token.access_token)}
-    token.blacklist()
-    token.set_jti()
-    token.set_exp()
-    token.set_iat()
-    token.outstand()
-    pair["refresh"] = str(token)
-    return pair
+    try:
+        token = RefreshToken(refresh)  # type: ignore[arg-type]
+    except TokenError:
+        _revoke_if_reused(refresh)
+        raise
+    user = token_user(token)
+    family = token_family(token)
+    with transaction.atomic():
+        outstanding, _ = OutstandingToken.objects.get_or_create(
+            jti=token[api_settings.JTI_CLAIM],
+            defaults={
+                "user": user,
+                "token": refresh,
+                "created_at": token.current_time,
+                "expires_at": datetime_from_epoch(token["exp"]),
+            },
+        )
+        _, first_use = BlacklistedToken.objects.get_or_create(token=outstanding)
+        if first_use:
+            pair = {"access": str(token.access_token)}
+            token.set_jti()
+            token.set_exp()
+            token.set_iat()
+            token.outstand()
+            pair["refresh"] = str(token)
+            return pair
+    if family is not None:
+        _sign_in_stolen(user_id=int(token[api_settings.USER_ID_CLAIM]), family=family)
+    raise TokenError("Token is blacklisted")
+
+
+def _revoke_if_reused(refresh: str) -> None:
+    """Revoke the sign-in of a genuine refresh token that was refused because it is blacklisted."""
+    try:
+        payload = token_backend.decode(refresh, verify=True)  # type: ignore[arg-type]
+        family = token_family(payload)
+    except (TokenBackendError, InvalidToken):
+        return  # forged, expired or malformed: it proves nothing about a sign-in
+    user_id, jti = payload.get(api_settings.USER_ID_CLAIM), payload.get(api_settings.JTI_CLAIM)
+    if payload.get(api_settings.TOKEN_TYPE_CLAIM) != "refresh" or family is None or user_id is None:
+        return
+    if BlacklistedToken.objects.filter(token__jti=jti).exists():
+        _sign_in_stolen(user_id=int(user_id), family=family)
+
+
+@transaction.atomic
+def _sign_in_stolen(*, user_id: int, family: uuid.UUID) -> None:
+    log.warning("auth.refresh_reused", user_id=user_id, family=family.hex)
+    token_family_revoke(user_id=user_id, family=family)
 
 
 def token_family_revoke(*, user_id: int, family: uuid.UUID) -> None:

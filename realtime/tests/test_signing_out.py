@@ -3,7 +3,8 @@
 A browser session's log-out closes the sockets it opened; `POST auth/logout/`
 closes those opened with tokens of that sign-in (its token family); signing
 out everywhere, a new password and an admin's password reset close every
-socket of the user. Nobody else's socket is touched.
+socket of the user; a refresh token presented twice closes those of its
+sign-in. Nobody else's socket is touched.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 
 import pytest
 from django.test import Client
+from rest_framework.test import APIClient
 
 from accounts import services as accounts
 from conftest import PASSWORD
@@ -164,3 +166,19 @@ async def test_an_admin_password_reset_closes_every_socket_of_the_account(alice,
 
     await call(reset)
     assert [await closed_with(socket) for socket in sockets] == [CLOSE_SIGNED_OUT] * 2
+
+
+@asynctest
+async def test_a_reused_refresh_token_closes_the_sockets_of_its_sign_in(alice) -> None:
+    stolen = await call(accounts.tokens_for, alice)
+    other = await call(accounts.tokens_for, alice)
+
+    def refresh(token: str) -> Any:
+        return APIClient().post("/api/v1/auth/token/refresh/", {"refresh": token}, format="json")
+
+    rotated = (await call(refresh, stolen["refresh"])).json()
+    socket = await connect(alice, headers=[token_header(rotated["access"]), ORIGIN])
+    other_socket = await connect(alice, headers=[token_header(other["access"]), ORIGIN])
+    assert (await call(refresh, stolen["refresh"])).status_code == 401
+    assert await closed_with(socket) == CLOSE_SIGNED_OUT
+    await other_socket.pong()

@@ -11,7 +11,7 @@ import pytest
 from django.contrib.auth.hashers import Argon2PasswordHasher
 from django.test import Client
 from rest_framework.test import APIClient
-from rest_framework_simplejwt.tokens import AccessToken
+from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
 from accounts.models import User
 from accounts.services import tokens_for, user_set_password
@@ -41,8 +41,8 @@ def test_a_refresh_token_works_once_then_is_dead(bob: Any) -> None:
     response = refresh(first)
     assert response.status_code == 200
     assert response.json()["refresh"] != first
-    assert refresh(first).status_code == 401
     assert refresh(response.json()["refresh"]).status_code == 200
+    assert refresh(first).status_code == 401
 
 
 def test_logout_kills_the_refresh_token(bob: Any, client_for: Any) -> None:
@@ -121,6 +121,45 @@ def test_sign_out_everywhere_ends_every_browser_session(bob: Any) -> None:
     assert logout(tokens["access"], tokens["refresh"], everywhere=True) == 205
     for browser in (laptop, phone):
         assert browser.get("/profile/").status_code == 302
+
+
+def test_a_refresh_token_presented_again_revokes_every_token_descended_from_its_log_in(bob: Any) -> None:
+    stolen, other = tokens_for(bob), tokens_for(bob)
+    first = refresh(stolen["refresh"]).json()
+    second = refresh(first["refresh"]).json()
+    # The thief (or the victim) presents the first, already rotated, refresh token.
+    assert refresh(stolen["refresh"]).status_code == 401
+    # Every token of that sign-in is dead, the newest included.
+    assert refresh(second["refresh"]).status_code == 401
+    assert [me(stolen["access"]), me(first["access"]), me(second["access"])] == [401, 401, 401]
+    # The account's other sign-in is untouched.
+    assert me(other["access"]) == 200
+    assert refresh(other["refresh"]).status_code == 200
+
+
+def test_of_two_refreshes_racing_with_one_token_only_one_gets_a_pair(bob: Any, monkeypatch: Any) -> None:
+    tokens = tokens_for(bob)
+    # Both requests get past the blacklist check before either rotates.
+    monkeypatch.setattr(RefreshToken, "check_blacklist", lambda self: None)
+    winner = refresh(tokens["refresh"])
+    loser = refresh(tokens["refresh"])
+    assert (winner.status_code, loser.status_code) == (200, 401)
+    monkeypatch.undo()
+    # Two parties held the token: the sign-in is revoked, the winner's pair too.
+    assert refresh(winner.json()["refresh"]).status_code == 401
+    assert me(winner.json()["access"]) == 401
+
+
+def test_a_forged_or_expired_refresh_token_revokes_nothing(bob: Any) -> None:
+    tokens = tokens_for(bob)
+    forged = RefreshToken(tokens["refresh"])  # type: ignore[arg-type]
+    expired = RefreshToken(tokens["refresh"])  # type: ignore[arg-type]
+    expired.set_exp(lifetime=timedelta(seconds=-60))
+    bad_signature = str(forged)[:-4] + ("AAAA" if not str(forged).endswith("AAAA") else "BBBB")
+    assert refresh(bad_signature).status_code == 401
+    assert refresh(str(expired)).status_code == 401
+    assert me(tokens["access"]) == 200
+    assert refresh(tokens["refresh"]).status_code == 200
 
 
 def test_a_deactivated_account_cannot_refresh_or_log_in(bob: Any) -> None:
