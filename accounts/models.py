@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser, UserManager
@@ -9,6 +9,8 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models.functions import Lower
 from django.utils.crypto import salted_hmac
+
+from accounts.names import username_key, username_skeleton
 
 # Usernames are what @mentions match: no dots or dashes at the ends, so
 # "thanks @bob." mentions bob.
@@ -22,8 +24,13 @@ username_validator = RegexValidator(
 
 class ChatUserManager(UserManager["User"]):
     def get_by_natural_key(self, username: str | None) -> User:
-        # Log-ins are case-insensitive, matching the uniqueness rule below.
-        return self.get(username__iexact=username)
+        """Return the account a log-in names: compared as `username_key`, as the throttle counts it.
+
+        Stored usernames are ASCII, where that key is the lower case, so the
+        lookup uses the case-insensitive unique index. A name that folds to
+        something else (`ALıCE`) matches nobody, and `ſtaffer` is staffer.
+        """
+        return self.alias(username_lower=Lower("username")).get(username_lower=username_key(username or ""))
 
 
 class User(AbstractUser):
@@ -38,6 +45,8 @@ class User(AbstractUser):
     )
     email = models.EmailField("email address")
     display_name = models.CharField(max_length=64, blank=True)
+    # What the username looks like (accounts.names): a new name may not look like an existing one.
+    username_skeleton = models.CharField(max_length=64, editable=False, db_index=True, default="")
     # Raised to end every sign-in at once (sign out everywhere, a new password):
     # tokens carry the value they were minted under (accounts.tokens), and
     # browser sessions hold a hash that includes it.
@@ -60,6 +69,14 @@ class User(AbstractUser):
 
     def __str__(self) -> str:
         return self.username
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        # A derived column: kept with the username on every path (services, admin, createsuperuser).
+        self.username_skeleton = username_skeleton(self.username)
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and "username" in update_fields:
+            kwargs["update_fields"] = {*update_fields, "username_skeleton"}
+        super().save(*args, **kwargs)
 
     @property
     def shown_name(self) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 import uuid
 
 import structlog
@@ -10,6 +11,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.db.models import F
+from django.db.models.functions import Lower
 from django.utils import timezone
 from rest_framework_simplejwt.exceptions import InvalidToken, TokenBackendError, TokenError
 from rest_framework_simplejwt.settings import api_settings
@@ -19,6 +21,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 from rest_framework_simplejwt.utils import datetime_from_epoch
 
 from accounts.models import ModerationAction, TokenFamily, User, username_validator
+from accounts.names import username_key, username_skeleton
 from accounts.tokens import refresh_token_issue, token_family, token_user
 from core import publish
 from core.errors import Invalid
@@ -46,15 +49,19 @@ def clean_display_name(display_name: object) -> str:
 def user_register(*, username: str, email: str, password: str, display_name: str = "") -> User:
     """Create an account, checking every field and reporting all problems at once."""
     errors: dict[str, list[str]] = {}
-    username = username.strip()
+    # Compatibility forms become plain ones first: a fullwidth ＡＬＩＣＥ is ALICE.
+    username = unicodedata.normalize("NFKC", username.strip())
     email = email.strip()
     try:
         username_validator(username)
     except ValidationError as exc:
         errors["username"] = list(exc.messages)
     else:
-        if User.objects.filter(username__iexact=username).exists():
+        if User.objects.alias(username_lower=Lower("username")).filter(username_lower=username_key(username)).exists():
             errors["username"] = ["That username is taken."]
+        elif User.objects.filter(username_skeleton=username_skeleton(username)).exists():
+            # aIice, a1ice: others would take it for someone they know.
+            errors["username"] = ["That username looks too much like an existing one."]
     try:
         validate_email(email)
     except ValidationError:

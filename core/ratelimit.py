@@ -18,6 +18,8 @@ from django_ratelimit.core import get_usage
 from rest_framework.exceptions import Throttled
 from rest_framework.throttling import AnonRateThrottle, UserRateThrottle
 
+from core.text import fold
+
 logger = logging.getLogger(__name__)
 
 
@@ -28,8 +30,9 @@ class RateLimited(Throttled):
 
 
 def _normalised(username: object) -> str:
-    # Usernames are case-insensitive, so ALICE and alice share one budget.
-    return str(username).strip().lower()[:150] if isinstance(username, str) else ""
+    # The form log-in compares usernames in (accounts.names.username_key): whatever
+    # signs in as alice (ALICE, a compatibility spelling) spends alice's budget.
+    return fold(username.strip())[:150] if isinstance(username, str) else ""
 
 
 def attempt(request: HttpRequest, *, action: str, username: object = None) -> None:
