@@ -21,7 +21,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 from rest_framework_simplejwt.utils import datetime_from_epoch
 
 from accounts.models import ModerationAction, TokenFamily, User, username_validator
-from accounts.names import username_key, username_skeleton
+from accounts.names import display_name_clean, username_key, username_skeleton
 from accounts.tokens import refresh_token_issue, token_family, token_user
 from core import publish
 from core.errors import Invalid
@@ -37,12 +37,19 @@ DISPLAY_NAME_MAX = 64
 
 
 def clean_display_name(display_name: object) -> str:
+    """Return the display name as it is kept: hidden characters removed (accounts.names), at most 64 characters.
+
+    A name of nothing but hidden characters is refused rather than emptied,
+    so nobody gets a blank name by accident (an empty one shows the username).
+    """
     if not isinstance(display_name, str):
         raise Invalid({"display_name": "Must be a string."})
-    display_name = display_name.strip()
-    if len(display_name) > DISPLAY_NAME_MAX:
+    cleaned = display_name_clean(display_name)
+    if not cleaned and display_name.strip():
+        raise Invalid({"display_name": "Use some visible characters, or leave it empty to show your username."})
+    if len(cleaned) > DISPLAY_NAME_MAX:
         raise Invalid({"display_name": f"Use at most {DISPLAY_NAME_MAX} characters."})
-    return display_name
+    return cleaned
 
 
 @transaction.atomic

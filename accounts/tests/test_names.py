@@ -2,7 +2,9 @@
 
 Usernames are compared as log-in compares them (NFKC, then case folding):
 registration refuses one that is another account's under that comparison or
-that looks like one (`aIice`, `a1ice`).
+that looks like one (`aIice`, `a1ice`). Display names lose the characters
+that reorder or hide text, and one that was nothing but such characters is
+refused.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from accounts.models import User
-from accounts.names import username_skeleton
+from accounts.names import display_name_clean, username_skeleton
 from conftest import PASSWORD
 
 pytestmark = pytest.mark.django_db
@@ -99,3 +101,66 @@ def test_the_skeleton_follows_a_username_changed_anywhere(alice: Any) -> None:
     alice.save(update_fields=["username"])
     alice.refresh_from_db()
     assert alice.username_skeleton == username_skeleton("Al1ce") == "allce"
+
+
+# --- Display names ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("given", "kept"),
+    [
+        ("\u202eecilA", "ecilA"),  # right-to-left override
+        ("\u2066Bob\u2069 ", "Bob"),  # isolates
+        ("Al\u200bice", "Alice"),  # zero-width space
+        ("Ali\u00adce\ufeff", "Alice"),  # soft hyphen, byte order mark
+        ("Alice\u200e\u200f", "Alice"),  # direction marks
+        ("Alice\n\tSmith", "Alice Smith"),
+        ("Alice\u3000\u00a0Smith", "Alice Smith"),
+        ("Al\u3164ice", "Alice"),  # Hangul filler, a letter that shows as blank
+        ("\U0001f469\u200d\U0001f4bb Dev", "\U0001f469\u200d\U0001f4bb Dev"),  # woman technologist: one emoji
+        ("\U0001f3f3\ufe0f\u200d\U0001f308", "\U0001f3f3\ufe0f\u200d\U0001f308"),  # rainbow flag
+        ("A\u200dB", "AB"),  # a joiner between letters joins nothing
+        ("\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645", "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645"),
+        ("Zoë Ångström", "Zoë Ångström"),
+    ],
+)
+def test_display_names_lose_the_characters_that_hide_or_reorder_text(given: str, kept: str) -> None:
+    assert display_name_clean(given) == kept
+
+
+def test_registration_and_the_profile_keep_the_cleaned_display_name(client_for: Any, bob: Any) -> None:
+    response = register("newcomer", display_name="\u202eNew\u200bcomer")
+    assert response.status_code == 201
+    assert response.json()["user"]["display_name"] == "Newcomer"
+    response = client_for(bob).patch("/api/v1/users/me/", {"display_name": "\u2067Bob\u2069"}, format="json")
+    assert response.status_code == 200
+    assert response.json()["display_name"] == "Bob"
+
+
+@pytest.mark.parametrize("hidden", ["\u200b", "\u202e\u2066\u200d", "\u3164", "\u2800 \u115f"])
+def test_a_display_name_of_nothing_but_hidden_characters_is_refused(client_for: Any, bob: Any, hidden: str) -> None:
+    response = client_for(bob).patch("/api/v1/users/me/", {"display_name": hidden}, format="json")
+    assert response.status_code == 400
+    assert response.json() == {
+        "display_name": ["Use some visible characters, or leave it empty to show your username."]
+    }
+    response = register("invisible", display_name=hidden)
+    assert response.status_code == 400
+    assert "display_name" in response.json()
+
+
+def test_an_empty_display_name_still_means_the_username(client_for: Any, bob: Any) -> None:
+    for empty in ("", "   "):
+        response = client_for(bob).patch("/api/v1/users/me/", {"display_name": empty}, format="json")
+        assert response.status_code == 200
+        assert response.json()["display_name"] == "bob"
+        bob.refresh_from_db()
+        assert bob.display_name == ""
+
+
+def test_the_profile_page_refuses_a_blank_display_name_next_to_the_field(client: Any, alice: Any) -> None:
+    client.force_login(alice)
+    html = client.post("/profile/", {"form": "profile", "display_name": "\u200b\u200b"}).content.decode()
+    assert "Use some visible characters" in html
+    alice.refresh_from_db()
+    assert alice.display_name == "Alice"
