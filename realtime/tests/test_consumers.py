@@ -31,6 +31,7 @@ from django.test import Client
 from accounts.models import User
 from chatproject.asgi import application
 from conftest import PASSWORD
+from core.cache import close_async_clients
 from messaging import services
 from messaging.models import Message
 from messaging.payloads import MessagePayload
@@ -191,6 +192,7 @@ async def _release_connections() -> None:
     if isinstance(backend, presence._RedisPresence):
         for client in backend.clients.values():
             await client.aclose()
+    await close_async_clients()  # the sending budget's counters (core.ratelimit)
 
 
 @pytest.fixture(autouse=True)
@@ -211,10 +213,11 @@ def _fresh_realtime_state(monkeypatch: pytest.MonkeyPatch, settings: Any) -> Non
 
 
 @pytest.fixture
-def no_rate_limit(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Lift the frame rate limit, for tests that send many frames on purpose."""
+def no_rate_limit(monkeypatch: pytest.MonkeyPatch, settings: Any) -> None:
+    """Lift the frame rate limit and the user's sending budget, for tests that send many frames on purpose."""
     monkeypatch.setattr(consumers, "RATE_BURST", 1e9)
     monkeypatch.setattr(consumers, "RATE_PER_SECOND", 1e9)
+    settings.USER_SEND_RATE = "1000000/s"
 
 
 async def handshake(headers: list[tuple[bytes, bytes]], *, path: str = "/ws/") -> tuple[Socket, bool]:
