@@ -16,7 +16,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
-from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
+from django.contrib.auth.forms import AdminPasswordChangeForm, AdminUserCreationForm, UserChangeForm
 from django.db import transaction
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest, HttpResponse
@@ -30,6 +30,8 @@ from accounts.services import (
     user_erase,
     user_reactivate,
     user_register,
+    user_set_password,
+    user_sign_out_everywhere,
     user_update_profile,
 )
 from core.errors import ServiceError
@@ -38,6 +40,18 @@ REASON_NEEDED = "Give a reason: it goes into the moderation log."
 
 
 # --- Acting through the services -----------------------------------------------------------------------
+
+
+class PasswordResetForm(AdminPasswordChangeForm):
+    """The admin's password form, through the account service: every sign-in of the account ends."""
+
+    def save(self, commit: bool = True) -> User:
+        user: User = self.user  # type: ignore[assignment]
+        if self.cleaned_data["set_usable_password"]:
+            return user_set_password(user=user, password=self.cleaned_data["password1"])
+        user.set_unusable_password()
+        user.save(update_fields=["password"])
+        return user_sign_out_everywhere(user=user)
 
 
 class ReasonActionForm(ActionForm):
@@ -222,6 +236,7 @@ class UserAdmin(ThroughServicesMixin, BaseUserAdmin):
     readonly_fields = ("username", "email", "last_login", "date_joined", "erased_at")
     actions = ["deactivate_accounts", "reactivate_accounts", "erase_accounts"]
     action_form = ReasonActionForm
+    change_password_form = PasswordResetForm
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         if obj is None:

@@ -1,12 +1,16 @@
 from __future__ import annotations
 
-from typing import ClassVar
+import uuid
+from typing import Any, ClassVar
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser, UserManager
 from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models.functions import Lower
+from django.utils.crypto import salted_hmac
+
+from accounts.names import username_key, username_skeleton
 
 # Usernames are what @mentions match: no dots or dashes at the ends, so
 # "thanks @bob." mentions bob.
@@ -23,8 +27,13 @@ username_validator = RegexValidator(
 
 class ChatUserManager(UserManager["User"]):
     def get_by_natural_key(self, username: str | None) -> User:
-        # Log-ins are case-insensitive, matching the uniqueness rule below.
-        return self.get(username__iexact=username)
+        """Return the account a log-in names: compared as `username_key`, as the throttle counts it.
+
+        Stored usernames are ASCII, where that key is the lower case, so the
+        lookup uses the case-insensitive unique index. A name that folds to
+        something else (`ALıCE`) matches nobody, and `ſtaffer` is staffer.
+        """
+        return self.alias(username_lower=Lower("username")).get(username_lower=username_key(username or ""))
 
 
 class User(AbstractUser):
@@ -41,6 +50,12 @@ class User(AbstractUser):
     display_name = models.CharField(max_length=64, blank=True)
     # Set when the account's personal data was erased (accounts.services.user_erase).
     erased_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # What the username looks like (accounts.names): a new name may not look like an existing one.
+    username_skeleton = models.CharField(max_length=64, editable=False, db_index=True, default="")
+    # Raised to end every sign-in at once (sign out everywhere, a new password):
+    # tokens carry the value they were minted under (accounts.tokens), and
+    # browser sessions hold a hash that includes it.
+    token_version = models.PositiveIntegerField(default=0)
 
     objects: ClassVar[ChatUserManager] = ChatUserManager()  # type: ignore[assignment]
 
@@ -60,11 +75,49 @@ class User(AbstractUser):
     def __str__(self) -> str:
         return self.username
 
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        # A derived column: kept with the username on every path (services, admin, createsuperuser).
+        self.username_skeleton = username_skeleton(self.username)
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and "username" in update_fields:
+            kwargs["update_fields"] = {*update_fields, "username_skeleton"}
+        super().save(*args, **kwargs)
+
     @property
     def shown_name(self) -> str:
         if self.erased_at is not None:
             return ERASED_NAME
         return self.display_name or self.username
+
+    def _get_session_auth_hash(self, secret: str | None = None) -> str:
+        # Django keeps a session only while this hash matches the one stored at log-in,
+        # so raising token_version ends every browser session too. At version 0 the
+        # hash is Django's own, so sessions made before the version existed stay valid.
+        if self.token_version == 0:
+            return super()._get_session_auth_hash(secret=secret)  # type: ignore[misc]  # missing from the stubs
+        key_salt = "accounts.User.get_session_auth_hash"
+        value = f"{self.password}\x00{self.token_version}"
+        return salted_hmac(key_salt, value, secret=secret, algorithm="sha256").hexdigest()
+
+
+class TokenFamily(models.Model):
+    """One sign-in through the API: the refresh tokens that descend from one log-in by rotation.
+
+    Every access and refresh token names its family (accounts.tokens).
+    Revoking the family (log-out of that sign-in, or a refresh token used
+    twice, a sign of theft) stops all of them at once, access tokens included.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="token_families")
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "token families"
+
+    def __str__(self) -> str:
+        return f"{self.id} of user {self.user_id}{' (revoked)' if self.revoked_at else ''}"
 
 
 class ModerationAction(models.Model):

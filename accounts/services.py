@@ -1,10 +1,13 @@
-"""Changes to accounts: registration, profile and access edits, deactivation, erasure, token revocation."""
+"""Changes to accounts: registration, profile and access edits, signing out, deactivation, erasure, tokens."""
 
 from __future__ import annotations
 
 import secrets
+import unicodedata
+import uuid
 from collections.abc import Callable, Iterable
 
+import structlog
 from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Group, Permission
 from django.contrib.auth.password_validation import validate_password
@@ -12,25 +15,46 @@ from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.db.models.functions import Lower
 from django.utils import timezone
-from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.exceptions import InvalidToken, TokenBackendError, TokenError
+from rest_framework_simplejwt.settings import api_settings
+from rest_framework_simplejwt.state import token_backend
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 from rest_framework_simplejwt.tokens import RefreshToken
+from rest_framework_simplejwt.utils import datetime_from_epoch
 
-from accounts.models import ModerationAction, User, username_validator
+from accounts.models import ModerationAction, TokenFamily, User, username_validator
+from accounts.names import display_name_clean, username_key, username_skeleton
+from accounts.tokens import refresh_token_issue, token_family, token_user
 from core import publish
 from core.errors import Invalid
+
+log = structlog.get_logger(__name__)
+
+# The notice that closes the sockets of an ended sign-in (4001): with "session"
+# those opened with that browser session, with "family" those opened with a
+# token of that family, with neither every socket of the user.
+SESSION_ENDED = "session.ended"
 
 DISPLAY_NAME_MAX = 64
 
 
 def clean_display_name(display_name: object) -> str:
+    """Return the display name as it is kept: hidden characters removed (accounts.names), at most 64 characters.
+
+    A name of nothing but hidden characters is refused rather than emptied,
+    so nobody gets a blank name by accident (an empty one shows the username).
+    """
     if not isinstance(display_name, str):
         raise Invalid({"display_name": "Must be a string."})
-    display_name = display_name.strip()
-    if len(display_name) > DISPLAY_NAME_MAX:
+    cleaned = display_name_clean(display_name)
+    if not cleaned and display_name.strip():
+        raise Invalid({"display_name": "Use some visible characters, or leave it empty to show your username."})
+    if len(cleaned) > DISPLAY_NAME_MAX:
         raise Invalid({"display_name": f"Use at most {DISPLAY_NAME_MAX} characters."})
-    return display_name
+    return cleaned
 
 
 @transaction.atomic
@@ -49,15 +73,19 @@ def user_register(
     Staff creating an account for someone (`actor`, from the admin) are logged with their reason.
     """
     errors: dict[str, list[str]] = {}
-    username = username.strip()
+    # Compatibility forms become plain ones first: a fullwidth ＡＬＩＣＥ is ALICE.
+    username = unicodedata.normalize("NFKC", username.strip())
     email = email.strip()
     try:
         username_validator(username)
     except ValidationError as exc:
         errors["username"] = list(exc.messages)
     else:
-        if User.objects.filter(username__iexact=username).exists():
+        if User.objects.alias(username_lower=Lower("username")).filter(username_lower=username_key(username)).exists():
             errors["username"] = ["That username is taken."]
+        elif User.objects.filter(username_skeleton=username_skeleton(username)).exists():
+            # aIice, a1ice: others would take it for someone they know.
+            errors["username"] = ["That username looks too much like an existing one."]
     try:
         validate_email(email)
     except ValidationError:
@@ -167,15 +195,113 @@ def user_access_set(
     return user
 
 
+@transaction.atomic
 def refresh_token_revoke(*, user: User, refresh: str) -> None:
-    """Blacklist one refresh token of the user's, so it can never be used again."""
+    """Sign out one API sign-in: blacklist the refresh token and revoke its family.
+
+    The family's access tokens stop working at once and its sockets close (4001).
+    """
     try:
         token = RefreshToken(refresh)  # type: ignore[arg-type]
-    except TokenError:
+        family = token_family(token)
+    except (TokenError, InvalidToken):
         raise Invalid({"refresh": "This token is invalid or already used."}) from None
     if str(token.get("user_id")) != str(user.pk):
         raise Invalid({"refresh": "This token belongs to another account."})
     token.blacklist()
+    if family is not None:
+        token_family_revoke(user_id=user.pk, family=family)
+
+
+def tokens_refresh(*, refresh: str) -> dict[str, str]:
+    """Rotate a refresh token: a new access and refresh pair of the same sign-in, the old one blacklisted.
+
+    A refresh token can be presented once. One presented again, after it was
+    rotated or signed out, means two parties hold copies of it, one of them
+    probably a thief: the whole sign-in (token family) is revoked, so every
+    token descended from it stops, access tokens included, and its sockets
+    close. The blacklisting is the rotation's lock: of two refreshes racing
+    with one token, only the one that blacklists it gets a new pair.
+
+    Raise TokenError for a token that is not a live refresh token, and
+    AuthenticationFailed for one `token_user` refuses.
+    """
+    try:
+        token = RefreshToken(refresh)  # type: ignore[arg-type]
+    except TokenError:
+        _revoke_if_reused(refresh)
+        raise
+    user = token_user(token)
+    family = token_family(token)
+    with transaction.atomic():
+        outstanding, _ = OutstandingToken.objects.get_or_create(
+            jti=token[api_settings.JTI_CLAIM],
+            defaults={
+                "user": user,
+                "token": refresh,
+                "created_at": token.current_time,
+                "expires_at": datetime_from_epoch(token["exp"]),
+            },
+        )
+        _, first_use = BlacklistedToken.objects.get_or_create(token=outstanding)
+        if first_use:
+            pair = {"access": str(token.access_token)}
+            token.set_jti()
+            token.set_exp()
+            token.set_iat()
+            token.outstand()
+            pair["refresh"] = str(token)
+            return pair
+    if family is not None:
+        _sign_in_stolen(user_id=int(token[api_settings.USER_ID_CLAIM]), family=family)
+    raise TokenError("Token is blacklisted")
+
+
+def _revoke_if_reused(refresh: str) -> None:
+    """Revoke the sign-in of a genuine refresh token that was refused because it is blacklisted."""
+    try:
+        payload = token_backend.decode(refresh, verify=True)  # type: ignore[arg-type]
+        family = token_family(payload)
+    except (TokenBackendError, InvalidToken):
+        return  # forged, expired or malformed: it proves nothing about a sign-in
+    user_id, jti = payload.get(api_settings.USER_ID_CLAIM), payload.get(api_settings.JTI_CLAIM)
+    if payload.get(api_settings.TOKEN_TYPE_CLAIM) != "refresh" or family is None or user_id is None:
+        return
+    if BlacklistedToken.objects.filter(token__jti=jti).exists():
+        _sign_in_stolen(user_id=int(user_id), family=family)
+
+
+@transaction.atomic
+def _sign_in_stolen(*, user_id: int, family: uuid.UUID) -> None:
+    log.warning("auth.refresh_reused", user_id=user_id, family=family.hex)
+    token_family_revoke(user_id=user_id, family=family)
+
+
+def token_family_revoke(*, user_id: int, family: uuid.UUID) -> None:
+    """Revoke one sign-in's tokens (refresh and access alike) and close its sockets once committed."""
+    TokenFamily.objects.filter(pk=family, user_id=user_id, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    notice = {"type": SESSION_ENDED, "family": family.hex}
+    transaction.on_commit(lambda: publish.notify_user(user_id, notice))
+
+
+def session_end(*, user_id: int, session_key: str) -> None:
+    """Close the sockets opened with a browser session that just logged out (4001)."""
+    publish.notify_user(user_id, {"type": SESSION_ENDED, "session": session_key})
+
+
+@transaction.atomic
+def user_sign_out_everywhere(*, user: User) -> User:
+    """End every sign-in of the user's: access and refresh tokens, browser sessions, open sockets (4001).
+
+    Raising the token version refuses every token minted before and changes
+    the hash browser sessions are checked against (accounts.models.User).
+    """
+    User.objects.filter(pk=user.pk).update(token_version=F("token_version") + 1)
+    user.refresh_from_db(fields=["token_version"])
+    refresh_tokens_revoke_all(user=user)
+    user_id = user.pk
+    transaction.on_commit(lambda: publish.notify_user(user_id, {"type": SESSION_ENDED}))
+    return user
 
 
 def refresh_tokens_revoke_all(*, user: User) -> int:
@@ -302,26 +428,25 @@ def user_erase(*, user: User, actor: User, reason: str, via: str = "admin") -> U
 
 
 def tokens_for(user: User) -> dict[str, str]:
-    """Mint an access and refresh pair for an active user."""
+    """Start a sign-in for an active user: an access and refresh pair of a new family."""
     # simplejwt's for_user() does not check is_active (CVE-2024-22513).
     if not user.is_active:
         raise Invalid("This account is inactive.")
-    refresh = RefreshToken.for_user(user)
+    refresh = refresh_token_issue(user)
     return {"access": str(refresh.access_token), "refresh": str(refresh)}
 
 
 @transaction.atomic
 def user_set_password(*, user: User, password: str) -> User:
-    """Change a user's password and revoke every API refresh token they hold.
+    """Change a user's password and end every sign-in they have (`user_sign_out_everywhere`).
 
-    Whoever learnt the old password must not keep a way in through a token.
-    The caller keeps the current browser session (update_session_auth_hash);
-    Django ends the user's other sessions, whose hash no longer matches.
+    Whoever learnt the old password must not keep a way in through a token,
+    a browser session or an open socket. A caller that keeps the current
+    browser session signed in calls update_session_auth_hash afterwards.
     """
     user.set_password(password)
     user.save(update_fields=["password"])
-    refresh_tokens_revoke_all(user=user)
-    return user
+    return user_sign_out_everywhere(user=user)
 
 
 MODERATION_REASON_MAX = 1000

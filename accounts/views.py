@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import login, update_session_auth_hash
+from django.contrib.auth import login, logout, update_session_auth_hash
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
@@ -103,8 +103,20 @@ class LoginPage(auth_views.LoginView):
 
 login_page = LoginPage.as_view()
 
+
+class LogoutPage(auth_views.LogoutView):
+    """Django's log-out, which also closes the sockets this browser session opened (4001)."""
+
+    def post(self, request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
+        user_id, session_key = request.user.pk, request.session.session_key
+        response = super().post(request, *args, **kwargs)
+        if user_id is not None and session_key:
+            services.session_end(user_id=user_id, session_key=session_key)
+        return response
+
+
 # POST only (Django refuses a GET), so another site cannot log people out with a link.
-logout_page = auth_views.LogoutView.as_view()
+logout_page = LogoutPage.as_view()
 
 
 @sensitive_post_parameters("old_password", "new_password1", "new_password2")
@@ -137,6 +149,12 @@ def profile(request: HttpRequest) -> HttpResponse:
             update_session_auth_hash(request, user)
             messages.success(request, "Your password is changed.")
             return redirect("profile")
+    elif request.method == "POST" and request.POST.get("form") == "everywhere":
+        # Every token, browser session and socket of the account's, this browser's too.
+        services.user_sign_out_everywhere(user=user)
+        logout(request)
+        messages.success(request, "You are signed out everywhere.")
+        return redirect(settings.LOGOUT_REDIRECT_URL)
     context = {
         "profile_form": profile_form,
         "password_form": password_form,

@@ -242,6 +242,10 @@ else:
 # before a send waits for the client to read (realtime.daphne).
 WS_SEND_QUEUE_MAX = env.int("WS_SEND_QUEUE_MAX", default=2000)
 WS_SEND_BUFFER_MAX = env.int("WS_SEND_BUFFER_MAX", default=256 * 1024)
+# Open sockets one user may hold across every process; one more is refused (4008).
+WS_MAX_SOCKETS_PER_USER = env.int("WS_MAX_SOCKETS_PER_USER", default=20)
+# A resume with more events than this to replay is told resync.required instead.
+RESUME_MAX_EVENTS = env.int("RESUME_MAX_EVENTS", default=2000)
 
 # --- Accounts and authentication ---------------------------------------------------
 
@@ -271,7 +275,8 @@ LOGOUT_REDIRECT_URL = "/login/"
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework_simplejwt.authentication.JWTAuthentication",
+        # simplejwt's bearer tokens, refused once revoked (accounts.tokens).
+        "accounts.tokens.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -404,7 +409,7 @@ if env.bool("TLS_PROXY", default=not DEBUG):
 # --- Rate limits ------------------------------------------------------------------------
 
 # Counted in the default cache (Redis with REDIS_URL, shared by every process).
-# RATELIMIT_ENABLE=0 turns every HTTP limit off: for load tests only.
+# RATELIMIT_ENABLE=0 turns every HTTP limit and the sending budget off: for load tests only.
 RATELIMIT_ENABLE = env.bool("RATELIMIT_ENABLE", default=True)
 RATELIMIT_USE_CACHE = "default"
 RATELIMIT_CACHE_PREFIX = "rl:"
@@ -417,6 +422,9 @@ AUTH_RATE_LIMITS = {
     "refresh": {"ip": "60/m", "username": "30/m"},
     "password": {"ip": "30/h", "username": "10/h"},
 }
+# What one user may send, over REST and all their sockets together: messages
+# posted and typing notices, "count/period" with a fixed window (core.ratelimit).
+USER_SEND_RATE = env.str("USER_SEND_RATE", default="30/10s")
 # DRF throttles on every other API route (core.ratelimit).
 API_THROTTLE_RATES = {
     "anon": env.str("API_RATE_ANON", default="120/min"),

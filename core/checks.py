@@ -30,3 +30,25 @@ def channel_group_expiry(app_configs: Any = None, **kwargs: Any) -> list[CheckMe
             )
         ]
     return []
+
+
+@register(Tags.compatibility)
+def send_rate(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """USER_SEND_RATE must parse, or every post and typing notice would fail at run time."""
+    from core.ratelimit import parse_rate
+
+    rate = getattr(settings, "USER_SEND_RATE", "30/10s")
+    try:
+        count, seconds = parse_rate(rate)
+    except (TypeError, ValueError):
+        count, seconds = 0, 0
+    if count < 1 or seconds < 1:
+        return [
+            Error(
+                f"USER_SEND_RATE is {rate!r}: a rate is 'count/period', a count of at least 1 and a period "
+                "like 10s, m or 1h.",
+                hint='For example USER_SEND_RATE="30/10s".',
+                id="chat.E002",
+            )
+        ]
+    return []

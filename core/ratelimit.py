@@ -1,22 +1,35 @@
-"""HTTP rate limits: django-ratelimit on the password and token routes, DRF throttles on the rest.
+"""Rate limits: django-ratelimit on the password and token routes, DRF throttles on the rest, and
+one sending budget per user.
 
 Every counter lives in the default cache (local memory, or Redis with
 REDIS_URL, shared by every process). `RATELIMIT_ENABLE=0` turns all of them
 off, for load tests only. A refused request gets 429 with `Retry-After`.
+
+The sending budget (`send_budget_spend`, settings.USER_SEND_RATE) counts
+what a user posts and the typing notices they send, over REST and every one
+of their sockets together: a per-socket limit alone let 60 sockets of one
+account store 900 messages in 14 seconds.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+import math
+import re
+import time
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django_ratelimit.core import get_usage
 from rest_framework.exceptions import Throttled
 from rest_framework.throttling import AnonRateThrottle, UserRateThrottle
+
+from core.text import fold
 
 logger = logging.getLogger(__name__)
 
@@ -28,8 +41,9 @@ class RateLimited(Throttled):
 
 
 def _normalised(username: object) -> str:
-    # Usernames are case-insensitive, so ALICE and alice share one budget.
-    return str(username).strip().lower()[:150] if isinstance(username, str) else ""
+    # The form log-in compares usernames in (accounts.names.username_key): whatever
+    # signs in as alice (ALICE, a compatibility spelling) spends alice's budget.
+    return fold(username.strip())[:150] if isinstance(username, str) else ""
 
 
 def attempt(request: HttpRequest, *, action: str, username: object = None) -> None:
@@ -112,3 +126,83 @@ class AnonThrottle(_SettingsRate, AnonRateThrottle):
 
 class UserThrottle(_SettingsRate, UserRateThrottle):
     """Requests of a signed-in user, per account, across all their clients."""
+
+
+# --- The sending budget -------------------------------------------------------------
+
+_RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*([smh])\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600}
+
+
+@functools.lru_cache(maxsize=16)
+def parse_rate(rate: str) -> tuple[int, int]:
+    """Return (count, seconds) of a rate like "30/10s", "60/m" or "1000/h"."""
+    match = _RATE.match(rate)
+    if match is None:
+        raise ValueError(f"A rate is 'count/period' with a period like 10s, m or 1h, not {rate!r}.")
+    count, multiple, unit = match.groups()
+    return int(count), int(multiple or 1) * _UNIT_SECONDS[unit]
+
+
+def _send_window(user_id: int) -> tuple[str, int, float]:
+    """Return the counter key of the user's current window, the window's length and the seconds left in it."""
+    _, seconds = parse_rate(settings.USER_SEND_RATE)
+    now = time.time()
+    window = int(now // seconds)
+    return f"{settings.RATELIMIT_CACHE_PREFIX}send:{user_id}:{window}", seconds, (window + 1) * seconds - now
+
+
+def _over_budget(count: int, left: float) -> float | None:
+    allowed, _ = parse_rate(settings.USER_SEND_RATE)
+    return max(0.1, math.ceil(left * 10) / 10) if count > allowed else None
+
+
+def _cache_unreachable() -> None:
+    # The counters live in Redis. While it is away, fail open: a send that
+    # commits to PostgreSQL beats a refusal (docs/reliability.md).
+    logger.warning("send budget: cache unreachable, send allowed", exc_info=True)
+
+
+def send_budget_spend(user_id: int) -> float | None:
+    """Count one send (a message or typing notice) against the user's budget.
+
+    Return None if it is within the budget, else the seconds until the next
+    window opens. One cache round trip.
+    """
+    if not settings.RATELIMIT_ENABLE:
+        return None
+    key, seconds, left = _send_window(user_id)
+    try:
+        if hasattr(cache, "count_in_window"):
+            count = cache.count_in_window(key, seconds)
+        else:  # local memory: no round trip to save
+            cache.add(key, 0, seconds)
+            count = cache.incr(key)
+    except Exception:
+        _cache_unreachable()
+        return None
+    return _over_budget(count, left)
+
+
+async def asend_budget_spend(user_id: int) -> float | None:
+    """`send_budget_spend` from the event loop: one round trip on the loop's own Redis connection, no thread."""
+    if not settings.RATELIMIT_ENABLE:
+        return None
+    key, seconds, left = _send_window(user_id)
+    try:
+        if hasattr(cache, "acount_in_window"):
+            count = await cache.acount_in_window(key, seconds)
+        else:
+            cache.add(key, 0, seconds)
+            count = cache.incr(key)
+    except Exception:
+        _cache_unreachable()
+        return None
+    return _over_budget(count, left)
+
+
+def send_budget_require(user_id: int) -> None:
+    """Spend one send of the user's budget, or raise RateLimited (429 with Retry-After)."""
+    wait = send_budget_spend(user_id)
+    if wait is not None:
+        raise RateLimited(detail="Too many messages. Slow down.", wait=math.ceil(wait))

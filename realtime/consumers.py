@@ -22,7 +22,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from accounts.payloads import user_payload
-from core import dbretry, metrics
+from core import dbretry, metrics, ratelimit
 from core.api import ID_MAX
 from core.db import run_db
 from core.dbretry import is_database_unavailable
@@ -155,6 +155,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.user_id = user.pk
         structlog.contextvars.bind_contextvars(user_id=user.pk)
         self.socket_id = uuid.uuid4().hex
+        # The sign-in this socket belongs to, to close it when that ends (session_ended).
+        self.token_family: str | None = self.scope.get("token_family")
+        self.session_key: str | None = None
+        if "token_expires_at" not in self.scope and self.scope.get("session") is not None:
+            self.session_key = self.scope["session"].session_key
         self.roles, self.since = {}, {}
         self.user_changes = {}
         self.live = False
@@ -173,6 +178,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.strikes: list[float] = []
         self.timers: list[asyncio.TimerHandle] = []
         self.tasks: list[asyncio.Task[Any]] = []
+
+        if not await self._within_socket_cap():
+            return
 
         resume_from, bad_cursor = self._requested_cursor()
 
@@ -198,6 +206,36 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self._go_live()
         self._schedule_token_expiry()
         await self._announce_presence_online()
+
+    async def _within_socket_cap(self) -> bool:
+        """Count this socket among the user's on every process; refuse it (4008) past WS_MAX_SOCKETS_PER_USER.
+
+        Presence keeps each user's open sockets (realtime.presence): counting
+        is recording this one there, a round trip per handshake. The newest socket
+        is the one refused: closing an older one would let a stolen session
+        push the owner's tabs off, and a client that opened too many learns
+        it at once. Accepted first, so the client can read why.
+        """
+        try:
+            open_sockets = await presence.sockets_open(self.user_id, self.socket_id)
+        except Exception:
+            logger.warning("presence: could not count the user's sockets; socket allowed", exc_info=True)
+            return True
+        limit = settings.WS_MAX_SOCKETS_PER_USER
+        if open_sockets <= limit:
+            return True
+        self.closing = True
+        try:
+            await presence.socket_closed(self.user_id, self.socket_id)
+        except Exception:
+            logger.warning("presence: could not forget a refused socket", exc_info=True)
+        log.info("ws.refused", reason="too_many_sockets", open_sockets=open_sockets)
+        metrics.handshake_refused("too_many_sockets")
+        await self.accept()
+        detail = f"This account has {limit} sockets open already; close one first."
+        await self._send_now({"type": "error", "code": "too_many_sockets", "detail": detail})
+        await self.close(CLOSE_FLOODING)
+        return False
 
     def _requested_cursor(self) -> tuple[int | None, bool]:
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
@@ -226,8 +264,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self._send_now({"type": "resync.required"})
             metrics.resumed("resync")
             return
+        # Read the whole replay before sending any of it: past RESUME_MAX_EVENTS
+        # the client reloads over REST instead, and a reconnect storm of old
+        # cursors cannot make the server replay the log again and again.
         # From the cursor's own event on: the client has it, and its repeats
         # (another room's copy of a user.updated) must not be sent again.
+        pending: list[Event] = []
         position = max(cursor - 1, 0)
         while position < newest:
             batch = await run_db(_replay_batch, self.user, position, newest)
@@ -236,12 +278,18 @@ class ChatConsumer(AsyncWebsocketConsumer):
             for event in batch:
                 if event.id <= cursor:
                     delivery.event_already_sent(event, self)
-                    continue
-                frame = delivery.event_frame(event, self, replaying=True)
-                if frame is not None:
-                    await self._send_now(frame)
-                    metrics.frame_replayed()
+                else:
+                    pending.append(event)
+            if len(pending) > settings.RESUME_MAX_EVENTS:
+                await self._send_now({"type": "resync.required"})
+                metrics.resumed("resync")
+                return
             position = batch[-1].id
+        for event in pending:
+            frame = delivery.event_frame(event, self, replaying=True)
+            if frame is not None:
+                await self._send_now(frame)
+                metrics.frame_replayed()
         self.floor = newest
         await self._send_now({"type": "resume.done", "last_event_id": start.told})
         metrics.resumed("replayed")
@@ -420,6 +468,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         body = _str_field(frame, "body")
         client_id = _str_field(frame, "client_id")
         parent = _int_field(frame, "parent", required=False)
+        await self._spend_send_budget()
         try:
             # The very function the REST POST calls: same checks, same idempotency.
             await run_db(_post, room=room_id, author=self.user, body=body, client_id=client_id, parent=parent)
@@ -441,7 +490,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
         # Only the room's members hear it; the group is named from the membership, not the frame.
         if room_id not in self.roles:
             raise FrameError("not_found", "Room not found.")
+        await self._spend_send_budget()
         await relay.send_to_room(room_id, {"type": "typing.relay", "user": user_payload(self.user)})
+
+    async def _spend_send_budget(self) -> None:
+        """Count a message or typing notice against the user's budget, shared with REST and their other sockets."""
+        wait = await ratelimit.asend_budget_spend(self.user_id)
+        if wait is not None:
+            raise FrameError("rate_limited", "Too many messages from this account; slow down.", retry_after=wait)
 
     async def frame_ping(self, frame: dict[str, Any]) -> None:
         await self._send_now({"type": "pong"})
@@ -453,6 +509,23 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if not self.closing:
             self.closing = True
             _spawn(self.close(CLOSE_DEACTIVATED))
+
+    def session_ended(self, *, session: str | None, family: str | None) -> None:
+        """A sign-in of the user's ended: close (4001) if this socket was opened with it.
+
+        `session`: a browser session that logged out; `family`: an API sign-in
+        that was signed out or revoked; neither: every sign-in (sign out
+        everywhere, a new password).
+        """
+        if session is not None:
+            ended = session == self.session_key
+        elif family is not None:
+            ended = family == self.token_family
+        else:
+            ended = True
+        if ended and not self.closing:
+            self.closing = True
+            _spawn(self.close(CLOSE_TOKEN_EXPIRED))
 
     # --- Token expiry and presence -------------------------------------------------------------
 

@@ -146,10 +146,16 @@ SCOPE_PROTOCOL_KEY = "chat.daphne_protocol"
 
 
 def expose_protocol() -> None:
-    """Put each WebSocket's Daphne protocol object in its scope (as SCOPE_PROTOCOL_KEY)."""
+    """Put each WebSocket's Daphne protocol object in its scope (as SCOPE_PROTOCOL_KEY), and its scheme.
+
+    Daphne's WebSocket scope has no "scheme" (ASGI's default is "ws"), so a
+    socket over TLS that Daphne terminates (`make run-tls`) looked like plain
+    ws:// to the Origin check (realtime.auth).
+    """
     try:
         from daphne.server import Server
         from daphne.ws_protocol import WebSocketProtocol
+        from twisted.internet.interfaces import ISSLTransport
     except ImportError:
         return
     if getattr(Server, "_chat_expose_patched", False):
@@ -159,6 +165,7 @@ def expose_protocol() -> None:
     def create_application(self: Any, protocol: Any, scope: dict[str, Any]) -> Any:
         if isinstance(protocol, WebSocketProtocol):
             scope[SCOPE_PROTOCOL_KEY] = protocol
+            scope.setdefault("scheme", "wss" if ISSLTransport.providedBy(protocol.transport) else "ws")
         return original(self, protocol, scope)
 
     Server.create_application = create_application

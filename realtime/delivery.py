@@ -278,6 +278,8 @@ class Listener(Protocol):
 
     def deactivated(self) -> None: ...
 
+    def session_ended(self, *, session: str | None, family: str | None) -> None: ...
+
 
 class EventPump:
     """Reads committed events in id order and offers each to the sockets it may concern.
@@ -364,6 +366,10 @@ class EventPump:
     def deactivated(self, user_id: int) -> None:
         for listener in list(self.by_user.get(user_id, ())):
             listener.deactivated()
+
+    def session_ended(self, user_id: int, *, session: str | None, family: str | None) -> None:
+        for listener in list(self.by_user.get(user_id, ())):
+            listener.session_ended(session=session, family=family)
 
     async def stop(self) -> None:
         """Cancel the pump's tasks and wait for them (tests end their event loop after this)."""

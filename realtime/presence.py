@@ -122,7 +122,12 @@ def backend() -> _MemoryPresence | _RedisPresence:
 
 async def socket_opened(user_id: int, socket_id: str) -> bool:
     """Record a socket; return True when it is the user's only one (they just came online)."""
-    return await backend().add(user_id, socket_id) == 1
+    return await sockets_open(user_id, socket_id) == 1
+
+
+async def sockets_open(user_id: int, socket_id: str) -> int:
+    """Record a socket (again: recording is idempotent); return how many the user has open on every process."""
+    return await backend().add(user_id, socket_id)
 
 
 async def sockets_alive(sockets: list[tuple[int, str]]) -> None:

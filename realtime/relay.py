@@ -168,6 +168,8 @@ class Relay:
             self.pump.relay_once(frame, room_ids=message.get("rooms") or [message["room"]], skip_user=message["user"])
         elif kind == "user.deactivated":
             self.pump.deactivated(message["user"])
+        elif kind == "session.ended":
+            self.pump.session_ended(message["user"], session=message.get("session"), family=message.get("family"))
 
     async def heartbeat(self) -> None:
         """Renew the presence lease of every socket of this process, in one round trip."""

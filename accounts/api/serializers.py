@@ -4,9 +4,12 @@ from typing import Any
 
 from rest_framework import serializers
 from rest_framework.exceptions import AuthenticationFailed
-from rest_framework_simplejwt.serializers import TokenRefreshSerializer
+from rest_framework_simplejwt.serializers import TokenObtainPairSerializer, TokenRefreshSerializer
+from rest_framework_simplejwt.tokens import RefreshToken
 
 from accounts.models import User
+from accounts.services import tokens_refresh
+from accounts.tokens import refresh_token_issue
 from core.api import StrictSerializer
 
 
@@ -50,18 +53,36 @@ class RegisterOutput(TokenPairSerializer):
 class LogoutInput(StrictSerializer):
     refresh = serializers.CharField()
     everywhere = serializers.BooleanField(
-        required=False, default=False, help_text="Also revoke every other refresh token of the caller's"
+        required=False,
+        default=False,
+        help_text="Sign out everywhere: every token, browser session and socket of the caller's",
     )
 
 
+class TokenObtainInput(TokenObtainPairSerializer):
+    """simplejwt's log-in, starting a new sign-in (token family) each time."""
+
+    @classmethod
+    def get_token(cls, user: User) -> RefreshToken:  # type: ignore[override]
+        return refresh_token_issue(user)
+
+
 class TokenRefreshInput(TokenRefreshSerializer):
-    """simplejwt's refresh, where a token whose account was deleted is a 401 rather than a crash."""
+    """Exchange a refresh token for a new pair, the old one blacklisted (rotation).
+
+    Refused with 401: a token that is expired, blacklisted or forged, and one
+    whose account is gone or inactive, whose sign-in was revoked, or that
+    predates the account's last sign-out everywhere. A used one revokes its
+    whole sign-in (`accounts.services.tokens_refresh`).
+    """
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, str]:
         try:
-            return super().validate(attrs)
-        except User.DoesNotExist:
-            raise AuthenticationFailed("No active account found for the given token.", "no_active_account") from None
+            return tokens_refresh(refresh=attrs["refresh"])
+        except AuthenticationFailed as refused:
+            if refused.get_codes() in ("user_not_found", "user_inactive"):
+                raise AuthenticationFailed(self.error_messages["no_active_account"], "no_active_account") from None
+            raise
 
 
 class ProfileInput(StrictSerializer):

@@ -22,6 +22,7 @@ from accounts.api.serializers import (
     ProfileInput,
     RegisterInput,
     RegisterOutput,
+    TokenObtainInput,
     TokenRefreshInput,
     UserDetailSerializer,
     UserPageSerializer,
@@ -55,8 +56,10 @@ class TokenView(TokenObtainPairView):
 
     A wrong password, an unknown username and an inactive account get the
     same 401 in about the same time (Django's backend hashes the password
-    even when no account matches).
+    even when no account matches). Each log-in starts a new sign-in (token family).
     """
+
+    serializer_class = TokenObtainInput  # type: ignore[assignment]
 
     def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         # Password guessing: per address, and per username across addresses.
@@ -90,14 +93,14 @@ class LogoutView(APIView):
     @extend_schema(
         request=LogoutInput,
         responses={205: None},
-        summary="Revoke a refresh token (with everywhere: every refresh token of the caller's)",
+        summary="Sign out: end the refresh token's sign-in (with everywhere: every sign-in of the caller's)",
     )
     def post(self, request: AuthedRequest) -> Response:
         data = LogoutInput(data=request.data)
         data.is_valid(raise_exception=True)
         services.refresh_token_revoke(user=request.user, refresh=data.validated_data["refresh"])
         if data.validated_data["everywhere"]:
-            services.refresh_tokens_revoke_all(user=request.user)
+            services.user_sign_out_everywhere(user=request.user)
         return Response(status=status.HTTP_205_RESET_CONTENT)
 
 

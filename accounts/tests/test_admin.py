@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Group
+from rest_framework.test import APIClient
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken
 
 from accounts.models import ModerationAction, User
@@ -180,3 +181,20 @@ def test_an_erased_account_is_not_reactivated(admin_client, bob):
 
     bob.refresh_from_db()
     assert not bob.is_active
+
+
+@pytest.mark.parametrize("usable", [True, False])
+def test_an_admin_password_reset_ends_every_sign_in_of_the_account(admin_client, bob, usable):
+    tokens = tokens_for(bob)
+    new_password = "another fresh passphrase 7"
+    body = {"password1": new_password, "password2": new_password, "usable_password": "true" if usable else "false"}
+    if not usable:
+        body = {"usable_password": "false", "unset-password": "1"}
+    response = admin_client.post(f"/admin/accounts/user/{bob.pk}/password/", body)
+    assert response.status_code == 302
+    bob.refresh_from_db()
+    assert bob.has_usable_password() is usable
+    api = APIClient(HTTP_AUTHORIZATION=f"Bearer {tokens['access']}")
+    assert api.get("/api/v1/users/me/").status_code == 401
+    refreshed = APIClient().post("/api/v1/auth/token/refresh/", {"refresh": tokens["refresh"]}, format="json")
+    assert refreshed.status_code == 401

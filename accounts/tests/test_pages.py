@@ -222,6 +222,21 @@ def test_logout_is_a_post(client, alice):
     assert logged_in_user(client) is None
 
 
+def test_the_profile_offers_to_sign_out_everywhere_and_doing_so_logs_this_browser_out(client, alice):
+    client.force_login(alice)
+    html = client.get("/profile/").content.decode()
+    assert 'name="form" value="everywhere"' in html
+    assert ">Sign out everywhere</button>" in html
+
+    response = client.post("/profile/", {"form": "everywhere"}, follow=True)
+
+    assert response.redirect_chain == [("/login/", 302)]
+    assert "You are signed out everywhere." in response.content.decode()
+    assert logged_in_user(client) is None
+    alice.refresh_from_db()
+    assert alice.token_version == 1
+
+
 # --- Profile ---------------------------------------------------------------------------------
 
 

@@ -88,7 +88,8 @@ def run_socket(headers: list[tuple[bytes, bytes]], script: Callable[[WebsocketCo
     """Open /ws/ through the whole ASGI stack with these headers, run `script` if accepted, then close."""
 
     async def main() -> bool:
-        communicator = WebsocketCommunicator(application, "/ws/", headers=headers)
+        # Host as every HTTP/1.1 client sends it: the page at ORIGIN is this server's own.
+        communicator = WebsocketCommunicator(application, "/ws/", headers=[(b"host", b"127.0.0.1:8000"), *headers])
         connected, _ = await communicator.connect(timeout=5)
         try:
             if connected:

@@ -201,7 +201,8 @@ async def until(communicator: WebsocketCommunicator, predicate: Callable[[dict[s
 
 def socket_session(headers: list[tuple[bytes, bytes]], script: Any, *, path: str = "/ws/") -> bool:
     async def main() -> bool:
-        communicator = WebsocketCommunicator(application, path, headers=headers)
+        # Host as every HTTP/1.1 client sends it: the page at ORIGIN is this server's own.
+        communicator = WebsocketCommunicator(application, path, headers=[(b"host", b"127.0.0.1:8000"), *headers])
         connected, _ = await communicator.connect(timeout=5)
         try:
             if connected:

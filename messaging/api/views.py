@@ -8,6 +8,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.requests import AuthedRequest
+from core import ratelimit
 from core.api import ID_MAX, page_body, page_limit, query_int, query_text
 from core.errors import Invalid
 from messaging import selectors, services
@@ -55,6 +56,8 @@ class MessageListView(APIView):
         membership_require(user=request.user, room=room_id)
         data = MessagePostInput(data=request.data)
         data.is_valid(raise_exception=True)
+        # One budget for what a user sends, over REST and all their sockets (core.ratelimit).
+        ratelimit.send_budget_require(request.user.pk)
         message, created = services.message_post(room=room_id, author=request.user, **data.validated_data)
         return Response(message_payload(message), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 

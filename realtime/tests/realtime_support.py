@@ -162,6 +162,10 @@ def server_env(*, database_url: str, redis_url: str, channel_prefix: str, **extr
         ALLOWED_HOSTS="127.0.0.1,localhost",
         DATABASE_POOL_MIN="1",
         PYTHONUNBUFFERED="1",
+        # Delivery and fault tests drive one account hard on purpose; the tests of
+        # these limits pass the real ones (test_realtime_servers.py).
+        USER_SEND_RATE="1000000/s",
+        WS_MAX_SOCKETS_PER_USER="1000",
     )
     env.update(extra)
     return env

@@ -47,6 +47,7 @@ from rest_framework.test import APIClient
 
 from chatproject.asgi import application
 from realtime.tests.test_consumers import (  # noqa: F401 (fixtures: used by name)
+    HOST,
     ORIGIN,
     _fresh_realtime_state,
     _release_connections,
@@ -236,7 +237,7 @@ class ResumeRaces(RuleBasedStateMachine):
 
     async def _open(self, query: str) -> dict[str, Any]:
         token = await in_db_thread(access_token, self.cast.me)
-        headers = [(b"authorization", b"Bearer " + token), ORIGIN]
+        headers = [HOST, (b"authorization", b"Bearer " + token), ORIGIN]
         self.communicator = WebsocketCommunicator(application, f"/ws/{query}", headers=headers)
         connected, _ = await self.communicator.connect(timeout=WAIT)
         assert connected, "handshake refused"

@@ -60,6 +60,38 @@ def test_guessing_one_password_gets_429_per_username_even_across_addresses(bob: 
     _assert_throttled(response)
 
 
+@pytest.mark.parametrize("spelling", ["\u017ftaffer", "STAFFER", "\uff53\uff54\uff41\uff46\uff46\uff45\uff52"])
+def test_every_spelling_that_signs_in_as_a_user_spends_that_users_budget(
+    make_user: Any, settings: Any, spelling: str
+) -> None:
+    # ſtaffer (long s) and fullwidth ｓｔａｆｆｅｒ are staffer once normalised: the log-in finds staffer.
+    make_user("staffer")
+    client = APIClient()
+    assert (
+        client.post("/api/v1/auth/token/", {"username": spelling, "password": PASSWORD}, format="json").status_code
+        == 200
+    )
+    for attempt in range(_limit(settings, "login", "username") - 1):
+        response = client.post(
+            "/api/v1/auth/token/",
+            {"username": spelling, "password": f"wrong-{attempt}"},
+            format="json",
+            REMOTE_ADDR=f"10.0.2.{attempt + 1}",
+        )
+        assert response.status_code == 401
+    for page in (False, True):
+        if page:
+            response = Client(REMOTE_ADDR="10.0.3.1").post("/login/", {"username": "staffer", "password": PASSWORD})
+        else:
+            response = client.post(
+                "/api/v1/auth/token/",
+                {"username": "staffer", "password": PASSWORD},
+                format="json",
+                REMOTE_ADDR="10.0.3.2",
+            )
+        assert response.status_code == 429, (page, response.status_code)
+
+
 def test_one_address_trying_many_usernames_gets_429(settings: Any, db: None) -> None:
     client = APIClient()
     limit = _limit(settings, "login", "ip")

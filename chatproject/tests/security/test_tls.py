@@ -4,7 +4,8 @@ The test makes its own certificate authority with trustme, has it sign a
 certificate for localhost, starts `make run-tls` with that certificate in
 production mode (DEBUG=0) on a scratch SQLite database, and then talks to it
 as a client that trusts only that authority: an HTTPS request, a
-registration, and a WSS connection that gets its hello.
+registration, a WSS connection that gets its hello, and the WSS Origin check
+telling an https page of this server from an http one.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import pytest
 
 trustme = pytest.importorskip("trustme")
 websockets_client = pytest.importorskip("websockets.asyncio.client")
+websockets_exceptions = pytest.importorskip("websockets.exceptions")
 
 PROJECT_DIR = Path(__file__).resolve().parents[3]
 START_TIMEOUT = 60.0
@@ -174,6 +176,28 @@ def register_over_https_then_open_a_wss_socket(tls_server: TlsServer) -> None:
     frame = asyncio.run(hello())
     assert frame["type"] == "hello"
     assert frame["user"]["username"] == "tls_user"
+    a_wss_socket_knows_its_page_is_https(tls_server, tokens["access"])
+
+
+def a_wss_socket_knows_its_page_is_https(tls_server: TlsServer, access: str) -> None:
+    """Daphne terminates TLS here: the Origin check must see https, not the plain http of a bare scope."""
+
+    async def opens(origin: str) -> bool:
+        try:
+            async with websockets_client.connect(
+                f"wss://localhost:{tls_server.port}/ws/",
+                ssl=tls_server.context,
+                origin=origin,  # type: ignore[arg-type]
+                additional_headers={"Authorization": f"Bearer {access}"},
+                open_timeout=10,
+            ):
+                return True
+        except websockets_exceptions.InvalidStatus as refused:
+            assert refused.response.status_code == 403
+            return False
+
+    assert asyncio.run(opens(tls_server.origin)) is True
+    assert asyncio.run(opens(f"http://localhost:{tls_server.port}")) is False
 
 
 def production_cookies_are_secure(tls_server: TlsServer) -> None:

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.hashers import Argon2PasswordHasher
+from django.test import Client
 from rest_framework.test import APIClient
-from rest_framework_simplejwt.tokens import AccessToken
+from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
 from accounts.models import User
 from accounts.services import tokens_for, user_set_password
@@ -40,8 +41,8 @@ def test_a_refresh_token_works_once_then_is_dead(bob: Any) -> None:
     response = refresh(first)
     assert response.status_code == 200
     assert response.json()["refresh"] != first
-    assert refresh(first).status_code == 401
     assert refresh(response.json()["refresh"]).status_code == 200
+    assert refresh(first).status_code == 401
 
 
 def test_logout_kills_the_refresh_token(bob: Any, client_for: Any) -> None:
@@ -74,6 +75,91 @@ def test_changing_the_password_revokes_every_refresh_token(bob: Any) -> None:
     assert [refresh(token).status_code for token in tokens] == [401, 401, 401]
     assert login("bob", PASSWORD).status_code == 401
     assert login("bob", "a brand new passphrase 42").status_code == 200
+
+
+def me(access: str) -> int:
+    return APIClient(HTTP_AUTHORIZATION=f"Bearer {access}").get("/api/v1/users/me/").status_code
+
+
+def logout(access: str, refresh: str, **extra: Any) -> int:
+    client = APIClient(HTTP_AUTHORIZATION=f"Bearer {access}")
+    return client.post("/api/v1/auth/logout/", {"refresh": refresh, **extra}, format="json").status_code
+
+
+def test_logout_stops_the_access_tokens_of_that_sign_in_at_once_and_no_others(bob: Any) -> None:
+    signed_out, other = tokens_for(bob), tokens_for(bob)
+    rotated = refresh(signed_out["refresh"]).json()
+    assert logout(other["access"], rotated["refresh"]) == 205
+    # Both access tokens of the sign-in, the first and the one its rotation made.
+    assert [me(signed_out["access"]), me(rotated["access"])] == [401, 401]
+    assert me(other["access"]) == 200
+    assert refresh(other["refresh"]).status_code == 200
+
+
+def test_sign_out_everywhere_stops_every_access_token_at_once(bob: Any, alice: Any) -> None:
+    first, second, theirs = tokens_for(bob), tokens_for(bob), tokens_for(alice)
+    assert logout(first["access"], first["refresh"], everywhere=True) == 205
+    assert [me(first["access"]), me(second["access"])] == [401, 401]
+    assert refresh(second["refresh"]).status_code == 401
+    assert me(theirs["access"]) == 200
+    # A new log-in works as before.
+    assert me(login("bob", PASSWORD).json()["access"]) == 200
+
+
+def test_a_password_change_stops_every_access_token_at_once(bob: Any) -> None:
+    tokens = tokens_for(bob)
+    user_set_password(user=bob, password="a brand new passphrase 42")
+    assert me(tokens["access"]) == 401
+
+
+def test_sign_out_everywhere_ends_every_browser_session(bob: Any) -> None:
+    laptop, phone = Client(), Client()
+    for browser in (laptop, phone):
+        assert browser.login(username="bob", password=PASSWORD)
+        assert browser.get("/profile/").status_code == 200
+    tokens = tokens_for(bob)
+    assert logout(tokens["access"], tokens["refresh"], everywhere=True) == 205
+    for browser in (laptop, phone):
+        assert browser.get("/profile/").status_code == 302
+
+
+def test_a_refresh_token_presented_again_revokes_every_token_descended_from_its_log_in(bob: Any) -> None:
+    stolen, other = tokens_for(bob), tokens_for(bob)
+    first = refresh(stolen["refresh"]).json()
+    second = refresh(first["refresh"]).json()
+    # The thief (or the victim) presents the first, already rotated, refresh token.
+    assert refresh(stolen["refresh"]).status_code == 401
+    # Every token of that sign-in is dead, the newest included.
+    assert refresh(second["refresh"]).status_code == 401
+    assert [me(stolen["access"]), me(first["access"]), me(second["access"])] == [401, 401, 401]
+    # The account's other sign-in is untouched.
+    assert me(other["access"]) == 200
+    assert refresh(other["refresh"]).status_code == 200
+
+
+def test_of_two_refreshes_racing_with_one_token_only_one_gets_a_pair(bob: Any, monkeypatch: Any) -> None:
+    tokens = tokens_for(bob)
+    # Both requests get past the blacklist check before either rotates.
+    monkeypatch.setattr(RefreshToken, "check_blacklist", lambda self: None)
+    winner = refresh(tokens["refresh"])
+    loser = refresh(tokens["refresh"])
+    assert (winner.status_code, loser.status_code) == (200, 401)
+    monkeypatch.undo()
+    # Two parties held the token: the sign-in is revoked, the winner's pair too.
+    assert refresh(winner.json()["refresh"]).status_code == 401
+    assert me(winner.json()["access"]) == 401
+
+
+def test_a_forged_or_expired_refresh_token_revokes_nothing(bob: Any) -> None:
+    tokens = tokens_for(bob)
+    forged = RefreshToken(tokens["refresh"])  # type: ignore[arg-type]
+    expired = RefreshToken(tokens["refresh"])  # type: ignore[arg-type]
+    expired.set_exp(lifetime=timedelta(seconds=-60))
+    bad_signature = str(forged)[:-4] + ("AAAA" if not str(forged).endswith("AAAA") else "BBBB")
+    assert refresh(bad_signature).status_code == 401
+    assert refresh(str(expired)).status_code == 401
+    assert me(tokens["access"]) == 200
+    assert refresh(tokens["refresh"]).status_code == 200
 
 
 def test_a_deactivated_account_cannot_refresh_or_log_in(bob: Any) -> None:

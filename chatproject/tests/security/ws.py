@@ -21,6 +21,8 @@ from chatproject.asgi import application
 from realtime import delivery, presence
 
 ORIGIN = (b"origin", b"http://127.0.0.1:8000")
+# The server as the page at ORIGIN reaches it: every HTTP/1.1 client sends Host.
+HOST = (b"host", b"127.0.0.1:8000")
 TIMEOUT = 5.0
 
 
@@ -108,7 +110,7 @@ def _bearer(user: Any) -> tuple[bytes, bytes]:
 async def connect(user: Any) -> Socket:
     """Open an accepted socket as `user` and read its hello."""
     header = await call(_bearer, user)
-    socket = Socket(WebsocketCommunicator(application, "/ws/", headers=[header, ORIGIN]))
+    socket = Socket(WebsocketCommunicator(application, "/ws/", headers=[HOST, header, ORIGIN]))
     _open.append(socket)
     connected, _ = await socket.communicator.connect(timeout=TIMEOUT)
     assert connected, "handshake refused"
@@ -118,7 +120,7 @@ async def connect(user: Any) -> Socket:
 
 
 async def handshake_refused(headers: list[tuple[bytes, bytes]]) -> bool:
-    socket = Socket(WebsocketCommunicator(application, "/ws/", headers=headers))
+    socket = Socket(WebsocketCommunicator(application, "/ws/", headers=[HOST, *headers]))
     _open.append(socket)
     connected, _ = await socket.communicator.connect(timeout=TIMEOUT)
     return not connected
