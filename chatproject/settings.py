@@ -279,7 +279,8 @@ REST_FRAMEWORK = {
         # The browsable API helps while developing; production answers JSON only.
         *(["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else []),
     ],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # DRF's, refusing bodies nested too deeply to decode safely (core.parsers).
+    "DEFAULT_PARSER_CLASSES": ["core.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "core.schema.AutoSchema",
     # The password and token routes have their own, stricter limits (core.ratelimit).
     "DEFAULT_THROTTLE_CLASSES": ["core.ratelimit.AnonThrottle", "core.ratelimit.UserThrottle"],
