@@ -29,7 +29,11 @@ class RateLimited(Throttled):
 
 def _normalised(username: object) -> str:
     # Usernames are case-insensitive, so ALICE and alice share one budget.
-    return str(username).strip().lower()[:150] if isinstance(username, str) else ""
+    if not isinstance(username, str):
+        return ""
+    # A lone surrogate (JSON allows "\\ud800") cannot be encoded for the cache key:
+    # spell it out, so the attempt is still counted and the serializer refuses the name.
+    return username.strip().lower()[:150].encode(errors="backslashreplace").decode()
 
 
 def attempt(request: HttpRequest, *, action: str, username: object = None) -> None:

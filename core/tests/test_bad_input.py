@@ -72,3 +72,27 @@ def test_json_nested_to_the_limit_reaches_the_view(raw_client):
 
     # The serializer's own field error, not the parser's refusal.
     assert "username" in assert_json_error(response, 400)
+
+
+# --- Lone surrogates ---------------------------------------------------------------------------
+
+LONE_SURROGATES = ["\ud800", "al\udfffice", "\ud83d"]
+
+
+@pytest.mark.parametrize("username", LONE_SURROGATES)
+@pytest.mark.parametrize("path", ["/api/v1/auth/token/", "/api/v1/auth/register/"])
+def test_a_lone_surrogate_in_the_username_is_a_json_400(raw_client, path, username):
+    body = json.dumps({"username": username, "email": "x@example.com", "password": "quiet otter paints 7 lanterns"})
+
+    response = raw_client.post(path, data=body, content_type="application/json")
+
+    assert "username" in assert_json_error(response, 400)
+
+
+@pytest.mark.parametrize("refresh", [*LONE_SURROGATES, "eyJhbGciOiJIUzI1NiJ9.\ud800.x"])
+def test_a_lone_surrogate_in_the_refresh_token_is_a_json_400(raw_client, refresh):
+    body = json.dumps({"refresh": refresh})
+
+    response = raw_client.post("/api/v1/auth/token/refresh/", data=body, content_type="application/json")
+
+    assert "refresh" in assert_json_error(response, 400)
