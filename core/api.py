@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.http import HttpRequest
@@ -26,15 +27,24 @@ class StrictSerializer(serializers.Serializer):
         return super().to_internal_value(data)
 
 
+# ASCII digits only: int() also reads "١٢", "1_000" and " 5 ", and str.isdigit()
+# accepts "²", which int() then refuses. Longer than any 64-bit id is no id.
+_WHOLE_NUMBER = re.compile(r"-?[0-9]{1,20}")
+
+
+def whole_number(raw: str) -> int | None:
+    """Return the integer `raw` spells in ASCII digits (an optional leading minus), else None."""
+    return int(raw) if _WHOLE_NUMBER.fullmatch(raw) else None
+
+
 def query_int(request: HttpRequest, name: str, *, minimum: int = 0, maximum: int = ID_MAX) -> int | None:
     """Return an integer query parameter, None when absent, or raise Invalid with a clear message."""
     raw = request.GET.get(name)
     if raw is None or raw == "":
         return None
-    try:
-        value = int(raw)
-    except ValueError:
-        raise Invalid({name: "Must be a whole number."}) from None
+    value = whole_number(raw)
+    if value is None:
+        raise Invalid({name: "Must be a whole number."})
     if value < minimum or value > maximum:
         raise Invalid({name: f"Must be between {minimum} and {maximum}."})
     return value

@@ -23,7 +23,7 @@ from django.conf import settings
 
 from accounts.payloads import user_payload
 from core import dbretry, metrics
-from core.api import ID_MAX
+from core.api import ID_MAX, whole_number
 from core.db import run_db
 from core.dbretry import is_database_unavailable
 from core.errors import NotFound, ServiceError
@@ -201,11 +201,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         values = query.get("last_event_id")
         if not values:
             return None, False
-        try:
-            cursor = int(values[0])
-        except ValueError:
-            return None, True
-        if cursor < 0 or cursor > ID_MAX:
+        cursor = whole_number(values[0])
+        if cursor is None or cursor < 0 or cursor > ID_MAX:
             return None, True
         return cursor, False
 

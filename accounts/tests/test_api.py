@@ -335,6 +335,12 @@ def test_user_search_without_a_query_lists_everyone(client_for, alice, bob, caro
         ({"after": "-5"}, "after"),
         ({"after": 2**63}, "after"),
         ({"after": 10**30}, "after"),
+        # Only ASCII digits: int() reads these, str.isdigit() accepts some it cannot read.
+        ({"limit": "²"}, "limit"),
+        ({"limit": "٥"}, "limit"),
+        ({"limit": "1_0"}, "limit"),
+        ({"after": " 5"}, "after"),
+        ({"after": "9" * 5000}, "after"),
         ({"q": "x" * 201}, "q"),
         ({"q": "a\x00b"}, "q"),
     ],

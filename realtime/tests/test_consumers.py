@@ -1262,7 +1262,7 @@ async def test_resume_from_a_cursor_beyond_the_newest_event_requires_a_resync(al
 
 @asynctest
 async def test_resume_with_a_cursor_that_is_not_an_event_id_is_a_bad_request_and_closes(alice, lobby) -> None:
-    for cursor in ["abc", "-1", "1.5", "9" * 30, "0x10", "1e3"]:
+    for cursor in ["abc", "-1", "1.5", "9" * 30, "0x10", "1e3", "²", "%D9%A1", "1_0", "+1", "%201"]:
         socket = await connect(alice, query=f"?last_event_id={cursor}")
         code, frames = await socket.close_code()
         assert [(frame["type"], frame.get("code")) for frame in frames] == [("error", "bad_request")], cursor
