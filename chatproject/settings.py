@@ -86,6 +86,9 @@ MIDDLEWARE = [
     # First: a request id for every log line of the request, then /metrics and request metrics.
     "core.logs.RequestLogMiddleware",
     "core.metrics.MetricsMiddleware",
+    # Then every error under /api/ is JSON: Django's own refusals (a body over
+    # DATA_UPLOAD_MAX_MEMORY_SIZE is a 413, a bad Host a 400) and anything else.
+    "core.errors.ApiErrorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     # After the CSP middleware, so it adds the page's ws(s):// origin before the header is built.
@@ -344,6 +347,7 @@ WHITENOISE_AUTOREFRESH = DEBUG
 
 SESSION_COOKIE_HTTPONLY = True
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+CSRF_FAILURE_VIEW = "core.errors.csrf_failure"
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"

@@ -96,3 +96,132 @@ def test_a_lone_surrogate_in_the_refresh_token_is_a_json_400(raw_client, refresh
     response = raw_client.post("/api/v1/auth/token/refresh/", data=body, content_type="application/json")
 
     assert "refresh" in assert_json_error(response, 400)
+
+
+# --- Django's own refusals, in JSON ----------------------------------------------------------------
+
+TOO_BIG = 2 * 1024 * 1024 + 512 * 1024 + 1  # one byte over DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MiB)
+
+
+@pytest.fixture(params=[False, True], ids=["DEBUG=0", "DEBUG=1"])
+def debug(request, settings) -> bool:  # type: ignore[no-untyped-def]
+    settings.DEBUG = request.param
+    return bool(request.param)
+
+
+def too_big_body() -> str:
+    return json.dumps({"username": "alice", "password": "x" * TOO_BIG})
+
+
+@pytest.mark.parametrize("path", [*OPEN_ROUTES, "/api/v1/no-such-route/"])
+def test_a_body_over_the_upload_limit_is_a_json_413(raw_client, debug, path):
+    response = raw_client.post(path, data=too_big_body(), content_type="application/json")
+
+    body = assert_json_error(response, 413)
+    assert body["detail"] == "The request body is too large: at most 2.5 MiB."
+
+
+def test_a_body_over_the_upload_limit_on_a_signed_in_route_is_a_json_413(signed_in, debug):
+    response = signed_in.post("/api/v1/rooms/", data=too_big_body(), content_type="application/json")
+
+    assert assert_json_error(response, 413)["detail"] == "The request body is too large: at most 2.5 MiB."
+
+
+def test_a_chunked_body_over_the_upload_limit_is_a_json_413(db, debug):
+    """Without a Content-Length (chunked), Django finds the size only once the body is in."""
+    from asgiref.sync import async_to_sync
+    from asgiref.testing import ApplicationCommunicator
+
+    from chatproject.asgi import application
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/api/v1/auth/token/",
+        "raw_path": b"/api/v1/auth/token/",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"127.0.0.1"), (b"content-type", b"application/json")],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+    }
+
+    async def exchange() -> tuple[dict[str, object], bytes]:
+        communicator = ApplicationCommunicator(application, scope)
+        data = too_big_body().encode()
+        for start in range(0, len(data), 1 << 20):
+            await communicator.send_input(
+                {"type": "http.request", "body": data[start : start + (1 << 20)], "more_body": True}
+            )
+        await communicator.send_input({"type": "http.request", "body": b"", "more_body": False})
+        start_message = await communicator.receive_output(10)
+        body = b""
+        while True:
+            message = await communicator.receive_output(10)
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        await communicator.wait(10)
+        return start_message, body
+
+    start_message, body = async_to_sync(exchange)()
+
+    assert start_message["status"] == 413
+    headers = {name.lower(): value for name, value in start_message["headers"]}  # type: ignore[attr-defined]
+    assert headers[b"content-type"] == b"application/json"
+    assert json.loads(body) == {"detail": "The request body is too large: at most 2.5 MiB."}
+
+
+def test_too_many_query_parameters_is_a_json_400(signed_in, debug):
+    query = "&".join(f"p{number}=1" for number in range(1100))
+
+    response = signed_in.get(f"/api/v1/users/?{query}")
+
+    assert "Too many" in assert_json_error(response, 400)["detail"]
+
+
+@pytest.mark.parametrize("path", ["/api/v1/users/", "/api/v1/auth/token/", "/api/v1/no-such-route/"])
+def test_a_host_header_not_allowed_is_a_json_400(raw_client, debug, path):
+    response = raw_client.post(path, data="{}", content_type="application/json", HTTP_HOST="evil.example")
+
+    assert assert_json_error(response, 400) == {"detail": "The Host header is not one this server answers to."}
+
+
+@pytest.mark.urls("core.tests.broken_urls")
+def test_a_suspicious_request_to_a_plain_view_under_the_api_is_a_json_400(raw_client, debug):
+    from core.tests.broken_urls import SECRET_DETAIL
+
+    response = raw_client.get("/api/v1/suspicious/")
+
+    assert assert_json_error(response, 400) == {"detail": "Bad request."}
+    assert SECRET_DETAIL not in response.content.decode()
+
+
+@pytest.mark.urls("core.tests.broken_urls")
+def test_a_csrf_failure_under_the_api_is_a_json_403(db, debug):
+    client = Client(enforce_csrf_checks=True)
+
+    response = client.post("/api/v1/get-only/", data="{}", content_type="application/json")
+
+    assert assert_json_error(response, 403)["detail"].startswith("CSRF Failed:")
+
+
+@pytest.mark.urls("core.tests.broken_urls")
+def test_a_csrf_failure_outside_the_api_keeps_djangos_page(db):
+    client = Client(enforce_csrf_checks=True)
+
+    response = client.post("/login/", data={"username": "x", "password": "y"})
+
+    assert response.status_code == 403
+    assert response["Content-Type"].startswith("text/html")
+
+
+@pytest.mark.urls("core.tests.broken_urls")
+def test_any_other_html_error_under_the_api_becomes_json(raw_client, debug):
+    response = raw_client.put("/api/v1/get-only/", data="{}", content_type="application/json")
+
+    assert assert_json_error(response, 405) == {"detail": "Method not allowed."}
+    assert response["Allow"] == "GET"
