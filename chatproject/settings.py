@@ -262,6 +262,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+    # Twenty spaces pass every rule above.
+    {"NAME": "accounts.passwords.VisibleCharacterValidator"},
 ]
 
 # The web UI's account pages (accounts.views); the admin has its own log-in page.

@@ -31,6 +31,7 @@ from django.test import Client
 from accounts.models import User
 from chatproject.asgi import application
 from conftest import PASSWORD
+from core.text import has_visible_character
 from messaging import services
 from messaging.models import Message
 from messaging.payloads import MessagePayload
@@ -1536,7 +1537,7 @@ def _never_valid(field: str, value: Any, room_ids: set[int]) -> bool:
             return True
         text = value.strip()
         surrogate = any(0xD800 <= ord(character) <= 0xDFFF for character in text)
-        return not text or len(text) > 4000 or "\x00" in text or surrogate
+        return not text or len(text) > 4000 or "\x00" in text or surrogate or not has_visible_character(text)
     if field == "client_id":
         return not isinstance(value, str) or len(value) > 64 or not value.isprintable()
     if field == "parent":
