@@ -130,6 +130,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
     user_id: int
     roles: dict[int, str]
     since: dict[int, int]
+    # Set once the socket is closing: no frame is answered and no event written after that.
+    closing = False
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Channels closes stale database connections before every handler, a
@@ -187,7 +189,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self._send_now(
                 {"type": "error", "code": "bad_request", "detail": "last_event_id must be a non-negative integer."}
             )
-            await self.close(CLOSE_POLICY)
+            await self._close(CLOSE_POLICY)
             return
         if resume_from is not None:
             await self._resume(resume_from, newest)
@@ -341,13 +343,20 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     # --- Frames from the client ----------------------------------------------------------
 
+    async def _close(self, code: int) -> None:
+        self.closing = True
+        await self.close(code)
+
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if self.closing:
+            # Frames the client sent before it saw the close (a flood's tail): the server has said goodbye.
+            return
         # surrogatepass: a lone surrogate cannot come through Daphne (it checks UTF-8), but must not raise here.
         size = len(text_data.encode(errors="surrogatepass")) if text_data is not None else len(bytes_data or b"")
         if size > MAX_FRAME_BYTES:
             log.info("ws.frame_refused", code="too_big", size=size)
             metrics.frame_refused("too_big")
-            await self.close(CLOSE_TOO_BIG)
+            await self._close(CLOSE_TOO_BIG)
             return
         client_id = None
         try:
@@ -388,7 +397,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             now = time.monotonic()
             self.strikes = [moment for moment in self.strikes if now - moment < FLOOD_WINDOW] + [now]
             if len(self.strikes) >= FLOOD_STRIKES:
-                await self.close(CLOSE_FLOODING)
+                await self._close(CLOSE_FLOODING)
 
     def _take_token(self) -> None:
         now = time.monotonic()

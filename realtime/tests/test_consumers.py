@@ -723,6 +723,27 @@ async def test_sustained_flooding_closes_the_socket_with_4008(alice) -> None:
     assert {frame.get("code") for frame in frames if frame["type"] == "error"} == {"rate_limited"}
 
 
+@asynctest
+async def test_frames_queued_behind_a_4008_close_are_not_answered(alice) -> None:
+    socket = await connect(alice)
+    for _ in range(200):
+        await socket.send({"type": "ping"})
+    code, _ = await socket.close_code()
+    assert code == 4008
+    await socket.nothing(0.5)
+
+
+@asynctest
+async def test_frames_queued_behind_a_1009_close_are_not_answered(alice) -> None:
+    socket = await connect(alice)
+    await socket.send_text("x" * (64 * 1024 + 1))
+    for _ in range(5):
+        await socket.send({"type": "ping"})
+    code, frames = await socket.close_code()
+    assert (code, frames) == (1009, [])
+    await socket.nothing(0.5)
+
+
 # --- Client frames: read and typing -----------------------------------------------------------------
 
 
