@@ -20,12 +20,14 @@ from realtime.daphne import (  # noqa: E402
     allow_protocol_close_codes,
     close_sockets_on_shutdown,
     expose_protocol,
+    fail_with_close_frames,
     wait_for_slow_sockets,
 )
 from realtime.delivery import doorbell  # noqa: E402
 from realtime.routing import websocket_urlpatterns  # noqa: E402
 
 allow_protocol_close_codes()
+fail_with_close_frames()
 close_sockets_on_shutdown()
 wait_for_slow_sockets()
 expose_protocol()

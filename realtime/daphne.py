@@ -57,6 +57,27 @@ def allow_protocol_close_codes() -> None:
     WebSocketProtocol._chat_close_codes_patched = True
 
 
+def fail_with_close_frames() -> None:
+    """Make autobahn end a failed connection (a frame over Daphne's size cap) with a close frame, not a TCP drop."""
+    try:
+        from daphne.ws_protocol import WebSocketFactory
+    except ImportError:
+        return
+    if getattr(WebSocketFactory, "_chat_fail_patched", False):
+        return
+    original = WebSocketFactory.__init__
+
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        # autobahn's default drops the TCP connection at once (RST): the client
+        # saw 1006. Off, it sends 1009, discards the rest of the frame unread and
+        # closes once the client answers (or after closeHandshakeTimeout).
+        self.setProtocolOptions(failByDrop=False)
+
+    WebSocketFactory.__init__ = init
+    WebSocketFactory._chat_fail_patched = True
+
+
 def close_sockets_on_shutdown() -> None:
     """Close every open WebSocket with 1012 when Daphne shuts down, before it cancels the applications."""
     if "twisted.internet.reactor" not in sys.modules:

@@ -64,7 +64,7 @@ class DaphneProcess:
 
     def start(self) -> DaphneProcess:
         if not self.env["DATABASE_URL"]:
-            subprocess.run(  # noqa: S603 (our own interpreter)
+            subprocess.run(
                 [sys.executable, "manage.py", "migrate", "--noinput", "-v0"],
                 cwd=PROJECT_DIR,
                 env=self.env,

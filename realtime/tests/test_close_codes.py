@@ -72,6 +72,18 @@ def production_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daph
         server.kill()
 
 
+@pytest.mark.parametrize(
+    "size",
+    [64 * 1024 + 1, 128 * 1024, 128 * 1024 + 1, 1024 * 1024 + 1, 8 * 1024 * 1024],
+    ids=["65-KiB", "128-KiB", "over-128-KiB", "over-1-MiB", "8-MiB"],
+)
+def test_a_frame_of_any_size_over_the_limit_closes_with_1009(production_server: DaphneProcess, size: int) -> None:
+    """Over Daphne's own cap (128 KiB) autobahn dropped the TCP connection: the client saw 1006."""
+    token = production_server.access_token()
+
+    assert asyncio.run(_close_code(production_server.ws_url, token, send="x" * size)) == 1009
+
+
 def test_frames_behind_a_flood_close_get_no_answer_and_log_no_error(production_server: DaphneProcess) -> None:
     token = production_server.access_token()
 
