@@ -244,6 +244,9 @@ else:
 # before a send waits for the client to read (realtime.daphne).
 WS_SEND_QUEUE_MAX = env.int("WS_SEND_QUEUE_MAX", default=2000)
 WS_SEND_BUFFER_MAX = env.int("WS_SEND_BUFFER_MAX", default=256 * 1024)
+# Seconds from SIGTERM after which the process exits whatever still runs
+# (realtime.daphne): under Docker's default stop timeout of 10 s.
+SHUTDOWN_DEADLINE = env.float("SHUTDOWN_DEADLINE", default=8.0)
 
 # --- Accounts and authentication ---------------------------------------------------
 

@@ -26,9 +26,18 @@ straight to the socket's transport (docs/performance.md).
 from __future__ import annotations
 
 import asyncio
+import faulthandler
+import logging
+import os
 import sys
+import threading
+import time
 import weakref
 from typing import Any
+
+from core import db
+
+logger = logging.getLogger(__name__)
 
 PROTOCOL_CLOSE_CODES = {1008, 1009}
 CLOSE_SERVICE_RESTART = 1012
@@ -99,6 +108,9 @@ def close_sockets_on_shutdown() -> None:
         original_open(self)
 
     def close_all() -> Any:
+        _exit_by_deadline()
+        # Database calls not yet started would only hold the exit up.
+        db.shutdown()
         sockets = [socket for socket in list(_open_sockets) if socket.state == socket.STATE_OPEN]
         for socket in sockets:
             socket.sendCloseFrame(code=CLOSE_SERVICE_RESTART, reasonUtf8=None, isReply=False)
@@ -120,6 +132,28 @@ def close_sockets_on_shutdown() -> None:
     WebSocketProtocol._chat_shutdown_patched = True
     # "before" triggers run in the order added; Daphne adds its own when it starts serving.
     reactor.addSystemEventTrigger("before", "shutdown", close_all)
+
+
+def _exit_by_deadline() -> None:
+    """Exit the process if it still runs settings.SHUTDOWN_DEADLINE seconds from now, saying what held it.
+
+    Daphne cancels every application on SIGTERM and waits for all of them,
+    and an application in a database call outlives its cancellation until
+    the call returns (asgiref waits for the thread): a call stuck on a lock
+    or a dead connection held the shutdown for good. The interpreter then
+    also waits for the database threads. The deadline bounds both.
+    """
+    from django.conf import settings
+
+    deadline = float(settings.SHUTDOWN_DEADLINE)
+
+    def watchdog() -> None:
+        time.sleep(deadline)
+        logger.error("shutdown did not finish in %.0f s; exiting now (the threads below held it)", deadline)
+        faulthandler.dump_traceback(all_threads=True)
+        os._exit(1)
+
+    threading.Thread(target=watchdog, name="shutdown-deadline", daemon=True).start()
 
 
 SLOW_SOCKET_POLL = 0.05

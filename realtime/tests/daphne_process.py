@@ -33,8 +33,17 @@ def production_daphne_args() -> list[str]:
 
 
 class DaphneProcess:
-    def __init__(self, workdir: Path, *, database_url: str = "", redis_url: str = "", **extra_env: str) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        database_url: str = "",
+        redis_url: str = "",
+        application: str = "chatproject.asgi:application",
+        **extra_env: str,
+    ) -> None:
         self.workdir = workdir
+        self.application = application
         self.log_path = workdir / f"daphne-{uuid.uuid4().hex[:8]}.log"
         self.port = free_port()
         self.url = f"http://{HOST}:{self.port}"
@@ -81,7 +90,7 @@ class DaphneProcess:
                     "-e",
                     endpoint,
                     *production_daphne_args(),
-                    "chatproject.asgi:application",
+                    self.application,
                 ],
                 cwd=PROJECT_DIR,
                 env=self.env,
@@ -112,6 +121,16 @@ class DaphneProcess:
         )
         with urllib.request.urlopen(request, timeout=15) as response:  # noqa: S310 (loopback test server)
             return str(json.load(response)["access"])
+
+    def post(self, path: str, token: str, body: dict[str, object]) -> dict[str, object]:
+        request = urllib.request.Request(  # noqa: S310 (loopback test server)
+            f"{self.url}/api/v1/{path}",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
+        )
+        with urllib.request.urlopen(request, timeout=15) as response:  # noqa: S310 (loopback test server)
+            reply: dict[str, object] = json.load(response)
+            return reply
 
     def terminate(self, within: float) -> float | None:
         """Send SIGTERM; return the seconds it took to exit, or None if it was still running after `within`."""
