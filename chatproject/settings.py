@@ -321,8 +321,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "ENUM_NAME_OVERRIDES": {"RoleEnum": "rooms.models.Membership.Role"},
-    # Path ids use the bounded `id` converter (chatproject.urls); document them as integers.
-    "PATH_CONVERTER_OVERRIDES": {"id": int},
+    # Path ids use the bounded `id` converter (chatproject.urls): integers from 1 to core.api.ID_MAX.
+    "PATH_CONVERTER_OVERRIDES": {"id": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}},
 }
 
 # --- Chat behaviour -------------------------------------------------------------------

@@ -40,7 +40,19 @@ def _id_list(raw: str, *, name: str, maximum: int) -> list[int]:
 
 class PresenceView(APIView):
     @extend_schema(
-        parameters=[OpenApiParameter("users", str, required=True, description="Comma-separated user ids")],
+        parameters=[
+            OpenApiParameter(
+                "users",
+                {
+                    "type": "array",
+                    "items": {"type": "integer", "minimum": 1, "maximum": ID_MAX},
+                    "maxItems": PRESENCE_MAX_USERS,
+                },
+                style="form",
+                explode=False,
+                description="User ids, separated by commas (none: an empty answer)",
+            )
+        ],
         responses=PresenceSerializer,
         summary="Who of these users is online now",
         description="Only users who share a room with the caller are reported; the others read as offline. "

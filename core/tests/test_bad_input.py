@@ -225,3 +225,37 @@ def test_any_other_html_error_under_the_api_becomes_json(raw_client, debug):
 
     assert assert_json_error(response, 405) == {"detail": "Method not allowed."}
     assert response["Allow"] == "GET"
+
+
+# --- Values of another JSON type than the schema says -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/api/v1/rooms/", {"name": 0}, "name"),
+        ("/api/v1/rooms/", {"name": "x", "topic": ["t"]}, "topic"),
+        ("/api/v1/users/me/", {"display_name": 5}, "display_name"),
+        ("/api/v1/auth/logout/", {"refresh": "x", "everywhere": 1}, "everywhere"),
+        ("/api/v1/auth/logout/", {"refresh": "x", "everywhere": "true"}, "everywhere"),
+        ("/api/v1/dms/", {"users": ["2"]}, "users"),
+    ],
+)
+def test_a_value_of_another_json_type_is_a_400_not_coerced(signed_in, path, body, field):
+    method = signed_in.patch if path.endswith("/me/") else signed_in.post
+    response = method(path, data=json.dumps(body), content_type="application/json")
+
+    assert field in assert_json_error(response, 400)
+
+
+@pytest.mark.parametrize("query", ["limit=", "after=", "limit=&after=1"])
+def test_an_empty_integer_query_parameter_is_a_400(signed_in, query):
+    response = signed_in.get(f"/api/v1/users/?{query}")
+
+    assert set(assert_json_error(response, 400)) <= {"limit", "after"}
+
+
+def test_a_search_text_counts_its_length_as_sent(signed_in):
+    response = signed_in.get("/api/v1/users/", {"q": " " * 150 + "a" * 51})
+
+    assert "q" in assert_json_error(response, 400)
