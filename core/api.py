@@ -39,6 +39,19 @@ class StrictSerializer(serializers.Serializer):
         return super().to_internal_value(data)
 
 
+class TrimmedText(serializers.CharField):
+    """Text whose limit (`limit`, the schema's maxLength) the service checks on the trimmed value.
+
+    The field's own max_length is higher and only bounds what is parsed; the
+    service trims and then checks `limit`, with the same message over REST
+    and WebSocket. The schema states the limit a client must keep to.
+    """
+
+    def __init__(self, *, limit: int, **kwargs: Any) -> None:
+        self.documented_max_length = limit  # read by core.schema.AutoSchema
+        super().__init__(**kwargs)
+
+
 def _json_type_error(field: serializers.Field, value: Any) -> str | None:
     """Return why `value` is not of the JSON type `field` documents, or None (null is the field's own business)."""
     if value is None:

@@ -60,6 +60,12 @@ class AutoSchema(openapi.AutoSchema):
                 parameter["schema"] = dict(bounded)
         return parameters
 
+    def _insert_field_validators(self, field: Any, schema: dict[str, Any]) -> None:
+        super()._insert_field_validators(field, schema)
+        limit = getattr(field, "documented_max_length", None)
+        if limit is not None:
+            schema["maxLength"] = limit  # the service's limit on the trimmed text (core.api.trimmed_text)
+
     def _map_serializer(self, serializer: Any, direction: Direction, bypass_extensions: bool = False) -> Any:
         schema = super()._map_serializer(serializer, direction, bypass_extensions)
         if direction == "request" and isinstance(serializer, StrictSerializer):

@@ -174,6 +174,25 @@ def test_schema_says_request_bodies_refuse_unknown_fields(schema: dict[str, Any]
         assert component.get("additionalProperties") is False, (method, path)
 
 
+@pytest.mark.parametrize(
+    ("component", "field", "limit"),
+    [
+        ("RoomCreateInputRequest", "name", 80),
+        ("RoomCreateInputRequest", "topic", 250),
+        ("PatchedRoomUpdateInputRequest", "name", 80),
+        ("MessagePostInputRequest", "body", 4000),
+        ("PatchedMessageEditInputRequest", "body", 4000),
+        ("ReactionInputRequest", "emoji", 32),
+        ("PatchedProfileInputRequest", "display_name", 64),
+        ("RegisterInputRequest", "display_name", 64),
+    ],
+)
+def test_schema_states_the_text_limits_the_services_enforce(
+    schema: dict[str, Any], component: str, field: str, limit: int
+) -> None:
+    assert schema["components"]["schemas"][component]["properties"][field]["maxLength"] == limit
+
+
 def test_schema_lists_the_errors_each_operation_can_give(schema: dict[str, Any]) -> None:
     for path, method, operation in operations(schema):
         codes = set(operation["responses"])
