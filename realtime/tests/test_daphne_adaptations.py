@@ -76,3 +76,20 @@ def test_install_warns_on_other_versions_that_pass_every_check(
         daphne.install()
 
     assert "was written for" in caplog.text and "every check of the private state it uses passed" in caplog.text
+
+
+PRIVATE_NAMES = re.compile(
+    r"\b(_tempDataLen|dataBuffer|_perMessageCompress|send_queue|payloadHybi|handle_reply|create_application"
+    r"|sendCloseFrame|serverClose|failByDrop|addSystemEventTrigger)\b"
+)
+
+
+def test_no_other_module_touches_daphne_twisted_or_autobahn_private_state() -> None:
+    touching = sorted(
+        str(path.relative_to(PROJECT_DIR))
+        for path in PROJECT_DIR.rglob("*.py")
+        if not {".venv", "tests", "bench", "node_modules"} & set(path.relative_to(PROJECT_DIR).parts)
+        and PRIVATE_NAMES.search(path.read_text(errors="replace"))
+    )
+
+    assert touching == ["realtime/daphne.py"]
