@@ -11,7 +11,8 @@ PYTEST_ARGS ?=
 .PHONY: run run-tls tls-cert test screenshots venv install migrate lint format typecheck clean superuser up down
 
 # A listen backlog of 1024 (Twisted's default of 50 overflows under bursts of
-# handshakes). Daphne's own cap bounds memory; the consumer enforces the
+# handshakes). Daphne's own cap bounds memory (a frame over it is discarded
+# unread and closed with 1009, realtime/daphne.py); the consumer enforces the
 # protocol's 64 KiB per frame (docs/websocket.md) and closes with 1009.
 # Handshakes get 20 s (Daphne's command line gives 5): in a reconnect storm one
 # dropped at 5 s had done its work for nothing, and its client came back for

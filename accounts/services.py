@@ -49,11 +49,12 @@ def clean_display_name(display_name: object) -> str:
     """
     if not isinstance(display_name, str):
         raise Invalid({"display_name": "Must be a string."})
+    # The limit counts what was sent (trimmed), as the API states it, hidden characters included.
+    if len(display_name.strip()) > DISPLAY_NAME_MAX:
+        raise Invalid({"display_name": f"Use at most {DISPLAY_NAME_MAX} characters."})
     cleaned = display_name_clean(display_name)
     if not cleaned and display_name.strip():
         raise Invalid({"display_name": "Use some visible characters, or leave it empty to show your username."})
-    if len(cleaned) > DISPLAY_NAME_MAX:
-        raise Invalid({"display_name": f"Use at most {DISPLAY_NAME_MAX} characters."})
     return cleaned
 
 

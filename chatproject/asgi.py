@@ -15,20 +15,13 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from core.logs import ConnectionLogContext  # noqa: E402
 from core.sentry import wrap_websocket  # noqa: E402
+from realtime import daphne  # noqa: E402
 from realtime.auth import websocket_gate  # noqa: E402
-from realtime.daphne import (  # noqa: E402
-    allow_protocol_close_codes,
-    close_sockets_on_shutdown,
-    expose_protocol,
-    wait_for_slow_sockets,
-)
 from realtime.delivery import doorbell  # noqa: E402
 from realtime.routing import websocket_urlpatterns  # noqa: E402
 
-allow_protocol_close_codes()
-close_sockets_on_shutdown()
-wait_for_slow_sockets()
-expose_protocol()
+# Adapt Daphne (close codes, shutdown, backpressure, direct writes); refuses to start where it cannot.
+daphne.install()
 
 router = ProtocolTypeRouter(
     {

@@ -87,6 +87,9 @@ MIDDLEWARE = [
     # First: a request id for every log line of the request, then /metrics and request metrics.
     "core.logs.RequestLogMiddleware",
     "core.metrics.MetricsMiddleware",
+    # Then every error under /api/ is JSON: Django's own refusals (a body over
+    # DATA_UPLOAD_MAX_MEMORY_SIZE is a 413, a bad Host a 400) and anything else.
+    "core.errors.ApiErrorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     # After the CSP middleware, so it adds the page's ws(s):// origin before the header is built.
@@ -246,6 +249,9 @@ WS_SEND_BUFFER_MAX = env.int("WS_SEND_BUFFER_MAX", default=256 * 1024)
 WS_MAX_SOCKETS_PER_USER = env.int("WS_MAX_SOCKETS_PER_USER", default=20)
 # A resume with more events than this to replay is told resync.required instead.
 RESUME_MAX_EVENTS = env.int("RESUME_MAX_EVENTS", default=2000)
+# Seconds from SIGTERM after which the process exits whatever still runs
+# (realtime.daphne): under Docker's default stop timeout of 10 s.
+SHUTDOWN_DEADLINE = env.float("SHUTDOWN_DEADLINE", default=8.0)
 
 # --- Accounts and authentication ---------------------------------------------------
 
@@ -264,6 +270,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+    # Twenty spaces pass every rule above.
+    {"NAME": "accounts.passwords.VisibleCharacterValidator"},
 ]
 
 # The web UI's account pages (accounts.views); the admin has its own log-in page.
@@ -285,7 +293,8 @@ REST_FRAMEWORK = {
         # The browsable API helps while developing; production answers JSON only.
         *(["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else []),
     ],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # DRF's, refusing bodies nested too deeply to decode safely (core.parsers).
+    "DEFAULT_PARSER_CLASSES": ["core.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "core.schema.AutoSchema",
     # The password and token routes have their own, stricter limits (core.ratelimit).
     "DEFAULT_THROTTLE_CLASSES": ["core.ratelimit.AnonThrottle", "core.ratelimit.UserThrottle"],
@@ -318,8 +327,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "ENUM_NAME_OVERRIDES": {"RoleEnum": "rooms.models.Membership.Role"},
-    # Path ids use the bounded `id` converter (chatproject.urls); document them as integers.
-    "PATH_CONVERTER_OVERRIDES": {"id": int},
+    # Path ids use the bounded `id` converter (chatproject.urls): integers from 1 to core.api.ID_MAX.
+    "PATH_CONVERTER_OVERRIDES": {"id": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}},
 }
 
 # --- Chat behaviour -------------------------------------------------------------------
@@ -368,6 +377,7 @@ WHITENOISE_AUTOREFRESH = DEBUG
 
 SESSION_COOKIE_HTTPONLY = True
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+CSRF_FAILURE_VIEW = "core.errors.csrf_failure"
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"

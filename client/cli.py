@@ -119,11 +119,16 @@ def parse_line(line: str) -> Command | None:
     if name == "history":
         if not arg:
             arg = str(HISTORY_DEFAULT)
-        if not arg.isdigit() or not 1 <= int(arg) <= HISTORY_MAX:
+        if not _is_number(arg) or not 1 <= int(arg) <= HISTORY_MAX:
             raise UsageError(f"Usage: /history [n], n from 1 to {HISTORY_MAX}")
     if name in ("rooms", "quit", "help") and arg:
         raise UsageError(f"/{name} takes no argument.")
     return Command(name, arg)
+
+
+def _is_number(text: str) -> bool:
+    """Whether int() reads the text as a room id or count: ASCII digits only (isdigit() also takes "²")."""
+    return text.isascii() and text.isdigit() and len(text) <= 19
 
 
 def slugify(name: str) -> str:
@@ -184,7 +189,7 @@ class View:
     def find_room(self, text: str) -> dict[str, Any] | None:
         """Find one of the user's rooms by id, `#slug`, name, or `@username` for a DM."""
         text = text.strip()
-        if text.isdigit():
+        if _is_number(text):
             return self.rooms.get(int(text))
         wanted = text.lower()
         for room in self.rooms.values():
@@ -794,7 +799,7 @@ class ChatClient:
 
     async def _public_room_id(self, arg: str) -> int | None:
         text = arg.strip().lstrip("#")
-        if text.isdigit():
+        if _is_number(text):
             return int(text)
         page = await self.rest("GET", "rooms/public/?" + urllib.parse.urlencode({"q": text, "limit": 200}))
         wanted = {text.lower(), slugify(text)}

@@ -36,3 +36,9 @@ async def run_db[**P, R](function: Callable[P, R], *args: P.args, **kwargs: P.kw
         return await database_sync_to_async(call_with_retry)(function, *args, **kwargs)
     call = database_sync_to_async(call_with_retry, thread_sensitive=False, executor=_workers())
     return await call(function, *args, **kwargs)
+
+
+def shutdown() -> None:
+    """Drop the database calls not yet started (the process is stopping); running ones finish."""
+    if _executor is not None:
+        _executor.shutdown(wait=False, cancel_futures=True)

@@ -7,11 +7,22 @@ turn the same failure into an `error` frame with the same meaning.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
+from http import HTTPStatus
 from typing import Any
 
+from django.conf import settings
+from django.core.exceptions import (
+    DisallowedHost,
+    RequestDataTooBig,
+    SuspiciousOperation,
+    TooManyFieldsSent,
+    TooManyFilesSent,
+)
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
-from django.views import defaults
+from django.http.response import HttpResponseBase
+from django.views import csrf, defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
@@ -68,6 +79,24 @@ def error_body(detail: str | dict[str, Any]) -> dict[str, Any]:
 
 
 DATABASE_UNAVAILABLE = "The database is unavailable; try again shortly."
+HOST_NOT_ALLOWED = "The Host header is not one this server answers to."
+TOO_MANY_FIELDS = "Too many parameters or fields in one request."
+
+
+def too_large_detail() -> str:
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE or 0
+    return f"The request body is too large: at most {limit / 2**20:g} MiB."
+
+
+def suspicious_refusal(exc: SuspiciousOperation) -> tuple[int, str]:
+    """Return the status and message for a request Django refuses as malformed (never the exception's text)."""
+    if isinstance(exc, RequestDataTooBig):
+        return HTTPStatus.REQUEST_ENTITY_TOO_LARGE, too_large_detail()
+    if isinstance(exc, TooManyFieldsSent | TooManyFilesSent):
+        return HTTPStatus.BAD_REQUEST, TOO_MANY_FIELDS
+    if isinstance(exc, DisallowedHost):
+        return HTTPStatus.BAD_REQUEST, HOST_NOT_ALLOWED
+    return HTTPStatus.BAD_REQUEST, "Bad request."
 
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
@@ -82,6 +111,10 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         )
         response.database_error = exc  # type: ignore[attr-defined]  # for core.dbretry's retry of the view
         return response
+    if isinstance(exc, SuspiciousOperation):
+        # Django's own refusals (a body too large, too many fields) raised while the view reads the request.
+        status_code, detail = suspicious_refusal(exc)
+        return Response({"detail": detail}, status=status_code)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound("Not found.")
     elif isinstance(exc, DjangoPermissionDenied):
@@ -104,3 +137,53 @@ def server_error(request: HttpRequest) -> HttpResponse:
     if request.path.startswith("/api/"):
         return JsonResponse({"detail": "Internal server error."}, status=500)
     return defaults.server_error(request)
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """CSRF_FAILURE_VIEW: JSON under /api/, as DRF words its own CSRF refusal; Django's page elsewhere."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": f"CSRF Failed: {reason}"}, status=403)
+    return csrf.csrf_failure(request, reason=reason)
+
+
+class ApiErrorsMiddleware:
+    """Under /api/, answer every error in JSON, with DEBUG on or off.
+
+    Django refuses some requests before (or around) any view: a body over
+    DATA_UPLOAD_MAX_MEMORY_SIZE, a Host not in ALLOWED_HOSTS, too many fields.
+    Its answer is an HTML page (with DEBUG, the debug page), which API
+    clients cannot parse. This middleware checks those up front and turns
+    any other error page under /api/ into `{"detail": "…"}` with the same status.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        if not request.path.startswith("/api/"):
+            return self.get_response(request)
+        try:
+            request.get_host()
+            # Read now: Django refuses a body over the limit, chunked ones too, as it reads it.
+            request.body  # noqa: B018 (kept on the request for the view)
+        except SuspiciousOperation as exc:
+            status_code, detail = suspicious_refusal(exc)
+            return JsonResponse({"detail": detail}, status=status_code)
+        response = self.get_response(request)
+        if response.status_code >= 400 and not response.get("Content-Type", "").startswith("application/json"):
+            return _as_json(response)
+        return response
+
+
+def _as_json(response: HttpResponseBase) -> JsonResponse:
+    status_code = response.status_code
+    try:
+        phrase = HTTPStatus(status_code).phrase
+    except ValueError:
+        phrase = "Error"
+    detail = "Bad request." if status_code == 400 else f"{phrase[0]}{phrase[1:].lower()}."
+    replacement = JsonResponse({"detail": detail}, status=status_code)
+    for header in ("Allow", "Retry-After", "WWW-Authenticate"):
+        if header in response:
+            replacement[header] = response[header]
+    return replacement

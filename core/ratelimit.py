@@ -43,7 +43,11 @@ class RateLimited(Throttled):
 def _normalised(username: object) -> str:
     # The form log-in compares usernames in (accounts.names.username_key): whatever
     # signs in as alice (ALICE, a compatibility spelling) spends alice's budget.
-    return fold(username.strip())[:150] if isinstance(username, str) else ""
+    if not isinstance(username, str):
+        return ""
+    # A lone surrogate (JSON allows "\\ud800") cannot be encoded for the cache key:
+    # spell it out, so the attempt is still counted and the serializer refuses the name.
+    return fold(username.strip())[:150].encode(errors="backslashreplace").decode()
 
 
 def attempt(request: HttpRequest, *, action: str, username: object = None) -> None:

@@ -17,6 +17,7 @@ from accounts.models import ModerationAction, User
 from accounts.payloads import user_payload
 from accounts.services import moderation_record
 from core.errors import Forbidden, Invalid, NotFound
+from core.text import has_visible_character
 from messaging import markdown
 from messaging.models import Message, MessageEdit, Reaction, Report
 from messaging.payloads import message_payload
@@ -35,7 +36,7 @@ REPORT_REASON_MAX = 1000
 
 
 def clean_body(body: object) -> str:
-    """Return the trimmed body, or raise Invalid if it is empty or too long."""
+    """Return the trimmed body, or raise Invalid if it is empty, shows nothing, or is too long."""
     if not isinstance(body, str):
         raise Invalid({"body": "Must be a string."})
     body = body.strip()
@@ -51,6 +52,9 @@ def clean_body(body: object) -> str:
     except UnicodeEncodeError:
         # A lone surrogate (JSON allows "\\ud83d") cannot be stored; REST's serializer refuses it too.
         raise Invalid({"body": "A message cannot contain surrogate characters."}) from None
+    if not has_visible_character(body):
+        # Zero-width spaces and the like survive strip() and would post a blank message.
+        raise Invalid({"body": "A message needs at least one visible character."})
     return body
 
 

@@ -23,7 +23,7 @@ from django.conf import settings
 
 from accounts.payloads import user_payload
 from core import dbretry, metrics, ratelimit
-from core.api import ID_MAX
+from core.api import ID_MAX, whole_number
 from core.db import run_db
 from core.dbretry import is_database_unavailable
 from core.errors import NotFound, ServiceError
@@ -131,6 +131,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
     roles: dict[int, str]
     since: dict[int, int]
     user_changes: dict[int, str]
+    # Set once the socket is closing: no frame is answered and no event written after that.
+    closing = False
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Channels closes stale database connections before every handler, a
@@ -198,7 +200,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self._send_now(
                 {"type": "error", "code": "bad_request", "detail": "last_event_id must be a non-negative integer."}
             )
-            await self.close(CLOSE_POLICY)
+            await self._close(CLOSE_POLICY)
             return
         if resume_from is not None:
             await self._resume(resume_from, start)
@@ -242,11 +244,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         values = query.get("last_event_id")
         if not values:
             return None, False
-        try:
-            cursor = int(values[0])
-        except ValueError:
-            return None, True
-        if cursor < 0 or cursor > ID_MAX:
+        cursor = whole_number(values[0])
+        if cursor is None or cursor < 0 or cursor > ID_MAX:
             return None, True
         return cursor, False
 
@@ -405,13 +404,20 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     # --- Frames from the client ----------------------------------------------------------
 
+    async def _close(self, code: int) -> None:
+        self.closing = True
+        await self.close(code)
+
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if self.closing:
+            # Frames the client sent before it saw the close (a flood's tail): the server has said goodbye.
+            return
         # surrogatepass: a lone surrogate cannot come through Daphne (it checks UTF-8), but must not raise here.
         size = len(text_data.encode(errors="surrogatepass")) if text_data is not None else len(bytes_data or b"")
         if size > MAX_FRAME_BYTES:
             log.info("ws.frame_refused", code="too_big", size=size)
             metrics.frame_refused("too_big")
-            await self.close(CLOSE_TOO_BIG)
+            await self._close(CLOSE_TOO_BIG)
             return
         client_id = None
         try:
@@ -452,7 +458,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             now = time.monotonic()
             self.strikes = [moment for moment in self.strikes if now - moment < FLOOD_WINDOW] + [now]
             if len(self.strikes) >= FLOOD_STRIKES:
-                await self.close(CLOSE_FLOODING)
+                await self._close(CLOSE_FLOODING)
 
     def _take_token(self) -> None:
         now = time.monotonic()

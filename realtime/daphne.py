@@ -1,175 +1,131 @@
-"""Let Daphne send the protocol close codes 1008 and 1009, and 1012 on shutdown.
+"""Daphne adaptations: the one module that touches Daphne's, Twisted's and autobahn's private state.
 
-Autobahn (under Daphne) only lets an application close with 1000 or
-3000–4999, so `close(1009)` for an oversized frame (docs/websocket.md) came out as 1011
-with a traceback. 1008 (policy violation) and 1009 (message too big) are
-RFC 6455 codes a server may send; this sends them as they are.
+The surface (nothing else here is for use elsewhere):
 
-On SIGTERM Daphne cancels every application and stops the reactor, so its
-sockets just drop (clients saw 1006). `close_sockets_on_shutdown` first
-sends every open socket a close frame with 1012 (service restart) and waits
-up to SHUTDOWN_CLOSE_WAIT seconds for the closing handshakes.
+- `install()`: check the versions and every private attribute used below,
+  then apply the patches. chatproject/asgi.py calls it once.
+- `socket_writer(scope)`: the direct writer for one socket (`SocketWriter`),
+  or None when not served by Daphne (in-process tests).
+- `buffered_bytes(protocol)`: bytes written to a socket and not yet taken
+  by the kernel, the probe behind backpressure.
+- `WRITTEN_FOR` and `private_state_problems()`: what the check compares.
 
-Daphne writes whatever an application sends into Twisted's buffer at once,
-so a client that stops reading grew server memory without bound and the
-consumer's send queue (and its 4009) never filled. `wait_for_slow_sockets`
-makes a WebSocket send wait while more than settings.WS_SEND_BUFFER_MAX bytes
-are buffered for that socket: the consumer's outbox then fills and drops it.
+What the patches do, and why (docs/performance.md has the measurements):
 
-The event pump writes one event to hundreds of sockets. Through the ASGI
-`send` each write is a coroutine, a Daphne dispatch, and autobahn framing
-the same text again; `expose_protocol` puts Daphne's protocol object in the
-scope so that `SocketWriter` can write a frame prepared once for all of them
-straight to the socket's transport (docs/performance.md).
+- Close codes. Autobahn lets an application close only with 1000 or
+  3000–4999, so `close(1009)` for an oversized frame (docs/websocket.md)
+  came out as 1011 with a traceback. 1008 and 1009 are RFC 6455 codes a
+  server may send; they go out as they are.
+- Oversized frames. Above Daphne's own cap (--websocket-max-frame-size)
+  autobahn dropped the TCP connection (the client saw 1006); it now sends a
+  1009 close and discards the rest of the frame unread.
+- Shutdown. On SIGTERM Daphne cancels every application and stops the
+  reactor, so sockets just dropped (1006). Every open socket first gets a
+  close frame with 1012 (service restart), and up to SHUTDOWN_CLOSE_WAIT
+  seconds for the closing handshakes. A process still running
+  settings.SHUTDOWN_DEADLINE seconds after SIGTERM exits anyway.
+- Backpressure. Daphne writes whatever an application sends into Twisted's
+  buffer at once, so a client that stopped reading grew server memory
+  without bound. A WebSocket send now waits while more than
+  settings.WS_SEND_BUFFER_MAX bytes are buffered for its socket: the
+  consumer's outbox then fills and drops it (4009).
+- Direct writes. The event pump writes one event to hundreds of sockets;
+  through the ASGI `send` each write is a coroutine, a Daphne dispatch and
+  autobahn framing the same text again. Daphne's protocol object goes in
+  the scope, so `SocketWriter` writes a frame prepared once straight to the
+  socket's transport.
+
+Versions: written for the versions in WRITTEN_FOR (pinned in
+requirements.txt). `install()` refuses to start (RuntimeError) when any
+private attribute or method used here is missing or has another shape,
+since the patches would then misbehave without a word; on other versions
+that pass every check it logs a warning and goes on.
+realtime/tests/test_daphne_adaptations.py fails on any other version, so an
+upgrade is a deliberate change that re-reads this module.
 """
 
 from __future__ import annotations
 
 import asyncio
+import faulthandler
+import functools
+import inspect
+import logging
+import os
+import socket as stdlib_socket
 import sys
+import threading
+import time
 import weakref
+from collections import deque
+from importlib import metadata
 from typing import Any
+
+from core import db
+
+logger = logging.getLogger(__name__)
+
+WRITTEN_FOR = {"daphne": "4.2.3", "twisted": "26.10.0", "autobahn": "26.11.1"}
 
 PROTOCOL_CLOSE_CODES = {1008, 1009}
 CLOSE_SERVICE_RESTART = 1012
 SHUTDOWN_CLOSE_WAIT = 1.0
+SLOW_SOCKET_POLL = 0.05
+SCOPE_PROTOCOL_KEY = "chat.daphne_protocol"
 
 _open_sockets: weakref.WeakSet[Any] = weakref.WeakSet()
+_installed = False
 
 
-def allow_protocol_close_codes() -> None:
-    try:
-        from daphne.ws_protocol import WebSocketProtocol
-    except ImportError:  # not running under Daphne
+# --- The surface --------------------------------------------------------------------------------
+
+
+def install() -> None:
+    """Check the versions and the private state used here, then apply every patch (once)."""
+    global _installed
+    if _installed:
         return
-    if getattr(WebSocketProtocol, "_chat_close_codes_patched", False):
-        return
-    original = WebSocketProtocol.serverClose
-
-    def server_close(self: Any, code: int | None = None) -> None:
-        if code in PROTOCOL_CLOSE_CODES:
-            # The lower-level call sendClose makes after its (too strict) check.
-            self.sendCloseFrame(code=code, reasonUtf8=None, isReply=False)
-            return
-        original(self, code)
-
-    WebSocketProtocol.serverClose = server_close
-    WebSocketProtocol._chat_close_codes_patched = True
-
-
-def close_sockets_on_shutdown() -> None:
-    """Close every open WebSocket with 1012 when Daphne shuts down, before it cancels the applications."""
-    if "twisted.internet.reactor" not in sys.modules:
-        return  # not under Daphne (which installs its reactor before loading the application)
-    try:
-        from daphne.ws_protocol import WebSocketProtocol
-        from twisted.internet import defer
-        from twisted.internet import reactor as twisted_reactor
-    except ImportError:
-        return
-    # The reactor module object stands for the installed reactor; its interfaces' stubs lack `self`.
-    reactor: Any = twisted_reactor
-    if getattr(WebSocketProtocol, "_chat_shutdown_patched", False):
-        return
-    original_open = WebSocketProtocol.onOpen
-
-    def on_open(self: Any) -> None:
-        _open_sockets.add(self)
-        original_open(self)
-
-    def close_all() -> Any:
-        sockets = [socket for socket in list(_open_sockets) if socket.state == socket.STATE_OPEN]
-        for socket in sockets:
-            socket.sendCloseFrame(code=CLOSE_SERVICE_RESTART, reasonUtf8=None, isReply=False)
-        if not sockets:
-            return None
-        closed: Any = defer.Deferred()
-        interval = 0.05
-
-        def check(remaining: int) -> None:
-            if remaining <= 0 or all(socket.state == socket.STATE_CLOSED for socket in sockets):
-                closed.callback(None)
-            else:
-                reactor.callLater(interval, check, remaining - 1)
-
-        check(int(SHUTDOWN_CLOSE_WAIT / interval))
-        return closed
-
-    WebSocketProtocol.onOpen = on_open
-    WebSocketProtocol._chat_shutdown_patched = True
-    # "before" triggers run in the order added; Daphne adds its own when it starts serving.
-    reactor.addSystemEventTrigger("before", "shutdown", close_all)
+    problems = private_state_problems()
+    if problems:
+        raise RuntimeError(
+            "realtime/daphne.py was written for "
+            + ", ".join(f"{name} {version}" for name, version in WRITTEN_FOR.items())
+            + f" and cannot adapt the installed {_installed_versions()}: "
+            + "; ".join(problems)
+        )
+    if _installed_versions_differ():
+        logger.warning(
+            "realtime/daphne.py was written for %s and runs on %s; every check of the private state it uses passed. "
+            "Run realtime/tests/test_daphne_adaptations.py and the real-server tests before relying on it.",
+            WRITTEN_FOR,
+            _installed_versions(),
+        )
+    _allow_protocol_close_codes()
+    _fail_with_close_frames()
+    _close_sockets_on_shutdown()
+    _wait_for_slow_sockets()
+    _expose_protocol()
+    _installed = True
 
 
-SLOW_SOCKET_POLL = 0.05
+def socket_writer(scope: dict[str, Any]) -> SocketWriter | None:
+    """Return a direct writer for this WebSocket, or None when not served by Daphne (tests)."""
+    protocol = scope.get(SCOPE_PROTOCOL_KEY)
+    if protocol is None:
+        return None
+    from django.conf import settings
+
+    return SocketWriter(protocol, int(settings.WS_SEND_BUFFER_MAX))
 
 
-def _buffered_bytes(protocol: Any) -> int:
-    """Bytes written to a Twisted transport and not yet taken by the kernel."""
+def buffered_bytes(protocol: Any) -> int:
+    """Bytes written to a socket's Twisted transport and not yet taken by the kernel."""
     transport = protocol.transport
     if transport is None:
         return 0
+    # A TLS transport (Daphne terminating TLS) keeps no such buffer of its own: 0.
     pending = len(getattr(transport, "dataBuffer", b"")) - getattr(transport, "offset", 0)
     return pending + getattr(transport, "_tempDataLen", 0)
-
-
-def wait_for_slow_sockets() -> None:
-    """Let a WebSocket send return only once that socket's buffer is under WS_SEND_BUFFER_MAX bytes."""
-    try:
-        from daphne.server import Server
-        from daphne.ws_protocol import WebSocketProtocol
-    except ImportError:
-        return
-    if getattr(Server, "_chat_backpressure_patched", False):
-        return
-    from django.conf import settings
-
-    original = Server.handle_reply
-
-    async def handle_reply(self: Any, protocol: Any, message: dict[str, Any]) -> None:
-        await original(self, protocol, message)
-        if not isinstance(protocol, WebSocketProtocol) or message.get("type") != "websocket.send":
-            return
-        limit = int(settings.WS_SEND_BUFFER_MAX)
-        # Until the client reads, or the socket closes (a 4009 from the consumer's full outbox).
-        # Twisted flushes on the loop's next turn, so look again at once, then back off.
-        delay = 0.0
-        while protocol.state == protocol.STATE_OPEN and _buffered_bytes(protocol) > limit:
-            await asyncio.sleep(delay)
-            delay = min(SLOW_SOCKET_POLL, delay * 2 or 0.001)
-
-    Server.handle_reply = handle_reply
-    Server._chat_backpressure_patched = True
-
-
-SCOPE_PROTOCOL_KEY = "chat.daphne_protocol"
-
-
-def expose_protocol() -> None:
-    """Put each WebSocket's Daphne protocol object in its scope (as SCOPE_PROTOCOL_KEY), and its scheme.
-
-    Daphne's WebSocket scope has no "scheme" (ASGI's default is "ws"), so a
-    socket over TLS that Daphne terminates (`make run-tls`) looked like plain
-    ws:// to the Origin check (realtime.auth).
-    """
-    try:
-        from daphne.server import Server
-        from daphne.ws_protocol import WebSocketProtocol
-        from twisted.internet.interfaces import ISSLTransport
-    except ImportError:
-        return
-    if getattr(Server, "_chat_expose_patched", False):
-        return
-    original = Server.create_application
-
-    def create_application(self: Any, protocol: Any, scope: dict[str, Any]) -> Any:
-        if isinstance(protocol, WebSocketProtocol):
-            scope[SCOPE_PROTOCOL_KEY] = protocol
-            scope.setdefault("scheme", "wss" if ISSLTransport.providedBy(protocol.transport) else "ws")
-        return original(self, protocol, scope)
-
-    Server.create_application = create_application
-    Server._chat_expose_patched = True
 
 
 class SocketWriter:
@@ -191,7 +147,7 @@ class SocketWriter:
             protocol.state == protocol.STATE_OPEN
             and protocol._perMessageCompress is None
             and not protocol.send_queue
-            and _buffered_bytes(protocol) <= self.limit
+            and buffered_bytes(protocol) <= self.limit
         )
 
     def write(self, prepared: Any) -> None:
@@ -219,29 +175,261 @@ class SocketWriter:
 
     async def drained(self) -> None:
         """Return once the socket's buffer is under the limit again (or it closed)."""
-        protocol = self.protocol
-        delay = 0.0
-        while protocol.state == protocol.STATE_OPEN and _buffered_bytes(protocol) > self.limit:
-            await asyncio.sleep(delay)
-            delay = min(SLOW_SOCKET_POLL, delay * 2 or 0.001)
+        await _until_drained(self.protocol, self.limit)
+
+
+# --- The check ------------------------------------------------------------------------------------
+
+
+def _installed_versions() -> dict[str, str]:
+    return {name: metadata.version(name) for name in WRITTEN_FOR}
+
+
+def _installed_versions_differ() -> bool:
+    return _installed_versions() != WRITTEN_FOR
+
+
+def _parameters(function: Any) -> list[str]:
+    return list(inspect.signature(function).parameters)
+
+
+def private_state_problems() -> list[str]:
+    """Return what is missing or different in the private state the patches use (empty when all is as expected).
+
+    Classes are checked for the methods patched or called, with their
+    parameters; a Twisted TCP connection, a Daphne WebSocket protocol and an
+    autobahn prepared message are built (on a socket pair, without a
+    reactor) and checked for the instance attributes read.
+    """
+    from autobahn.websocket.protocol import PreparedMessage
+    from daphne.server import Server
+    from daphne.ws_protocol import WebSocketFactory, WebSocketProtocol
+    from twisted.internet import tcp
+    from twisted.internet.testing import StringTransport
+
+    problems: list[str] = []
+
+    def expect(condition: bool, what: str) -> None:
+        if not condition:
+            problems.append(what)
+
+    def expect_method(owner: type, name: str, parameters: list[str], *, coroutine: bool = False) -> None:
+        method = getattr(owner, name, None)
+        if not callable(method):
+            problems.append(f"{owner.__module__}.{owner.__qualname__}.{name} is gone")
+            return
+        found = _parameters(method)
+        if found[: len(parameters)] != parameters:
+            problems.append(f"{owner.__qualname__}.{name} takes {found}, not {parameters}")
+        if coroutine and not inspect.iscoroutinefunction(getattr(method, "__wrapped__", method)):
+            problems.append(f"{owner.__qualname__}.{name} is no longer a coroutine function")
+
+    expect_method(Server, "handle_reply", ["self", "protocol", "message"], coroutine=True)
+    expect_method(Server, "create_application", ["self", "protocol", "scope"])
+    expect_method(WebSocketProtocol, "serverClose", ["self", "code"])
+    expect_method(WebSocketProtocol, "onOpen", ["self"])
+    expect_method(WebSocketProtocol, "sendCloseFrame", ["self", "code", "reasonUtf8", "isReply"])
+    expect_method(WebSocketFactory, "__init__", ["self", "server_class"])
+    expect_method(WebSocketFactory, "setProtocolOptions", ["self"])
+    expect("failByDrop" in _parameters(WebSocketFactory.setProtocolOptions), "setProtocolOptions has no failByDrop")
+    for state in ("STATE_OPEN", "STATE_CLOSED"):
+        expect(isinstance(getattr(WebSocketProtocol, state, None), int), f"WebSocketProtocol.{state} is not an int")
+    if problems:
+        return problems  # building instances would fail too
+
+    class NoReactor:
+        """Stands in for the reactor: building these objects must not install one."""
+
+    no_reactor: Any = NoReactor()
+    no_protocol: Any = None
+
+    factory = WebSocketFactory(object(), server="check", reactor=no_reactor)
+    factory.setProtocolOptions(openHandshakeTimeout=0, failByDrop=False)
+    expect(factory.failByDrop is False, "WebSocketFactory ignores failByDrop")
+    protocol = factory.buildProtocol(("127.0.0.1", 0))
+    protocol.makeConnection(StringTransport())
+    expect(protocol.factory is factory, "a Daphne protocol does not know its factory")
+    expect(hasattr(protocol, "state"), "a WebSocket protocol has no state")
+    expect(protocol.failByDrop is False, "a WebSocket protocol does not take failByDrop from its factory")
+    expect(
+        hasattr(protocol, "_perMessageCompress") and protocol._perMessageCompress is None,
+        "a WebSocket protocol has no _perMessageCompress (None until compression is negotiated)",
+    )
+    expect(isinstance(getattr(protocol, "send_queue", None), deque), "a WebSocket protocol's send_queue is no deque")
+    prepared = factory.prepareMessage(b"{}")
+    expect(
+        isinstance(prepared, PreparedMessage) and getattr(prepared, "payloadHybi", None) == b"\x81\x02{}",
+        "a prepared message's payloadHybi is not the framed text",
+    )
+
+    left, right = stdlib_socket.socketpair()
+    try:
+        connection = tcp.Connection(left, no_protocol, reactor=no_reactor)
+        for name, kind in (("dataBuffer", bytes), ("offset", int), ("_tempDataLen", int)):
+            expect(isinstance(getattr(connection, name, None), kind), f"a Twisted connection's {name} is no {kind}")
+        for name in ("connected", "disconnecting"):
+            expect(hasattr(connection, name), f"a Twisted connection has no {name}")
+        expect(getattr(connection, "socket", None) is left, "a Twisted connection's socket is not its socket")
+        expect(not getattr(connection, "TLS", False), "a plain Twisted connection says it is TLS")
+    finally:
+        left.close()
+        right.close()
+    return problems
+
+
+# --- The patches ------------------------------------------------------------------------------------
+
+
+def _allow_protocol_close_codes() -> None:
+    from daphne.ws_protocol import WebSocketProtocol
+
+    original = WebSocketProtocol.serverClose
+
+    @functools.wraps(original)
+    def server_close(self: Any, code: int | None = None) -> None:
+        if code in PROTOCOL_CLOSE_CODES:
+            # The lower-level call sendClose makes after its (too strict) check.
+            self.sendCloseFrame(code=code, reasonUtf8=None, isReply=False)
+            return
+        original(self, code)
+
+    WebSocketProtocol.serverClose = server_close
+
+
+def _fail_with_close_frames() -> None:
+    from daphne.ws_protocol import WebSocketFactory
+
+    original = WebSocketFactory.__init__
+
+    @functools.wraps(original)
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        # autobahn's default drops the TCP connection at once (RST): the client
+        # saw 1006. Off, it sends 1009, discards the rest of the frame unread and
+        # closes once the client answers (or after closeHandshakeTimeout).
+        self.setProtocolOptions(failByDrop=False)
+
+    WebSocketFactory.__init__ = init
+
+
+def _close_sockets_on_shutdown() -> None:
+    """Close every open WebSocket with 1012 when Daphne shuts down, before it cancels the applications."""
+    if "twisted.internet.reactor" not in sys.modules:
+        return  # not under Daphne (which installs its reactor before loading the application)
+    from daphne.ws_protocol import WebSocketProtocol
+    from twisted.internet import defer
+    from twisted.internet import reactor as twisted_reactor
+
+    # The reactor module object stands for the installed reactor; its interfaces' stubs lack `self`.
+    reactor: Any = twisted_reactor
+    original_open = WebSocketProtocol.onOpen
+
+    @functools.wraps(original_open)
+    def on_open(self: Any) -> None:
+        _open_sockets.add(self)
+        original_open(self)
+
+    def close_all() -> Any:
+        _exit_by_deadline()
+        # Database calls not yet started would only hold the exit up.
+        db.shutdown()
+        sockets = [socket for socket in list(_open_sockets) if socket.state == socket.STATE_OPEN]
+        for socket in sockets:
+            socket.sendCloseFrame(code=CLOSE_SERVICE_RESTART, reasonUtf8=None, isReply=False)
+        if not sockets:
+            return None
+        closed: Any = defer.Deferred()
+        interval = 0.05
+
+        def check(remaining: int) -> None:
+            if remaining <= 0 or all(socket.state == socket.STATE_CLOSED for socket in sockets):
+                closed.callback(None)
+            else:
+                reactor.callLater(interval, check, remaining - 1)
+
+        check(int(SHUTDOWN_CLOSE_WAIT / interval))
+        return closed
+
+    WebSocketProtocol.onOpen = on_open
+    # "before" triggers run in the order added; Daphne adds its own when it starts serving.
+    reactor.addSystemEventTrigger("before", "shutdown", close_all)
+
+
+def _exit_by_deadline() -> None:
+    """Exit the process if it still runs settings.SHUTDOWN_DEADLINE seconds from now, saying what held it.
+
+    Daphne cancels every application on SIGTERM and waits for all of them,
+    and an application in a database call outlives its cancellation until
+    the call returns (asgiref waits for the thread): a call stuck on a lock
+    or a dead connection held the shutdown for good. The interpreter then
+    also waits for the database threads. The deadline bounds both.
+    """
+    from django.conf import settings
+
+    deadline = float(settings.SHUTDOWN_DEADLINE)
+
+    def watchdog() -> None:
+        time.sleep(deadline)
+        logger.error("shutdown did not finish in %.0f s; exiting now (the threads below held it)", deadline)
+        faulthandler.dump_traceback(all_threads=True)
+        os._exit(1)
+
+    threading.Thread(target=watchdog, name="shutdown-deadline", daemon=True).start()
+
+
+async def _until_drained(protocol: Any, limit: int) -> None:
+    # Until the client reads, or the socket closes (a 4009 from the consumer's full outbox).
+    # Twisted flushes on the loop's next turn, so look again at once, then back off.
+    delay = 0.0
+    while protocol.state == protocol.STATE_OPEN and buffered_bytes(protocol) > limit:
+        await asyncio.sleep(delay)
+        delay = min(SLOW_SOCKET_POLL, delay * 2 or 0.001)
+
+
+def _wait_for_slow_sockets() -> None:
+    """Let a WebSocket send return only once that socket's buffer is under WS_SEND_BUFFER_MAX bytes."""
+    from daphne.server import Server
+    from daphne.ws_protocol import WebSocketProtocol
+    from django.conf import settings
+
+    original = Server.handle_reply
+
+    @functools.wraps(original)
+    async def handle_reply(self: Any, protocol: Any, message: dict[str, Any]) -> None:
+        await original(self, protocol, message)
+        if isinstance(protocol, WebSocketProtocol) and message.get("type") == "websocket.send":
+            await _until_drained(protocol, int(settings.WS_SEND_BUFFER_MAX))
+
+    Server.handle_reply = handle_reply
+
+
+def _expose_protocol() -> None:
+    """Put each WebSocket's Daphne protocol object in its scope (as SCOPE_PROTOCOL_KEY), and its scheme.
+
+    Daphne's WebSocket scope has no "scheme" (ASGI's default is "ws"), so a
+    socket over TLS that Daphne terminates (`make run-tls`) looked like plain
+    ws:// to the Origin check (realtime.auth).
+    """
+    from daphne.server import Server
+    from daphne.ws_protocol import WebSocketProtocol
+    from twisted.internet.interfaces import ISSLTransport
+
+    original = Server.create_application
+
+    @functools.wraps(original)
+    def create_application(self: Any, protocol: Any, scope: dict[str, Any]) -> Any:
+        if isinstance(protocol, WebSocketProtocol):
+            scope[SCOPE_PROTOCOL_KEY] = protocol
+            scope.setdefault("scheme", "wss" if ISSLTransport.providedBy(protocol.transport) else "ws")
+        return original(self, protocol, scope)
+
+    Server.create_application = create_application
 
 
 def _plain_socket(transport: Any) -> Any:
     """Return the socket of a plain TCP transport (None under TLS, or for anything else)."""
-    try:
-        from twisted.internet.tcp import Connection
-    except ImportError:
-        return None
+    from twisted.internet.tcp import Connection
+
     if isinstance(transport, Connection) and not getattr(transport, "TLS", False):
         return transport.socket
     return None
-
-
-def socket_writer(scope: dict[str, Any]) -> SocketWriter | None:
-    """Return a direct writer for this WebSocket, or None when not served by Daphne (tests)."""
-    protocol = scope.get(SCOPE_PROTOCOL_KEY)
-    if protocol is None:
-        return None
-    from django.conf import settings
-
-    return SocketWriter(protocol, int(settings.WS_SEND_BUFFER_MAX))

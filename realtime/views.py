@@ -9,7 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.requests import AuthedRequest
-from core.api import ID_MAX
+from core.api import ID_MAX, whole_number
 from core.errors import Invalid
 from realtime import presence
 from rooms import selectors
@@ -29,9 +29,10 @@ def _id_list(raw: str, *, name: str, maximum: int) -> list[int]:
         part = part.strip()
         if not part:
             continue
-        if not part.isdigit() or not 0 < int(part) <= ID_MAX:
+        user_id = whole_number(part)
+        if user_id is None or not 0 < user_id <= ID_MAX:
             raise Invalid({name: "Give user ids separated by commas."})
-        ids.append(int(part))
+        ids.append(user_id)
     if len(ids) > maximum:
         raise Invalid({name: f"Ask about at most {maximum} users at once."})
     return ids
@@ -39,7 +40,19 @@ def _id_list(raw: str, *, name: str, maximum: int) -> list[int]:
 
 class PresenceView(APIView):
     @extend_schema(
-        parameters=[OpenApiParameter("users", str, required=True, description="Comma-separated user ids")],
+        parameters=[
+            OpenApiParameter(
+                "users",
+                {
+                    "type": "array",
+                    "items": {"type": "integer", "minimum": 1, "maximum": ID_MAX},
+                    "maxItems": PRESENCE_MAX_USERS,
+                },
+                style="form",
+                explode=False,
+                description="User ids, separated by commas (none: an empty answer)",
+            )
+        ],
         responses=PresenceSerializer,
         summary="Who of these users is online now",
         description="Only users who share a channel with the caller, or a direct conversation with at least "

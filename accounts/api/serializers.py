@@ -8,9 +8,9 @@ from rest_framework_simplejwt.serializers import TokenObtainPairSerializer, Toke
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from accounts.models import User
-from accounts.services import tokens_refresh
+from accounts.services import DISPLAY_NAME_MAX, tokens_refresh
 from accounts.tokens import refresh_token_issue
-from core.api import StrictSerializer
+from core.api import StrictSerializer, TrimmedText
 
 
 class UserSerializer(serializers.Serializer):
@@ -38,7 +38,7 @@ class RegisterInput(StrictSerializer):
     username = serializers.CharField(max_length=150, trim_whitespace=True)
     email = serializers.CharField(max_length=254)
     password = serializers.CharField(max_length=128, trim_whitespace=False, write_only=True)
-    display_name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    display_name = TrimmedText(max_length=200, required=False, allow_blank=True, default="", limit=DISPLAY_NAME_MAX)
 
 
 class TokenPairSerializer(serializers.Serializer):
@@ -86,4 +86,4 @@ class TokenRefreshInput(TokenRefreshSerializer):
 
 
 class ProfileInput(StrictSerializer):
-    display_name = serializers.CharField(max_length=200, allow_blank=True)
+    display_name = TrimmedText(max_length=200, allow_blank=True, limit=DISPLAY_NAME_MAX)

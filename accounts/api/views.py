@@ -79,7 +79,8 @@ class TokenRefresh(TokenRefreshView):
 
 def _token_owner(raw: object) -> str | None:
     """Return "user:<id>" for a genuine refresh token (signature checked), else None."""
-    if not isinstance(raw, str) or len(raw) > 4096:
+    # A token is ASCII; anything else (a lone surrogate) would break the decoder's encoding.
+    if not isinstance(raw, str) or len(raw) > 4096 or not raw.isascii():
         return None
     try:
         payload = token_backend.decode(raw, verify=True)  # type: ignore[arg-type]  # stubs say Token; it takes the text

@@ -58,6 +58,9 @@ def test_registered_refresh_token_can_be_refreshed(anon, db):
         pytest.param({"email": "Alice@Example.COM"}, "email", id="email-taken-other-case"),
         pytest.param({"password": "password"}, "password", id="common-password"),
         pytest.param({"password": "short"}, "password", id="short-password"),
+        pytest.param({"password": " " * 20}, "password", id="password-of-spaces"),
+        pytest.param({"password": "\t \u00a0\u3000\u2003" * 3}, "password", id="password-of-whitespace"),
+        pytest.param({"password": "\u200b" * 12}, "password", id="password-of-zero-width-spaces"),
         pytest.param({"password": "12345678901234"}, "password", id="numeric-password"),
         pytest.param({"password": "dave@example.com"}, "password", id="password-like-email"),
         pytest.param({"email": "not-an-email"}, "email", id="bad-email"),
@@ -81,6 +84,18 @@ def test_register_rejects_bad_input_with_field_errors_and_creates_nothing(anon, 
     assert bad_field in response.json()
     assert isinstance(response.json()[bad_field], list)
     assert User.objects.count() == users_before
+
+
+def test_a_password_of_only_spaces_is_refused_with_a_reason(anon, db):
+    response = register(anon, password=" " * 20)
+
+    assert response.status_code == 400
+    assert response.json() == {"password": ["A password needs at least one visible character."]}
+
+
+def test_a_password_with_spaces_around_visible_characters_is_taken_as_sent(anon, db):
+    assert register(anon, password="  " + STRONG_PASSWORD + "  ").status_code == 201
+    assert User.objects.get(username="dave").check_password("  " + STRONG_PASSWORD + "  ")
 
 
 def test_register_reports_every_missing_field(anon, db):
@@ -335,6 +350,12 @@ def test_user_search_without_a_query_lists_everyone(client_for, alice, bob, caro
         ({"after": "-5"}, "after"),
         ({"after": 2**63}, "after"),
         ({"after": 10**30}, "after"),
+        # Only ASCII digits: int() reads these, str.isdigit() accepts some it cannot read.
+        ({"limit": "²"}, "limit"),
+        ({"limit": "٥"}, "limit"),
+        ({"limit": "1_0"}, "limit"),
+        ({"after": " 5"}, "after"),
+        ({"after": "9" * 5000}, "after"),
         ({"q": "x" * 201}, "q"),
         ({"q": "a\x00b"}, "q"),
     ],

@@ -94,7 +94,19 @@ def test_parse_line_ignores_blank_lines() -> None:
 
 
 @pytest.mark.parametrize(
-    "line", ["/join", "/room", "/create", "/dm", "/dm two words", "/history 0", "/history 201", "/history x", "/nope"]
+    "line",
+    [
+        "/join",
+        "/room",
+        "/create",
+        "/dm",
+        "/dm two words",
+        "/history 0",
+        "/history 201",
+        "/history x",
+        "/history ²",
+        "/nope",
+    ],
 )
 def test_parse_line_refuses_malformed_commands(line: str) -> None:
     with pytest.raises(UsageError):
@@ -211,6 +223,7 @@ def test_rooms_are_found_by_id_name_slug_or_dm_partner() -> None:
         assert view.find_room(text) == GENERAL, text
     assert view.find_room("@alice") == DM
     assert view.find_room("#nowhere") is None
+    assert view.find_room("²") is None
 
 
 # --- Connection helpers --------------------------------------------------------------------

@@ -15,6 +15,8 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from drf_spectacular.drainage import reset_generator_stats
 from openapi_spec_validator import validate
 
+from core.api import ID_MAX
+
 API_PREFIX = "/api/v1/"
 OPENAPI_JSON = "application/vnd.oai.openapi+json"
 IGNORED_METHODS = {"options", "head", "trace"}
@@ -111,6 +113,92 @@ def test_schema_documents_path_ids_as_integers(schema: dict[str, Any]) -> None:
     assert id_parameters
     for path, parameter in id_parameters:
         assert parameter["schema"]["type"] == "integer", f"{path}: {parameter['name']} is {parameter['schema']}"
+
+
+def operations(schema: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    for path, methods in schema["paths"].items():
+        for method, operation in methods.items():
+            yield path, method, operation
+
+
+def test_schema_bounds_path_ids_as_the_server_does(schema: dict[str, Any]) -> None:
+    for path, _, operation in operations(schema):
+        for parameter in operation.get("parameters", []):
+            if parameter["in"] == "path" and parameter["name"].endswith("_id"):
+                assert parameter["schema"] == {"type": "integer", "minimum": 1, "maximum": ID_MAX}, path
+
+
+QUERY_BOUNDS = {
+    "limit": {"type": "integer", "minimum": 1, "maximum": 200},
+    "after": {"type": "integer", "minimum": 0, "maximum": ID_MAX},
+    "before": {"type": "integer", "minimum": 1, "maximum": ID_MAX},
+    "room": {"type": "integer", "minimum": 1, "maximum": ID_MAX},
+    "q": {"type": "string", "maxLength": 200, "pattern": "^[^\\x00]*$"},
+}
+
+
+def test_schema_states_the_query_limits_the_server_enforces(schema: dict[str, Any]) -> None:
+    seen = set()
+    for path, method, operation in operations(schema):
+        for parameter in operation.get("parameters", []):
+            if parameter["in"] == "query" and parameter["name"] in QUERY_BOUNDS:
+                seen.add(parameter["name"])
+                assert parameter["schema"] == QUERY_BOUNDS[parameter["name"]], (method, path, parameter)
+                # Only search's words are required; every other parameter may be left out.
+                assert parameter.get("required", False) == (
+                    path.endswith("/search/messages/") and parameter["name"] == "q"
+                )
+    assert seen == set(QUERY_BOUNDS)
+
+
+def test_schema_states_presence_users_as_an_optional_list_of_ids(schema: dict[str, Any]) -> None:
+    [users] = schema["paths"]["/api/v1/presence/"]["get"]["parameters"]
+
+    assert not users.get("required", False)
+    assert (users["style"], users["explode"]) == ("form", False)
+    assert users["schema"] == {
+        "type": "array",
+        "items": {"type": "integer", "minimum": 1, "maximum": ID_MAX},
+        "maxItems": 200,
+    }
+
+
+def test_schema_says_request_bodies_refuse_unknown_fields(schema: dict[str, Any]) -> None:
+    token_routes = {"/api/v1/auth/token/", "/api/v1/auth/token/refresh/"}  # simplejwt's: extra fields ignored
+    for path, method, operation in operations(schema):
+        body = operation.get("requestBody")
+        if body is None or path in token_routes:
+            continue
+        reference = body["content"]["application/json"]["schema"]["$ref"]
+        component = schema["components"]["schemas"][reference.rsplit("/", 1)[-1]]
+        assert component.get("additionalProperties") is False, (method, path)
+
+
+@pytest.mark.parametrize(
+    ("component", "field", "limit"),
+    [
+        ("RoomCreateInputRequest", "name", 80),
+        ("RoomCreateInputRequest", "topic", 250),
+        ("PatchedRoomUpdateInputRequest", "name", 80),
+        ("MessagePostInputRequest", "body", 4000),
+        ("PatchedMessageEditInputRequest", "body", 4000),
+        ("ReactionInputRequest", "emoji", 32),
+        ("PatchedProfileInputRequest", "display_name", 64),
+        ("RegisterInputRequest", "display_name", 64),
+    ],
+)
+def test_schema_states_the_text_limits_the_services_enforce(
+    schema: dict[str, Any], component: str, field: str, limit: int
+) -> None:
+    assert schema["components"]["schemas"][component]["properties"][field]["maxLength"] == limit
+
+
+def test_schema_lists_the_errors_each_operation_can_give(schema: dict[str, Any]) -> None:
+    for path, method, operation in operations(schema):
+        codes = set(operation["responses"])
+        assert {"400", "401", "403", "404", "409", "429", "503"} <= codes, (method, path)
+        if method in ("post", "put", "patch"):
+            assert {"413", "415"} <= codes, (method, path)
 
 
 def test_schema_declares_bearer_authentication(schema: dict[str, Any]) -> None:

@@ -1,10 +1,11 @@
 from __future__ import annotations
 
+from django.conf import settings
 from rest_framework import serializers
 
 from accounts.api.serializers import UserSerializer
-from core.api import ID_MAX, StrictSerializer
-from messaging.services import CLIENT_ID_MAX
+from core.api import ID_MAX, StrictSerializer, TrimmedText
+from messaging.services import CLIENT_ID_MAX, EMOJI_MAX
 
 
 class ReactionSerializer(serializers.Serializer):
@@ -63,7 +64,7 @@ class StrictCharField(serializers.CharField):
 class MessagePostInput(StrictSerializer):
     # Length and emptiness are checked by the service, with the same messages
     # over REST and WebSocket; the cap here only bounds what is parsed.
-    body = StrictCharField(max_length=100_000, allow_blank=True, trim_whitespace=False)
+    body = TrimmedText(max_length=100_000, allow_blank=True, trim_whitespace=False, limit=settings.MESSAGE_MAX_LENGTH)
     client_id = StrictCharField(max_length=CLIENT_ID_MAX, required=False, allow_null=True, allow_blank=True)
     parent = serializers.IntegerField(  # type: ignore[assignment]  # a field, not Field.parent
         min_value=1, max_value=ID_MAX, required=False, allow_null=True
@@ -71,11 +72,11 @@ class MessagePostInput(StrictSerializer):
 
 
 class MessageEditInput(StrictSerializer):
-    body = StrictCharField(max_length=100_000, allow_blank=True, trim_whitespace=False)
+    body = TrimmedText(max_length=100_000, allow_blank=True, trim_whitespace=False, limit=settings.MESSAGE_MAX_LENGTH)
 
 
 class ReactionInput(StrictSerializer):
-    emoji = StrictCharField(max_length=64)
+    emoji = TrimmedText(max_length=64, limit=EMOJI_MAX)
 
 
 class ReportInput(StrictSerializer):

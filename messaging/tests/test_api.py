@@ -327,6 +327,35 @@ def test_an_empty_or_too_long_body_is_refused_and_nothing_is_written(client_for,
     assert not Message.objects.exists()
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        "\u200b",  # zero-width space
+        "\u200b\u200c\u200d\u2060\ufeff",  # zero-width (non-)joiners, word joiner, BOM
+        " \u200e\u200f \u202a\u202c ",  # direction marks and embeddings
+        "\u3164\u115f\u1160\uffa0",  # Hangul fillers
+        "\u2800\u2800",  # Braille blank
+        "\ufe0f\u034f",  # a variation selector and the grapheme joiner, alone
+        "\U000e0041\U000e007f",  # tag characters
+        "\u00ad\u180e",  # soft hyphen, Mongolian vowel separator
+    ],
+)
+def test_a_body_of_only_invisible_characters_is_refused_with_a_reason(client_for, bob, lobby, body):
+    response = client_for(bob).post(history_url(lobby.pk), {"body": body, "client_id": "c"}, format="json")
+
+    assert response.status_code == 400
+    assert response.json() == {"body": ["A message needs at least one visible character."]}
+    assert not Message.objects.exists()
+
+
+@pytest.mark.parametrize("body", ["\u200bx", "👍🏽", "👨\u200d👩\u200d👧", "e\u0301", "\u0627\u0644\u200f"])
+def test_a_body_with_something_visible_among_invisible_characters_is_kept_as_sent(client_for, bob, lobby, body):
+    response = client_for(bob).post(history_url(lobby.pk), {"body": body}, format="json")
+
+    assert response.status_code == 201
+    assert response.json()["body"] == body
+
+
 def test_a_body_of_4000_characters_after_trimming_is_accepted(client_for, bob, lobby):
     response = client_for(bob).post(history_url(lobby.pk), {"body": "\n  " + "x" * 4000 + "  "}, format="json")
 
@@ -443,8 +472,8 @@ def test_nobody_but_the_author_may_edit_a_message(client_for, request, bob, lobb
 
 @pytest.mark.parametrize(
     "payload",
-    [{"body": ""}, {"body": "   "}, {"body": "x" * 4001}, {"body": 5}, {}, {"text": "x"}],
-    ids=["empty", "blank", "too long", "number", "missing", "unknown field"],
+    [{"body": ""}, {"body": "   "}, {"body": "\u200b\u2060"}, {"body": "x" * 4001}, {"body": 5}, {}, {"text": "x"}],
+    ids=["empty", "blank", "invisible", "too long", "number", "missing", "unknown field"],
 )
 def test_an_invalid_edit_is_refused_and_keeps_the_text(client_for, bob, lobby, say, payload):
     message = say(lobby, bob, "keep me")

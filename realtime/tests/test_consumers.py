@@ -32,6 +32,7 @@ from accounts.models import User
 from chatproject.asgi import application
 from conftest import PASSWORD
 from core.cache import close_async_clients
+from core.text import has_visible_character
 from messaging import services
 from messaging.models import Message
 from messaging.payloads import MessagePayload
@@ -812,6 +813,27 @@ async def test_sustained_flooding_closes_the_socket_with_4008(alice) -> None:
     assert {frame.get("code") for frame in frames if frame["type"] == "error"} == {"rate_limited"}
 
 
+@asynctest
+async def test_frames_queued_behind_a_4008_close_are_not_answered(alice) -> None:
+    socket = await connect(alice)
+    for _ in range(200):
+        await socket.send({"type": "ping"})
+    code, _ = await socket.close_code()
+    assert code == 4008
+    await socket.nothing(0.5)
+
+
+@asynctest
+async def test_frames_queued_behind_a_1009_close_are_not_answered(alice) -> None:
+    socket = await connect(alice)
+    await socket.send_text("x" * (64 * 1024 + 1))
+    for _ in range(5):
+        await socket.send({"type": "ping"})
+    code, frames = await socket.close_code()
+    assert (code, frames) == (1009, [])
+    await socket.nothing(0.5)
+
+
 # --- Client frames: read and typing -----------------------------------------------------------------
 
 
@@ -1461,7 +1483,7 @@ async def test_resume_from_a_cursor_beyond_the_newest_event_requires_a_resync(al
 
 @asynctest
 async def test_resume_with_a_cursor_that_is_not_an_event_id_is_a_bad_request_and_closes(alice, lobby) -> None:
-    for cursor in ["abc", "-1", "1.5", "9" * 30, "0x10", "1e3"]:
+    for cursor in ["abc", "-1", "1.5", "9" * 30, "0x10", "1e3", "²", "%D9%A1", "1_0", "+1", "%201"]:
         socket = await connect(alice, query=f"?last_event_id={cursor}")
         code, frames = await socket.close_code()
         assert [(frame["type"], frame.get("code")) for frame in frames] == [("error", "bad_request")], cursor
@@ -1811,7 +1833,7 @@ def _never_valid(field: str, value: Any, room_ids: set[int]) -> bool:
             return True
         text = value.strip()
         surrogate = any(0xD800 <= ord(character) <= 0xDFFF for character in text)
-        return not text or len(text) > 4000 or "\x00" in text or surrogate
+        return not text or len(text) > 4000 or "\x00" in text or surrogate or not has_visible_character(text)
     if field == "client_id":
         return not isinstance(value, str) or len(value) > 64 or not value.isprintable()
     if field == "parent":

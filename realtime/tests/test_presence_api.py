@@ -70,7 +70,21 @@ def test_presence_needs_credentials(anon, alice):
     assert anon.get(f"{API}/presence/?users={alice.pk}").status_code == 401
 
 
-@pytest.mark.parametrize("users", ["x", "1,-2", "0", ",".join(str(n) for n in range(1, 202))])
+@pytest.mark.parametrize(
+    "users",
+    [
+        "x",
+        "1,-2",
+        "0",
+        ",".join(str(n) for n in range(1, 202)),
+        # str.isdigit() says yes to these, and int() then raised (or read them as digits).
+        "²",
+        "1,³",
+        "١٢",
+        "1_000",
+        "9" * 5000,
+    ],
+)
 def test_presence_refuses_a_bad_user_list(client_for, alice, users):
     response = client_for(alice).get(f"{API}/presence/?users={users}")
 

@@ -3,8 +3,9 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from accounts.api.serializers import UserSerializer
-from core.api import ID_MAX, StrictSerializer
+from core.api import ID_MAX, StrictSerializer, TrimmedText
 from rooms.models import Membership, Room
+from rooms.services import NAME_MAX, TOPIC_MAX
 
 
 class RoomSerializer(serializers.Serializer):
@@ -47,14 +48,14 @@ class MemberPageSerializer(serializers.Serializer):
 
 
 class RoomCreateInput(StrictSerializer):
-    name = serializers.CharField(max_length=200, allow_blank=True)
-    topic = serializers.CharField(max_length=1000, required=False, allow_blank=True, default="")
+    name = TrimmedText(max_length=200, allow_blank=True, limit=NAME_MAX)
+    topic = TrimmedText(max_length=1000, required=False, allow_blank=True, default="", limit=TOPIC_MAX)
     visibility = serializers.ChoiceField(choices=Room.Visibility.choices, required=False, default="public")
 
 
 class RoomUpdateInput(StrictSerializer):
-    name = serializers.CharField(max_length=200, required=False, allow_blank=True)
-    topic = serializers.CharField(max_length=1000, required=False, allow_blank=True)
+    name = TrimmedText(max_length=200, required=False, allow_blank=True, limit=NAME_MAX)
+    topic = TrimmedText(max_length=1000, required=False, allow_blank=True, limit=TOPIC_MAX)
 
 
 class MemberAddInput(StrictSerializer):
