@@ -7,7 +7,7 @@ from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.serializers import TokenRefreshSerializer
 
 from accounts.models import User
-from core.api import StrictSerializer
+from core.api import StrictSerializer, page_serializer
 
 
 class UserSerializer(serializers.Serializer):
@@ -22,9 +22,7 @@ class MeSerializer(UserSerializer):
     email = serializers.EmailField()
 
 
-class UserPageSerializer(serializers.Serializer):
-    results = UserSerializer(many=True)
-    has_more = serializers.BooleanField()
+UserPageSerializer = page_serializer("UserPageSerializer", UserSerializer)
 
 
 class RegisterInput(StrictSerializer):

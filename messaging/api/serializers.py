@@ -3,7 +3,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from accounts.api.serializers import UserSerializer
-from core.api import ID_MAX, StrictSerializer
+from core.api import ID_MAX, StrictSerializer, page_serializer
 from messaging.services import CLIENT_ID_MAX
 
 
@@ -29,9 +29,7 @@ class MessageSerializer(serializers.Serializer):
     reactions = ReactionSerializer(many=True)
 
 
-class MessagePageSerializer(serializers.Serializer):
-    results = MessageSerializer(many=True)
-    has_more = serializers.BooleanField()
+MessagePageSerializer = page_serializer("MessagePageSerializer", MessageSerializer)
 
 
 class EditSerializer(serializers.Serializer):

@@ -3,7 +3,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from accounts.api.serializers import UserSerializer
-from core.api import ID_MAX, StrictSerializer
+from core.api import ID_MAX, StrictSerializer, page_serializer
 from rooms.models import Membership, Room
 
 
@@ -26,9 +26,7 @@ class RoomSerializer(serializers.Serializer):
     members = UserSerializer(many=True, required=False, help_text="Direct rooms only")
 
 
-class RoomPageSerializer(serializers.Serializer):
-    results = RoomSerializer(many=True)
-    has_more = serializers.BooleanField()
+RoomPageSerializer = page_serializer("RoomPageSerializer", RoomSerializer)
 
 
 class MemberSerializer(serializers.Serializer):
@@ -37,9 +35,7 @@ class MemberSerializer(serializers.Serializer):
     joined_at = serializers.DateTimeField()
 
 
-class MemberPageSerializer(serializers.Serializer):
-    results = MemberSerializer(many=True)
-    has_more = serializers.BooleanField()
+MemberPageSerializer = page_serializer("MemberPageSerializer", MemberSerializer)
 
 
 class RoomCreateInput(StrictSerializer):
