@@ -25,7 +25,7 @@ PASSWORD = "correct horse battery staple"
 
 # Fixtures of the real-server tests (several Daphne processes, kills, restarts,
 # timing bounds): the tests using them are `serial`.
-SERIAL_FIXTURES = frozenset({"pool", "pool_on_own_redis", "own_redis"})
+SERIAL_FIXTURES = frozenset({"pool", "pool_on_own_redis", "own_redis", "pool_on_own_postgres", "own_postgres"})
 
 
 def _services_required() -> bool:
