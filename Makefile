@@ -91,7 +91,7 @@ format: install-dev
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) staticfiles .pytest_cache .ruff_cache
+	rm -rf $(VENV) staticfiles .pytest_cache .ruff_cache .mypy_cache .coverage .coverage.* htmlcov
 
 typecheck: install-dev
 	$(BIN)/mypy .
