@@ -44,8 +44,8 @@ tls-cert: $(TLS_CERT) ## A self-signed certificate for localhost, 127.0.0.1 and 
 $(TLS_CERT): | $(VENV)/.installed-run
 	$(BIN)/python scripts/make-dev-cert --cert $(TLS_CERT) --key $(TLS_KEY)
 
-# Two pytest runs: the tests that may share the machine on TEST_WORKERS
-# processes, then the `serial` ones (real servers, kills, timings) alone.
+# Two pytest runs: the `serial` tests (real servers, kills, timings) alone,
+# then the rest on TEST_WORKERS processes (scripts/run-tests).
 test: install-dev ## Run the whole test suite (PostgreSQL/Redis when DATABASE_URL/REDIS_URL are set)
 	BIN=$(BIN) TEST_WORKERS=$(TEST_WORKERS) COVERAGE=$(COVERAGE) ./scripts/run-tests $(PYTEST_ARGS)
 
