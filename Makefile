@@ -1,14 +1,21 @@
 # Two commands set everything up on a fresh machine: `make run` and `make test`.
 # PYTHON=/path/to/python3.13 overrides the interpreter the virtualenv is built from.
+# `make run` installs only what serving needs (requirements.txt); the test,
+# lint and audit targets add the development tools (requirements-dev.txt).
 
 VENV ?= .venv
 BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip --disable-pip-version-check
 HOST ?= 127.0.0.1
 PORT ?= 8000
 # Extra pytest arguments, e.g. `make test PYTEST_ARGS="-k search -x"`.
 PYTEST_ARGS ?=
+# pytest-xdist workers for the tests that may share the machine (`auto`: one a core; 0: one process).
+TEST_WORKERS ?= auto
+# COVERAGE=1: measure line coverage and fail below the floor in pyproject.toml.
+COVERAGE ?=
 
-.PHONY: run run-tls tls-cert test screenshots venv install migrate lint format typecheck clean superuser up down
+.PHONY: run run-tls tls-cert test audit screenshots venv install install-dev migrate lint format typecheck clean superuser up down
 
 # A listen backlog of 1024 (Twisted's default of 50 overflows under bursts of
 # handshakes). Daphne's own cap bounds memory (a frame over it is discarded
@@ -38,28 +45,38 @@ run-tls: install migrate $(TLS_CERT) ## Serve on https://localhost:$(TLS_PORT) (
 
 tls-cert: $(TLS_CERT) ## A self-signed certificate for localhost, 127.0.0.1 and ::1 in .tls/
 
-$(TLS_CERT): | $(BIN)/python
+$(TLS_CERT): | $(VENV)/.installed-run
 	$(BIN)/python scripts/make-dev-cert --cert $(TLS_CERT) --key $(TLS_KEY)
 
-test: install ## Run the whole test suite (PostgreSQL/Redis when DATABASE_URL/REDIS_URL are set)
-	$(BIN)/pytest $(PYTEST_ARGS)
+# Two pytest runs: the `serial` tests (real servers, kills, timings) alone,
+# then the rest on TEST_WORKERS processes (scripts/run-tests).
+test: install-dev ## Run the whole test suite (PostgreSQL/Redis when DATABASE_URL/REDIS_URL are set)
+	BIN=$(BIN) TEST_WORKERS=$(TEST_WORKERS) COVERAGE=$(COVERAGE) ./scripts/run-tests $(PYTEST_ARGS)
+
+# Asks the package index, so CI does not run it and the suite does not depend on it.
+audit: install-dev ## Known vulnerabilities in the pins (pip-audit) and Django's newest patch release
+	$(BIN)/python scripts/audit.py
 
 # Photographs of the web UI for the README, light and dark, taken with Debian's
 # Chromium (apt-get install chromium fonts-noto-color-emoji) on a seeded demo.
-screenshots: install ## Regenerate docs/screenshots/*.png
+screenshots: install-dev ## Regenerate docs/screenshots/*.png
 	$(BIN)/python scripts/screenshots.py
 
 venv: $(BIN)/python
 
 $(BIN)/python:
 	@py="$$(./scripts/find-python)" && echo "Creating $(VENV) with $$py" && "$$py" -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# Reinstall only when a requirements file changes.
-install: $(VENV)/.installed
+# Reinstall only when a requirements file changes: what serving needs, then the development tools.
+install: $(VENV)/.installed-run
+install-dev: $(VENV)/.installed-dev
 
-$(VENV)/.installed: $(BIN)/python requirements.txt requirements-dev.txt
-	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+$(VENV)/.installed-run: $(BIN)/python requirements.txt
+	$(PIP) install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed-run requirements-dev.txt
+	$(PIP) install --quiet -r requirements-dev.txt
 	touch $@
 
 migrate: install
@@ -68,19 +85,19 @@ migrate: install
 superuser: install migrate ## Create an admin account for /admin/
 	$(BIN)/python manage.py createsuperuser
 
-lint: install ## ruff check, format check and mypy
+lint: install-dev ## ruff check, format check and mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
 
-format: install
+format: install-dev
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) staticfiles .pytest_cache .ruff_cache
+	rm -rf $(VENV) staticfiles .pytest_cache .ruff_cache .mypy_cache .coverage .coverage.* htmlcov
 
-typecheck: install
+typecheck: install-dev
 	$(BIN)/mypy .
 
 # The whole stack with Docker Compose (docs/deployment.md): .env with fresh

@@ -7,9 +7,12 @@ a user in no room; staff is a site moderator in no room.
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import pytest
 
@@ -20,12 +23,82 @@ from rest_framework.test import APIClient
 PASSWORD = "correct horse battery staple"
 
 
+# Fixtures of the real-server tests (several Daphne processes, kills, restarts,
+# timing bounds): the tests using them are `serial`.
+SERIAL_FIXTURES = frozenset({"pool", "pool_on_own_redis", "own_redis", "pool_on_own_postgres", "own_postgres"})
+
+
 def _services_required() -> bool:
     return os.environ.get("REQUIRE_SERVICES") == "1"
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--serial",
+        choices=("include", "skip", "only"),
+        default="include",
+        help="tests marked serial (real servers, kills, timing bounds): run them too, leave them out, or only them",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "serial: starts servers, kills processes or bounds a timing; `make test` runs these alone, after the rest",
+    )
+    _refuse_connections_off_this_machine()
+
+
+def _refuse_connections_off_this_machine() -> None:
+    """Make a test that reaches past loopback fail loudly: the suite asks no index, service or site outside."""
+    connect, connect_ex = socket.socket.connect, socket.socket.connect_ex
+
+    def check(sock: socket.socket, address: Any) -> None:
+        if sock.family not in (socket.AF_INET, socket.AF_INET6):
+            return
+        host = address[0]
+        try:
+            loopback = ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = host == "localhost"
+        if not loopback:
+            raise RuntimeError(f"tests connect only to loopback addresses, not {host}")
+
+    def guarded_connect(sock: socket.socket, address: Any) -> None:
+        check(sock, address)
+        connect(sock, address)
+
+    def guarded_connect_ex(sock: socket.socket, address: Any) -> int:
+        check(sock, address)
+        return connect_ex(sock, address)
+
+    socket.socket.connect = guarded_connect  # type: ignore[method-assign]
+    socket.socket.connect_ex = guarded_connect_ex  # type: ignore[method-assign]
+
+
+# Before pytest-xdist reads the xdist_group markers.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Skip tests marked `services` when PostgreSQL/Redis are not configured, unless REQUIRE_SERVICES=1."""
+    """Sort tests into `make test`'s two runs; skip `services` tests without PostgreSQL/Redis.
+
+    Real-server tests are `serial`, kept or left out per --serial. The browser
+    tests share one server and one Chromium, so under pytest-xdist
+    (--dist loadgroup) they all go to the same worker. A missing service is a
+    failure instead of a skip with REQUIRE_SERVICES=1.
+    """
+    for item in items:
+        if SERIAL_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.serial)
+        if item.get_closest_marker("browser") is not None:
+            item.add_marker(pytest.mark.xdist_group("browser"))
+    choice = config.getoption("serial")
+    if choice != "include":
+        keep: list[pytest.Item] = []
+        drop: list[pytest.Item] = []
+        for item in items:
+            (keep if (item.get_closest_marker("serial") is not None) == (choice == "only") else drop).append(item)
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
     have_postgres = bool(os.environ.get("DATABASE_URL"))
     have_redis = bool(os.environ.get("REDIS_URL"))
     for item in items:

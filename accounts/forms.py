@@ -28,6 +28,17 @@ def add_service_errors(form: forms.Form, error: Invalid) -> None:
             form.add_error(name if name in form.fields else None, str(message))
 
 
+def display_name_field(help_text: str) -> forms.CharField:
+    """Return the optional display-name field, the same wherever a form asks for it."""
+    return forms.CharField(
+        max_length=DISPLAY_NAME_MAX,
+        required=False,
+        label="Display name",
+        help_text=help_text,
+        widget=forms.TextInput(attrs={"autocomplete": "name"}),
+    )
+
+
 class SignupForm(forms.Form):
     username = forms.CharField(
         max_length=30,
@@ -36,13 +47,7 @@ class SignupForm(forms.Form):
             attrs={"autocomplete": "username", "autocapitalize": "none", "spellcheck": "false", "autofocus": True}
         ),
     )
-    display_name = forms.CharField(
-        max_length=DISPLAY_NAME_MAX,
-        required=False,
-        label="Display name",
-        help_text="The name others see. You can change it later.",
-        widget=forms.TextInput(attrs={"autocomplete": "name"}),
-    )
+    display_name = display_name_field("The name others see. You can change it later.")
     email = forms.CharField(
         max_length=254, label="Email address", widget=forms.EmailInput(attrs={"autocomplete": "email"})
     )
@@ -88,13 +93,7 @@ class LoginForm(AuthenticationForm):
 
 
 class ProfileForm(forms.Form):
-    display_name = forms.CharField(
-        max_length=DISPLAY_NAME_MAX,
-        required=False,
-        label="Display name",
-        help_text="Shown instead of your username. Leave empty to use your username.",
-        widget=forms.TextInput(attrs={"autocomplete": "name"}),
-    )
+    display_name = display_name_field("Shown instead of your username. Leave empty to use your username.")
 
 
 class PasswordForm(PasswordChangeForm):

@@ -1,4 +1,4 @@
-"""Shared pieces of the REST layer: strict input serializers and query-parameter parsing."""
+"""Shared pieces of the REST layer: strict input serializers, query-parameter parsing and pages."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 from django.http import HttpRequest
+from drf_spectacular.utils import OpenApiParameter
 from rest_framework import serializers
 
 from core.errors import Invalid
@@ -111,3 +112,13 @@ def query_text(request: HttpRequest, name: str, *, max_length: int = QUERY_TEXT_
 
 def page_body(results: list[Any], has_more: bool) -> dict[str, Any]:
     return {"results": results, "has_more": has_more}
+
+
+# What the schema says of `limit`, the query parameter page_limit reads.
+LIMIT_PARAMETER = OpenApiParameter("limit", int, description=f"Page size, 1–{PAGE_MAX} (default {PAGE_DEFAULT})")
+
+
+def page_serializer(name: str, item: type[serializers.Serializer]) -> type[serializers.Serializer]:
+    """Return a serializer named `name` for one page of `item`s, as page_body shapes it (for the schema)."""
+    fields = {"results": item(many=True), "has_more": serializers.BooleanField(), "__module__": item.__module__}
+    return type(name, (serializers.Serializer,), fields)

@@ -10,7 +10,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 from accounts.models import User
 from accounts.services import DISPLAY_NAME_MAX, tokens_refresh
 from accounts.tokens import refresh_token_issue
-from core.api import StrictSerializer, TrimmedText
+from core.api import StrictSerializer, TrimmedText, page_serializer
 
 
 class UserSerializer(serializers.Serializer):
@@ -29,9 +29,7 @@ class UserDetailSerializer(UserSerializer):
     is_active = serializers.BooleanField(help_text="False once the account is deactivated")
 
 
-class UserPageSerializer(serializers.Serializer):
-    results = UserSerializer(many=True)
-    has_more = serializers.BooleanField()
+UserPageSerializer = page_serializer("UserPageSerializer", UserSerializer)
 
 
 class RegisterInput(StrictSerializer):

@@ -30,7 +30,7 @@ from accounts.api.serializers import (
 from accounts.payloads import me_payload, user_detail_payload, user_payload
 from accounts.requests import AuthedRequest
 from core import ratelimit
-from core.api import page_body, page_limit, query_int, query_text
+from core.api import LIMIT_PARAMETER, page_body, page_limit, query_int, query_text
 
 
 def _field(request: Request, name: str) -> object:
@@ -125,7 +125,7 @@ class UserListView(APIView):
             OpenApiParameter(
                 "after", int, description="Return users with an id above this (the last id of the previous page)"
             ),
-            OpenApiParameter("limit", int, description="Page size, 1–200 (default 50)"),
+            LIMIT_PARAMETER,
         ],
         responses=UserPageSerializer,
         summary="Search users",

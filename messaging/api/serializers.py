@@ -4,7 +4,7 @@ from django.conf import settings
 from rest_framework import serializers
 
 from accounts.api.serializers import UserSerializer
-from core.api import ID_MAX, StrictSerializer, TrimmedText
+from core.api import ID_MAX, StrictSerializer, TrimmedText, page_serializer
 from messaging.services import CLIENT_ID_MAX, EMOJI_MAX
 
 
@@ -34,9 +34,7 @@ class MessageSerializer(serializers.Serializer):
     )
 
 
-class MessagePageSerializer(serializers.Serializer):
-    results = MessageSerializer(many=True)
-    has_more = serializers.BooleanField()
+MessagePageSerializer = page_serializer("MessagePageSerializer", MessageSerializer)
 
 
 class EditSerializer(serializers.Serializer):

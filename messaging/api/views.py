@@ -9,7 +9,7 @@ from rest_framework.views import APIView
 
 from accounts.requests import AuthedRequest
 from core import ratelimit
-from core.api import ID_MAX, page_body, page_limit, query_int, query_text
+from core.api import ID_MAX, LIMIT_PARAMETER, page_body, page_limit, query_int, query_text
 from core.errors import Invalid
 from messaging import selectors, services
 from messaging.api.serializers import (
@@ -32,7 +32,7 @@ class MessageListView(APIView):
         parameters=[
             OpenApiParameter("before", int, description="Only messages with a lower id (page backwards)"),
             OpenApiParameter("after", int, description="Only messages with a higher id (page forwards)"),
-            OpenApiParameter("limit", int, description="Page size, 1–200 (default 50)"),
+            LIMIT_PARAMETER,
         ],
         responses=MessagePageSerializer,
         summary="A room's history, ascending by id",
@@ -133,7 +133,7 @@ class SearchView(APIView):
             OpenApiParameter("q", str, required=True, description="Words to find"),
             OpenApiParameter("room", int, description="Only this room"),
             OpenApiParameter("before", int, description="Only messages with a lower id (the next page)"),
-            OpenApiParameter("limit", int, description="Page size, 1–200 (default 50)"),
+            LIMIT_PARAMETER,
         ],
         responses=MessagePageSerializer,
         summary="Search messages in the caller's rooms, newest first",

@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 from chatproject.asgi import application
+from realtime.tests.realtime_support import HOLDING
 from rooms.events import record
 
 marker, _, seconds = os.environ.get("CHAT_TEST_HOLD_BEFORE_COMMIT", "").rpartition(":")
@@ -24,6 +25,7 @@ def _insert_then_hold(event: Any) -> None:
     _insert(event)
     message = event.payload.get("message")
     if marker and isinstance(message, dict) and marker in message.get("body", ""):
+        print(HOLDING, flush=True)
         time.sleep(float(seconds))
 
 

@@ -49,6 +49,8 @@ SERVER_START_TIMEOUT = 45.0
 SERVER_STOP_TIMEOUT = 5.0
 BIND_ATTEMPTS = 3
 HTTP_TIMEOUT = 15.0
+# What hold_asgi prints to the server's log once a held event has its id.
+HOLDING = "holding the event's transaction open"
 
 _ports_handed_out: set[int] = set()
 

@@ -17,6 +17,7 @@ import itertools
 import json
 import os
 import random
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -267,6 +268,23 @@ _in_test_thread = sync_to_async(lambda function, args, kwargs: function(*args, *
 async def call(function: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
     """Run a sync (database) function off the event loop, in the test's thread."""
     return await _in_test_thread(function, args, kwargs)
+
+
+class Clock:
+    """Stands in for the consumer's `time` module: the real clocks moved on by `ahead` seconds, or stopped."""
+
+    def __init__(self, ahead: float = 0.0, *, stopped: bool = False) -> None:
+        self.ahead = ahead
+        self.stopped_at = time.monotonic() if stopped else None
+
+    def time(self) -> float:
+        return time.time() + self.ahead
+
+    def monotonic(self) -> float:
+        return (time.monotonic() if self.stopped_at is None else self.stopped_at) + self.ahead
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
 
 
 async def say(room: Any, author: Any, body: str, **extra: Any) -> Message:
@@ -772,7 +790,10 @@ async def test_binary_frame_over_64_kib_closes_the_socket_with_1009(alice) -> No
 
 
 @asynctest
-async def test_burst_beyond_twenty_frames_is_rate_limited_with_retry_after(alice) -> None:
+async def test_burst_beyond_twenty_frames_is_rate_limited_with_retry_after(alice, monkeypatch) -> None:
+    # The consumer's clock stands still unless the test moves it: the bucket refills only when told.
+    clock = Clock(stopped=True)
+    monkeypatch.setattr(consumers, "time", clock)
     socket = await connect(alice)
     # 40 at once: more than the burst even if the bucket refills while they are read.
     for _ in range(40):
@@ -786,8 +807,9 @@ async def test_burst_beyond_twenty_frames_is_rate_limited_with_retry_after(alice
     for reply in limited:
         assert reply["code"] == "rate_limited"
         assert isinstance(reply["retry_after"], int | float) and 0 < reply["retry_after"] <= 1
-    # Waiting as told makes room again.
-    await asyncio.sleep(max(reply["retry_after"] for reply in limited) + 0.05)
+    assert (await socket.error({"type": "ping"}))["code"] == "rate_limited"
+    # Waiting as told (on the consumer's clock, plus a hair for rounding) makes room again.
+    clock.ahead += max(reply["retry_after"] for reply in limited) + 0.01
     await socket.pong()
 
 
@@ -1245,14 +1267,18 @@ async def test_deactivation_closes_every_socket_of_the_user_with_4003(alice, bob
 
 
 @asynctest
-async def test_socket_authenticated_by_a_jwt_is_closed_with_4001_when_the_token_expires(alice) -> None:
+async def test_socket_authenticated_by_a_jwt_is_closed_with_4001_when_the_token_expires(alice, monkeypatch) -> None:
+    # The handshake checks tokens on the real clock; the consumer's clock runs
+    # an hour ahead, so a token living an hour expires at once for it.
+    monkeypatch.setattr(consumers, "time", Clock(ahead=3600))
     cookie = await call(session_cookie, alice)
-    token_socket = await connect(alice, headers=[bearer(alice, seconds=3), ORIGIN])
+    expiring_socket = await connect(alice, headers=[bearer(alice, seconds=3600), ORIGIN])
+    lasting_socket = await connect(alice, headers=[bearer(alice, seconds=7200), ORIGIN])
     session_socket = await connect(alice, headers=[cookie, ORIGIN])
-    await token_socket.pong()
-    code, _ = await token_socket.close_code(within=6)
+    code, _ = await expiring_socket.close_code()
     assert code == 4001
-    # A session has no token to expire.
+    # A token with time left, and a session with no token to expire, keep their sockets.
+    await lasting_socket.pong()
     await session_socket.pong()
 
 

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from realtime.tests.realtime_support import (
+    HOLDING,
     Account,
     Api,
     ChatClient,
@@ -326,12 +327,12 @@ def test_resuming_from_the_highest_id_seen_still_delivers_an_event_committed_lat
             await asyncio.gather(*(client.start() for client in clients))
             await latecomer.disconnect()
             held = asyncio.ensure_future(post("held", api_a, alice, f"{HOLD_MARKER}: the lower id"))
-            await asyncio.sleep(0.5)  # a has taken its event id and sleeps before commit
-            quick = asyncio.ensure_future(post("quick", api_b, bob, "the higher id"))
-            await asyncio.sleep(0.5)
-            # Resume while both transactions are open, from the highest id seen.
+            # a has taken its event id and holds the transaction open; b commits a higher id meanwhile.
+            assert await eventually(lambda: HOLDING in a.log_text(), 10), pool.logs()
+            await asyncio.wait_for(post("quick", api_b, bob, "the higher id"), 10)
+            # Resume while the held transaction is still open, from the highest id seen.
             await latecomer.reconnect(to=c)
-            await asyncio.wait_for(asyncio.gather(held, quick), 15)
+            await asyncio.wait_for(held, 15)
             both = {posted["held"]["id"], posted["quick"]["id"]}
             assert await eventually(lambda: all(both <= client.message_ids for client in clients), 10), describe(
                 clients

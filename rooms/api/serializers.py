@@ -3,7 +3,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from accounts.api.serializers import UserSerializer
-from core.api import ID_MAX, StrictSerializer, TrimmedText
+from core.api import ID_MAX, StrictSerializer, TrimmedText, page_serializer
 from rooms.models import Membership, Room
 from rooms.services import NAME_MAX, TOPIC_MAX
 
@@ -31,9 +31,7 @@ class PublicRoomSerializer(RoomSerializer):
     banned = serializers.BooleanField(help_text="Whether the caller is banned from the channel (and so cannot join)")
 
 
-class PublicRoomPageSerializer(serializers.Serializer):
-    results = PublicRoomSerializer(many=True)
-    has_more = serializers.BooleanField()
+PublicRoomPageSerializer = page_serializer("PublicRoomPageSerializer", PublicRoomSerializer)
 
 
 class MemberSerializer(serializers.Serializer):
@@ -42,9 +40,7 @@ class MemberSerializer(serializers.Serializer):
     joined_at = serializers.DateTimeField()
 
 
-class MemberPageSerializer(serializers.Serializer):
-    results = MemberSerializer(many=True)
-    has_more = serializers.BooleanField()
+MemberPageSerializer = page_serializer("MemberPageSerializer", MemberSerializer)
 
 
 class RoomCreateInput(StrictSerializer):
@@ -79,9 +75,7 @@ class BanSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
 
 
-class BanPageSerializer(serializers.Serializer):
-    results = BanSerializer(many=True)
-    has_more = serializers.BooleanField()
+BanPageSerializer = page_serializer("BanPageSerializer", BanSerializer)
 
 
 class DirectInput(StrictSerializer):

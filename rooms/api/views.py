@@ -11,7 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.requests import AuthedRequest
-from core.api import page_body, page_limit, query_int, query_text
+from core.api import LIMIT_PARAMETER, page_body, page_limit, query_int, query_text
 from rooms import selectors, services
 from rooms.api.serializers import (
     BanInput,
@@ -59,7 +59,7 @@ class PublicRoomListView(APIView):
         parameters=[
             OpenApiParameter("q", str, description="Part of a channel's name or topic"),
             OpenApiParameter("after", int, description="Return channels with an id above this"),
-            OpenApiParameter("limit", int, description="Page size, 1–200 (default 50)"),
+            LIMIT_PARAMETER,
         ],
         responses=PublicRoomPageSerializer,
         summary="Browse public channels",
@@ -114,7 +114,7 @@ class MemberListView(APIView):
     @extend_schema(
         parameters=[
             OpenApiParameter("after", int, description="Return members with a user id above this"),
-            OpenApiParameter("limit", int, description="Page size, 1–200 (default 50)"),
+            LIMIT_PARAMETER,
         ],
         responses=MemberPageSerializer,
         summary="A room's members",
