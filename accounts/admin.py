@@ -21,6 +21,8 @@ from django.db import transaction
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
+from rest_framework_simplejwt.token_blacklist.admin import BlacklistedTokenAdmin as LibraryBlacklistedTokenAdmin
+from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken
 
 from accounts.models import ModerationAction, User
 from accounts.services import (
@@ -372,4 +374,23 @@ class ModerationActionAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: ModerationAction | None = None) -> bool:
         # An audit log that moderators can prune proves nothing.
+        return False
+
+
+# simplejwt's page lets staff add, edit and delete blacklist rows, and deleting
+# one would bring a revoked token back to life: here the blacklist is only read.
+admin.site.unregister(BlacklistedToken)
+
+
+@admin.register(BlacklistedToken)
+class BlacklistedTokenAdmin(LibraryBlacklistedTokenAdmin):
+    actions = None
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: BlacklistedToken | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: BlacklistedToken | None = None) -> bool:
         return False

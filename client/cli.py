@@ -316,7 +316,7 @@ CLOSE_MEANINGS = {
     1009: "closed: a frame was too big",
     1011: "closed after a server error",
     1012: "closed: the server is restarting",
-    CLOSE_TOKEN_EXPIRED: "closed: the access token expired",
+    CLOSE_TOKEN_EXPIRED: "closed: the access token expired or its sign-in ended",
     CLOSE_FLOODING: "closed: too many refused frames",
     CLOSE_DROPPED: "closed: the server could not keep up with this client",
 }

@@ -224,7 +224,7 @@ def message_delete(*, actor: User, message: Message, reason: str = "", via: str 
     someone else's message is moderation: it is logged with its reason and
     settles the message's open reports.
     """
-    message = Message.objects.select_for_update().select_related("room").get(pk=message.pk)
+    message = Message.objects.select_for_update(of=("self",)).select_related("room").get(pk=message.pk)
     if not actor.is_staff:
         membership = membership_require(user=actor, room=message.room)
         # Moderators clean up their room; everyone else only their own words.
@@ -353,7 +353,7 @@ def report_close(*, actor: User, report: Report, status: str, reason: str = "", 
     }
     if status not in kinds:
         raise Invalid({"status": "Use 'resolved' or 'dismissed'."})
-    report = Report.objects.select_for_update().select_related("message").get(pk=report.pk)
+    report = Report.objects.select_for_update(of=("self",)).select_related("message").get(pk=report.pk)
     report.status, report.handled_by, report.handled_at = status, actor, timezone.now()
     report.save(update_fields=["status", "handled_by", "handled_at"])
     others = Report.objects.filter(message_id=report.message_id, status=Report.Status.OPEN).update(

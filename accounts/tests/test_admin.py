@@ -198,3 +198,19 @@ def test_an_admin_password_reset_ends_every_sign_in_of_the_account(admin_client,
     assert api.get("/api/v1/users/me/").status_code == 401
     refreshed = APIClient().post("/api/v1/auth/token/refresh/", {"refresh": tokens["refresh"]}, format="json")
     assert refreshed.status_code == 401
+
+
+def test_a_revoked_token_cannot_be_brought_back_from_the_admin(admin_client, bob):
+    tokens = tokens_for(bob)
+    APIClient().post("/api/v1/auth/token/refresh/", {"refresh": tokens["refresh"]}, format="json")
+    blacklisted = BlacklistedToken.objects.get(token__user=bob)
+
+    assert (
+        admin_client.post(
+            f"/admin/token_blacklist/blacklistedtoken/{blacklisted.pk}/delete/", {"post": "yes"}
+        ).status_code
+        == 403
+    )
+    assert admin_client.get("/admin/token_blacklist/blacklistedtoken/add/").status_code == 403
+
+    assert BlacklistedToken.objects.filter(pk=blacklisted.pk).exists()

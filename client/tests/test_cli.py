@@ -261,7 +261,7 @@ def test_backoff_grows_and_stays_bounded() -> None:
 
 
 def test_close_codes_are_explained_before_reconnecting() -> None:
-    assert describe_close(4001) == "closed: the access token expired (4001)"
+    assert describe_close(4001) == "closed: the access token expired or its sign-in ended (4001)"
     assert describe_close(4009) == "closed: the server could not keep up with this client (4009)"
     assert describe_close(4321, "why") == "closed (4321): why"
     assert describe_close(None, "refused", connected=False) == "could not connect: refused"
