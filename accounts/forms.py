@@ -14,10 +14,10 @@ from django.contrib.auth.forms import AuthenticationForm, PasswordChangeForm
 from django.contrib.auth.signals import user_login_failed
 
 from accounts.services import DISPLAY_NAME_MAX
-from core.errors import Invalid
+from core.errors import ServiceError
 
 
-def add_service_errors(form: forms.Form, error: Invalid) -> None:
+def add_service_errors(form: forms.Form, error: ServiceError) -> None:
     """Attach a service's field errors to the form's fields (others to the whole form)."""
     detail = error.detail
     if not isinstance(detail, dict):
@@ -105,3 +105,21 @@ class PasswordForm(PasswordChangeForm):
         self.fields["old_password"].widget.attrs.pop("autofocus", None)
         # Plain text: the page escapes help text, and Django's default is an HTML list.
         self.fields["new_password1"].help_text = SignupForm.base_fields["password"].help_text
+
+
+class CodeForm(forms.Form):
+    """A second-factor code: six digits from the authenticator app, or a recovery code."""
+
+    code = forms.CharField(
+        max_length=64,
+        label="Code",
+        help_text="The 6-digit code your authenticator app shows now, or one of your recovery codes.",
+        widget=forms.TextInput(
+            attrs={
+                "autocomplete": "one-time-code",
+                "autocapitalize": "none",
+                "spellcheck": "false",
+                "autofocus": True,
+            }
+        ),
+    )

@@ -428,12 +428,12 @@ def user_erase(*, user: User, actor: User, reason: str, via: str = "admin") -> U
     return user
 
 
-def tokens_for(user: User) -> dict[str, str]:
+def tokens_for(user: User, *, user_agent: str = "", ip: str | None = None) -> dict[str, str]:
     """Start a sign-in for an active user: an access and refresh pair of a new family."""
     # simplejwt's for_user() does not check is_active (CVE-2024-22513).
     if not user.is_active:
         raise Invalid("This account is inactive.")
-    refresh = refresh_token_issue(user)
+    refresh = refresh_token_issue(user, user_agent=user_agent, ip=ip)
     return {"access": str(refresh.access_token), "refresh": str(refresh)}
 
 

@@ -11,6 +11,7 @@ from django.contrib import messages
 from django.contrib.auth import login, logout, update_session_auth_hash
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.forms import AuthenticationForm
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -18,11 +19,11 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters
 
-from accounts import services
-from accounts.forms import LoginForm, PasswordForm, ProfileForm, SignupForm, add_service_errors
+from accounts import mfa, security_events, services
+from accounts.forms import CodeForm, LoginForm, PasswordForm, ProfileForm, SignupForm, add_service_errors
 from accounts.models import User
 from core import ratelimit
-from core.errors import Invalid
+from core.errors import Invalid, ServiceError
 
 MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
 
@@ -86,10 +87,24 @@ def signup(request: HttpRequest) -> HttpResponseBase:
     return _too_many(response, wait) if wait else response
 
 
+# The session key of a web sign-in waiting for its second factor: an `mfa_token` and where to go after.
+MFA_PENDING = "accounts.mfa_pending"
+
+
 class LoginPage(auth_views.LoginView):
     template_name = "accounts/login.html"
     authentication_form = LoginForm
     redirect_authenticated_user = True
+
+    def form_valid(self, form: AuthenticationForm) -> HttpResponse:
+        """A right password: signed in, or, with two-factor on, on to the code page in this same session."""
+        user: User = form.get_user()  # type: ignore[assignment]
+        if mfa.mfa_enabled(user):
+            self.request.session[MFA_PENDING] = {"token": mfa.mfa_token_issue(user), "next": self.get_success_url()}
+            return redirect("login-code")
+        response = super().form_valid(form)
+        security_events.sign_in_record(user=user, request=self.request, via="web")
+        return response
 
     def post(self, request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
         username = request.POST.get("username")
@@ -102,6 +117,46 @@ class LoginPage(auth_views.LoginView):
 
 
 login_page = LoginPage.as_view()
+
+
+@sensitive_post_parameters("code")
+@csrf_protect
+@never_cache
+def login_code(request: HttpRequest) -> HttpResponseBase:
+    """The web login's second step: the code from the authenticator app, or a recovery code."""
+    pending = request.session.get(MFA_PENDING)
+    if not isinstance(pending, dict):
+        return redirect("login")
+    try:
+        user = mfa.mfa_token_user(pending.get("token"))
+    except mfa.MfaTokenRefused:
+        request.session.pop(MFA_PENDING, None)
+        messages.error(request, "That sign-in took too long. Enter your password again.")
+        return redirect("login")
+    form = CodeForm(request.POST or None)
+    refusal, status, wait = "", 200, 0
+    if request.method == "POST" and form.is_valid():
+        try:
+            method = mfa.second_factor_check(user=user, code=form.cleaned_data["code"], request=request)
+        except ratelimit.RateLimited as refused:
+            wait = int(getattr(refused, "wait", None) or 60)
+            refusal, status = _refusal_text(wait), 429
+        except mfa.CodeRefused:
+            form.add_error("code", "That code is wrong, already used or expired.")
+            status = 401
+        else:
+            target = pending.get("next") or settings.LOGIN_REDIRECT_URL
+            login(request, user, backend=MODEL_BACKEND)  # a new session key: the pending state goes with the old
+            security_events.sign_in_record(user=user, request=request, via=f"web+{method}")
+            if method == mfa.METHOD_RECOVERY:
+                left = mfa.recovery_codes_left(user)
+                messages.warning(request, f"You used a recovery code; {left} left. Make new ones in your profile.")
+            return redirect(target)
+    response = render(request, "accounts/login_code.html", {"form": form, "refusal": refusal})
+    response.status_code = status
+    if status == 429:
+        response["Retry-After"] = str(wait)
+    return response
 
 
 class LogoutPage(auth_views.LogoutView):
@@ -159,6 +214,62 @@ def profile(request: HttpRequest) -> HttpResponse:
         "profile_form": profile_form,
         "password_form": password_form,
         "refusal": _refusal_text(wait) if wait else "",
+        "has_2fa": mfa.mfa_enabled(user),
     }
     response = render(request, "accounts/profile.html", context)
     return _too_many(response, wait) if wait else response
+
+
+@sensitive_post_parameters("code")
+@login_required
+@csrf_protect
+@never_cache
+def two_factor(request: HttpRequest) -> HttpResponse:
+    """Set up, check and turn off two-factor sign-in; new recovery codes. Every change goes through accounts.mfa."""
+    user: User = request.user  # type: ignore[assignment]
+    action = request.POST.get("form") if request.method == "POST" else None
+    form = CodeForm(request.POST if action in ("confirm", "disable", "regenerate") else None)
+    refusal, status, wait = "", 200, 0
+    if action == "begin":
+        try:
+            mfa.totp_begin(user=user)
+        except ServiceError as error:
+            messages.error(request, str(error.detail))
+        return redirect("two-factor")
+    if action in ("confirm", "disable", "regenerate") and form.is_valid():
+        code = form.cleaned_data["code"]
+        try:
+            if action == "confirm":
+                codes = mfa.totp_confirm(user=user, code=code, request=request)
+            elif action == "regenerate":
+                codes = mfa.recovery_codes_regenerate(user=user, code=code, request=request)
+            else:
+                mfa.mfa_disable(user=user, code=code, request=request)
+                messages.success(request, "Two-factor sign-in is off.")
+                return redirect("two-factor")
+        except ratelimit.RateLimited as refused:
+            wait = int(getattr(refused, "wait", None) or 60)
+            refusal, status = _refusal_text(wait), 429
+        except ServiceError as error:
+            add_service_errors(form, error)
+            status = error.http_status
+        else:
+            # Shown once, in this response: only their hashes are kept.
+            return render(
+                request, "accounts/recovery_codes.html", {"codes": codes, "just_enabled": action == "confirm"}
+            )
+    enabled = mfa.mfa_enabled(user)
+    context = {
+        "enabled": enabled,
+        "pending": None if enabled else mfa.totp_pending(user=user),
+        "codes_left": mfa.recovery_codes_left(user) if enabled else 0,
+        "form": form,
+        "action": action,
+        "refusal": refusal,
+        "required": settings.REQUIRE_2FA_FOR_STAFF and user.is_staff and not enabled,
+    }
+    response = render(request, "accounts/two_factor.html", context)
+    response.status_code = status
+    if status == 429:
+        response["Retry-After"] = str(wait)
+    return response

@@ -279,6 +279,14 @@ LOGIN_URL = "/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/login/"
 
+# Two-factor sign-in (accounts.mfa, docs/security.md#two-factor-sign-in).
+# How long the ticket between a right password and the second factor lives.
+MFA_TOKEN_SECONDS = env.int("MFA_TOKEN_SECONDS", default=300)
+# The name authenticator apps show next to the account.
+MFA_ISSUER = env.str("MFA_ISSUER", default="Chat")
+# Staff reach the admin only with two-factor on (accounts.middleware).
+REQUIRE_2FA_FOR_STAFF = env.bool("REQUIRE_2FA_FOR_STAFF", default=False)
+
 # --- REST API ------------------------------------------------------------------------
 
 REST_FRAMEWORK = {
@@ -431,6 +439,8 @@ AUTH_RATE_LIMITS = {
     "login": {"ip": "30/m", "username": "10/5m"},
     "refresh": {"ip": "60/m", "username": "30/m"},
     "password": {"ip": "30/h", "username": "10/h"},
+    # Wrong second-factor codes (accounts.mfa): only failures count, per account ("user:<id>").
+    "mfa": {"ip": "30/10m", "username": "5/5m"},
 }
 # What one user may send, over REST and all their sockets together: messages
 # posted and typing notices, "count/period" with a fixed window (core.ratelimit).

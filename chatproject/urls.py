@@ -4,6 +4,7 @@ from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.views import SpectacularAPIView
 
 from accounts import views as account_pages
+from accounts.api import mfa_views as accounts_mfa
 from accounts.api import views as accounts
 from core import errors, health
 from core.api import ID_MAX
@@ -44,6 +45,12 @@ api_v1 = [
     path("auth/token/", accounts.TokenView.as_view(), name="token"),
     path("auth/token/refresh/", accounts.TokenRefresh.as_view(), name="token-refresh"),
     path("auth/logout/", accounts.LogoutView.as_view(), name="logout"),
+    # Two-factor sign-in (accounts.mfa).
+    path("auth/token/mfa/", accounts_mfa.TokenMfaView.as_view(), name="token-mfa"),
+    path("auth/2fa/", accounts_mfa.MfaView.as_view(), name="mfa"),
+    path("auth/2fa/totp/", accounts_mfa.TotpBeginView.as_view(), name="mfa-totp"),
+    path("auth/2fa/totp/confirm/", accounts_mfa.TotpConfirmView.as_view(), name="mfa-totp-confirm"),
+    path("auth/2fa/recovery-codes/", accounts_mfa.RecoveryCodesView.as_view(), name="mfa-recovery-codes"),
     path("users/me/", accounts.MeView.as_view(), name="me"),
     path("users/", accounts.UserListView.as_view(), name="users"),
     path("users/<id:user_id>/", accounts.UserDetailView.as_view(), name="user"),
@@ -87,6 +94,8 @@ urlpatterns = [
     path("login/", account_pages.login_page, name="login"),
     path("logout/", account_pages.logout_page, name="logout"),
     path("profile/", account_pages.profile, name="profile"),
+    path("login/code/", account_pages.login_code, name="login-code"),
+    path("profile/two-factor/", account_pages.two_factor, name="two-factor"),
     # Unknown API paths answer JSON, in DEBUG too, so clients can always parse the reply.
     # CSRF-exempt like every API view: a POST to a wrong API path is a JSON 404, not an HTML 403.
     re_path(r"^api/", csrf_exempt(errors.not_found)),

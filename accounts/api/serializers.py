@@ -4,11 +4,16 @@ from typing import Any
 
 from rest_framework import serializers
 from rest_framework.exceptions import AuthenticationFailed
-from rest_framework_simplejwt.serializers import TokenObtainPairSerializer, TokenRefreshSerializer
+from rest_framework_simplejwt.serializers import (
+    TokenObtainPairSerializer,
+    TokenObtainSerializer,
+    TokenRefreshSerializer,
+)
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from accounts.models import User
 from accounts.services import DISPLAY_NAME_MAX, tokens_refresh
+from accounts.signin import api_sign_in, password_step
 from accounts.tokens import refresh_token_issue
 from core.api import StrictSerializer, TrimmedText, page_serializer
 
@@ -58,11 +63,22 @@ class LogoutInput(StrictSerializer):
 
 
 class TokenObtainInput(TokenObtainPairSerializer):
-    """simplejwt's log-in, starting a new sign-in (token family) each time."""
+    """simplejwt's log-in, starting a new sign-in (token family) each time.
+
+    For an account with two-factor on, a right password raises
+    `accounts.signin.MfaRequired` instead of giving tokens.
+    """
 
     @classmethod
     def get_token(cls, user: User) -> RefreshToken:  # type: ignore[override]
         return refresh_token_issue(user)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, str]:
+        # The password check only (simplejwt's base class); tokens come from accounts.signin.
+        TokenObtainSerializer.validate(self, attrs)
+        user: User = self.user  # type: ignore[assignment]  # set by the password check, or it raised
+        password_step(user=user)
+        return api_sign_in(user=user, request=self.context.get("request"), via="api")
 
 
 class TokenRefreshInput(TokenRefreshSerializer):
@@ -85,3 +101,43 @@ class TokenRefreshInput(TokenRefreshSerializer):
 
 class ProfileInput(StrictSerializer):
     display_name = TrimmedText(max_length=200, allow_blank=True, limit=DISPLAY_NAME_MAX)
+
+
+# --- Two-factor sign-in ---------------------------------------------------------------
+
+
+class MfaRequiredSerializer(serializers.Serializer):
+    code = serializers.ChoiceField(choices=["mfa_required"])
+    detail = serializers.CharField()
+    mfa_token = serializers.CharField(
+        help_text="Signed; good for 5 minutes (MFA_TOKEN_SECONDS). Send it to auth/token/mfa/"
+    )
+    methods = serializers.ListField(child=serializers.CharField(), help_text='"totp" and "recovery"')
+
+
+class TokenMfaInput(StrictSerializer):
+    mfa_token = serializers.CharField(max_length=512)
+    code = serializers.CharField(max_length=64, help_text="A 6-digit authenticator code or a recovery code")
+
+
+class CodeInput(StrictSerializer):
+    code = serializers.CharField(
+        max_length=64, help_text="A current authenticator code (or, to turn off or make new codes, a recovery code)"
+    )
+
+
+class TotpEnrolmentSerializer(serializers.Serializer):
+    secret = serializers.CharField(help_text="Base32, for typing into an authenticator app")
+    otpauth_url = serializers.CharField(help_text="The same as an otpauth:// URL, for a QR code")
+
+
+class RecoveryCodesSerializer(serializers.Serializer):
+    recovery_codes = serializers.ListField(
+        child=serializers.CharField(), help_text="Ten single-use codes, shown this once"
+    )
+
+
+class MfaStatusSerializer(serializers.Serializer):
+    enabled = serializers.BooleanField()
+    methods = serializers.ListField(child=serializers.CharField())
+    recovery_codes_left = serializers.IntegerField()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -19,16 +19,19 @@ from accounts import selectors, services
 from accounts.api.serializers import (
     LogoutInput,
     MeSerializer,
+    MfaRequiredSerializer,
     ProfileInput,
     RegisterInput,
     RegisterOutput,
     TokenObtainInput,
+    TokenPairSerializer,
     TokenRefreshInput,
     UserDetailSerializer,
     UserPageSerializer,
 )
 from accounts.payloads import me_payload, user_detail_payload, user_payload
 from accounts.requests import AuthedRequest
+from accounts.signin import MfaRequired
 from core import ratelimit
 from core.api import LIMIT_PARAMETER, page_body, page_limit, query_int, query_text
 
@@ -61,10 +64,22 @@ class TokenView(TokenObtainPairView):
 
     serializer_class = TokenObtainInput  # type: ignore[assignment]
 
+    @extend_schema(
+        responses={
+            200: TokenPairSerializer,
+            401: OpenApiResponse(
+                MfaRequiredSerializer,
+                description="A wrong password; or (code mfa_required) a right one for an account with two-factor on",
+            ),
+        }
+    )
     def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         # Password guessing: per address, and per username across addresses.
         ratelimit.attempt(request, action="login", username=_field(request, "username"))
-        return super().post(request, *args, **kwargs)
+        try:
+            return super().post(request, *args, **kwargs)
+        except MfaRequired as required:
+            return Response(required.body, status=status.HTTP_401_UNAUTHORIZED)
 
 
 class TokenRefresh(TokenRefreshView):
