@@ -9,10 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.backends import AllowAllUsersModelBackend, ModelBackend
 from django.contrib.auth.forms import AuthenticationForm, PasswordChangeForm
 from django.contrib.auth.signals import user_login_failed
 
+from accounts.mfa import mfa_enabled
 from accounts.services import DISPLAY_NAME_MAX
 from core.errors import ServiceError
 
@@ -123,3 +125,19 @@ class CodeForm(forms.Form):
             }
         ),
     )
+
+
+class AdminLoginForm(AdminAuthenticationForm):
+    """The admin's log-in, which takes a password only: refused for accounts with two-factor on.
+
+    Those sign in on the main login page (which asks for the code) and then open the admin.
+    """
+
+    def confirm_login_allowed(self, user: Any) -> None:
+        super().confirm_login_allowed(user)
+        if mfa_enabled(user):
+            raise forms.ValidationError(
+                "Two-factor sign-in is on for this account: log in on the main login page (/login/), "
+                "then open the admin.",
+                code="mfa_required",
+            )

@@ -194,6 +194,11 @@ def mfa_reset(*, user: User, actor: User, reason: str, via: str = "admin") -> No
     """
     if not reason.strip():
         raise Invalid({"reason": "Give a reason: it goes into the moderation log."})
+    if actor.pk == user.pk:
+        # Without a code: that would make the code asked for to turn it off worthless.
+        raise Invalid("Turn off your own two-factor sign-in in your profile, with a code.")
+    if not TotpDevice.objects.filter(user=user).exists():
+        raise Invalid(f"{user.username} has no two-factor sign-in.")
     TotpDevice.objects.filter(user=user).delete()
     RecoveryCode.objects.filter(user=user).delete()
     moderation_record(

@@ -14,7 +14,8 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import AuthenticationForm
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect, render
-from django.utils.http import url_has_allowed_host_and_scheme
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters
@@ -227,6 +228,12 @@ def profile(request: HttpRequest) -> HttpResponse:
 def two_factor(request: HttpRequest) -> HttpResponse:
     """Set up, check and turn off two-factor sign-in; new recovery codes. Every change goes through accounts.mfa."""
     user: User = request.user  # type: ignore[assignment]
+    # Where to go once it is on (the admin, for staff sent here by REQUIRE_2FA_FOR_STAFF).
+    target = request.POST.get("next") or request.GET.get("next") or ""
+    if not url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        target = ""
     action = request.POST.get("form") if request.method == "POST" else None
     form = CodeForm(request.POST if action in ("confirm", "disable", "regenerate") else None)
     refusal, status, wait = "", 200, 0
@@ -235,7 +242,7 @@ def two_factor(request: HttpRequest) -> HttpResponse:
             mfa.totp_begin(user=user)
         except ServiceError as error:
             messages.error(request, str(error.detail))
-        return redirect("two-factor")
+        return redirect(f"{reverse('two-factor')}?{urlencode({'next': target})}" if target else "two-factor")
     if action in ("confirm", "disable", "regenerate") and form.is_valid():
         code = form.cleaned_data["code"]
         try:
@@ -255,9 +262,8 @@ def two_factor(request: HttpRequest) -> HttpResponse:
             status = error.http_status
         else:
             # Shown once, in this response: only their hashes are kept.
-            return render(
-                request, "accounts/recovery_codes.html", {"codes": codes, "just_enabled": action == "confirm"}
-            )
+            context = {"codes": codes, "just_enabled": action == "confirm", "next": target}
+            return render(request, "accounts/recovery_codes.html", context)
     enabled = mfa.mfa_enabled(user)
     context = {
         "enabled": enabled,
@@ -267,6 +273,7 @@ def two_factor(request: HttpRequest) -> HttpResponse:
         "action": action,
         "refusal": refusal,
         "required": settings.REQUIRE_2FA_FOR_STAFF and user.is_staff and not enabled,
+        "next": target,
     }
     response = render(request, "accounts/two_factor.html", context)
     response.status_code = status

@@ -100,6 +100,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # REQUIRE_2FA_FOR_STAFF: the admin only for staff with two-factor on.
+    "accounts.middleware.StaffTwoFactorMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last: it calls the view, and again if its database connection was lost and that is safe.
     "core.dbretry.DatabaseRetryMiddleware",
