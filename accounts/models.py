@@ -115,9 +115,14 @@ class TokenFamily(models.Model):
     # Where the sign-in began, for the profile's "where you're signed in".
     user_agent = models.CharField(max_length=300, blank=True, default="")
     ip = models.GenericIPAddressField(null=True, blank=True)
+    # The user's token_version when it began: a later sign-out everywhere ended it.
+    version = models.PositiveIntegerField(default=0)
+    # The last refresh: a sign-in unused for longer than a refresh token lives is over.
+    last_used_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name_plural = "token families"
+        indexes = [models.Index(fields=["user", "-created_at"], name="token_family_user")]
 
     def __str__(self) -> str:
         return f"{self.id} of user {self.user_id}{' (revoked)' if self.revoked_at else ''}"

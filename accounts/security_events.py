@@ -7,11 +7,17 @@ it matters to.
 
 from __future__ import annotations
 
+import uuid
+from typing import Any
+
+from django.conf import settings
 from django.db import transaction
+from django.db.models.functions import Coalesce
 from django.http import HttpRequest
+from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
-from accounts.models import SecurityLogEntry, User
+from accounts.models import SecurityLogEntry, TokenFamily, User
 
 USER_AGENT_MAX = 300
 
@@ -54,3 +60,49 @@ def sign_in_record(*, user: User, request: HttpRequest | None, via: str) -> bool
 
 def recent(*, user: User, limit: int = 20) -> list[SecurityLogEntry]:
     return list(SecurityLogEntry.objects.filter(user=user).order_by("-id")[:limit])
+
+
+SIGN_INS_SHOWN = 50
+
+
+def sign_ins_active(*, user: User) -> list[TokenFamily]:
+    """The API sign-ins (apps, the terminal client) of the user's that can still refresh, newest first.
+
+    Over: one signed out or revoked, one from before the last sign-out
+    everywhere, and one not refreshed for longer than a refresh token lives.
+    """
+    cutoff = timezone.now() - settings.SIMPLE_JWT["REFRESH_TOKEN_LIFETIME"]
+    return list(
+        TokenFamily.objects.filter(user=user, revoked_at__isnull=True, version=user.token_version)
+        .alias(last_active=Coalesce("last_used_at", "created_at"))
+        .filter(last_active__gte=cutoff)
+        .order_by("-created_at")[:SIGN_INS_SHOWN]
+    )
+
+
+def sign_in_payload(family: TokenFamily) -> dict[str, Any]:
+    return {
+        "id": family.id.hex,
+        "user_agent": family.user_agent,
+        "ip": family.ip,
+        "created_at": family.created_at,
+        "last_used_at": family.last_used_at,
+    }
+
+
+def event_payload(entry: SecurityLogEntry) -> dict[str, Any]:
+    return {
+        "kind": entry.kind,
+        "description": entry.get_kind_display(),
+        "created_at": entry.created_at,
+        "ip": entry.ip,
+        "user_agent": entry.user_agent,
+        "via": entry.via,
+    }
+
+
+def parse_sign_in_id(raw: object) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(raw))
+    except ValueError:
+        return None

@@ -41,7 +41,7 @@ def refresh_token_issue(user: User, *, user_agent: str = "", ip: str | None = No
 
     `user_agent` and `ip` say where it began, for the profile's list of sign-ins.
     """
-    family = TokenFamily.objects.create(user=user, user_agent=user_agent, ip=ip)
+    family = TokenFamily.objects.create(user=user, user_agent=user_agent, ip=ip, version=user.token_version)
     token = RefreshToken()
     token[api_settings.USER_ID_CLAIM] = str(user.pk)
     token[VERSION_CLAIM] = user.token_version

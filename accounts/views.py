@@ -24,7 +24,7 @@ from accounts import mfa, security_events, services
 from accounts.forms import CodeForm, LoginForm, PasswordForm, ProfileForm, SignupForm, add_service_errors
 from accounts.models import User
 from core import ratelimit
-from core.errors import Invalid, ServiceError
+from core.errors import Invalid, NotFound, ServiceError
 
 MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
 
@@ -205,9 +205,20 @@ def profile(request: HttpRequest) -> HttpResponse:
             update_session_auth_hash(request, user)
             messages.success(request, "Your password is changed.")
             return redirect("profile")
+    elif request.method == "POST" and request.POST.get("form") == "end-sign-in":
+        family = security_events.parse_sign_in_id(request.POST.get("sign_in"))
+        try:
+            if family is None:
+                raise NotFound("No such sign-in.")
+            services.sign_in_end(user=user, family=family)
+        except NotFound:
+            messages.error(request, "That sign-in has already ended.")
+        else:
+            messages.success(request, "That sign-in is ended: the app must sign in again.")
+        return redirect("profile")
     elif request.method == "POST" and request.POST.get("form") == "everywhere":
         # Every token, browser session and socket of the account's, this browser's too.
-        services.user_sign_out_everywhere(user=user)
+        services.user_sign_out_everywhere(user=user, request=request)
         logout(request)
         messages.success(request, "You are signed out everywhere.")
         return redirect(settings.LOGOUT_REDIRECT_URL)
@@ -216,6 +227,9 @@ def profile(request: HttpRequest) -> HttpResponse:
         "password_form": password_form,
         "refusal": _refusal_text(wait) if wait else "",
         "has_2fa": mfa.mfa_enabled(user),
+        "sign_ins": security_events.sign_ins_active(user=user),
+        "activity": security_events.recent(user=user),
+        "this_browser": security_events.client_of(request),
     }
     response = render(request, "accounts/profile.html", context)
     return _too_many(response, wait) if wait else response

@@ -1,6 +1,8 @@
-"""Two-factor sign-in over the API: the second step of `auth/token/`, enrolment and turning it off."""
+"""Sign-in security over the API: the second step of `auth/token/`, two-factor set-up, and where one is signed in."""
 
 from __future__ import annotations
+
+import uuid
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
@@ -9,11 +11,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts import mfa
+from accounts import mfa, security_events, services
 from accounts.api.serializers import (
     CodeInput,
     MfaStatusSerializer,
     RecoveryCodesSerializer,
+    SecurityOverviewSerializer,
     TokenMfaInput,
     TokenPairSerializer,
     TotpEnrolmentSerializer,
@@ -97,3 +100,26 @@ class RecoveryCodesView(APIView):
         data.is_valid(raise_exception=True)
         codes = mfa.recovery_codes_regenerate(user=request.user, code=data.validated_data["code"], request=request)
         return Response({"recovery_codes": codes})
+
+
+class SecurityView(APIView):
+    @extend_schema(
+        responses=SecurityOverviewSerializer,
+        summary="Where the caller is signed in (API sign-ins) and their recent security events",
+    )
+    def get(self, request: AuthedRequest) -> Response:
+        sign_ins = security_events.sign_ins_active(user=request.user)
+        events = security_events.recent(user=request.user)
+        return Response(
+            {
+                "sign_ins": [security_events.sign_in_payload(family) for family in sign_ins],
+                "events": [security_events.event_payload(entry) for entry in events],
+            }
+        )
+
+
+class SignInDetailView(APIView):
+    @extend_schema(responses={204: None, 404: None}, summary="End one of the caller's API sign-ins")
+    def delete(self, request: AuthedRequest, sign_in_id: uuid.UUID) -> Response:
+        services.sign_in_end(user=request.user, family=sign_in_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)

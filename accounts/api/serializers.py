@@ -11,7 +11,7 @@ from rest_framework_simplejwt.serializers import (
 )
 from rest_framework_simplejwt.tokens import RefreshToken
 
-from accounts.models import User
+from accounts.models import SecurityLogEntry, User
 from accounts.services import DISPLAY_NAME_MAX, tokens_refresh
 from accounts.signin import api_sign_in, password_step
 from accounts.tokens import refresh_token_issue
@@ -141,3 +141,25 @@ class MfaStatusSerializer(serializers.Serializer):
     enabled = serializers.BooleanField()
     methods = serializers.ListField(child=serializers.CharField())
     recovery_codes_left = serializers.IntegerField()
+
+
+class SignInSerializer(serializers.Serializer):
+    id = serializers.CharField(help_text="The sign-in's id, for DELETE auth/sign-ins/{id}/")
+    user_agent = serializers.CharField()
+    ip = serializers.IPAddressField(allow_null=True)
+    created_at = serializers.DateTimeField()
+    last_used_at = serializers.DateTimeField(allow_null=True, help_text="The last refresh; null if never refreshed")
+
+
+class SecurityEventSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=SecurityLogEntry.Kind.choices)
+    description = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    ip = serializers.IPAddressField(allow_null=True)
+    user_agent = serializers.CharField()
+    via = serializers.CharField()
+
+
+class SecurityOverviewSerializer(serializers.Serializer):
+    sign_ins = SignInSerializer(many=True)
+    events = SecurityEventSerializer(many=True)

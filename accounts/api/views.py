@@ -116,7 +116,7 @@ class LogoutView(APIView):
         data.is_valid(raise_exception=True)
         services.refresh_token_revoke(user=request.user, refresh=data.validated_data["refresh"])
         if data.validated_data["everywhere"]:
-            services.user_sign_out_everywhere(user=request.user)
+            services.user_sign_out_everywhere(user=request.user, request=request)
         return Response(status=status.HTTP_205_RESET_CONTENT)
 
 
