@@ -26,7 +26,7 @@ from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken
 
 from accounts import mfa
 from accounts.forms import AdminLoginForm
-from accounts.models import ModerationAction, TotpDevice, User
+from accounts.models import ModerationAction, Passkey, TotpDevice, User
 from accounts.services import (
     MODERATION_REASON_MAX,
     user_access_set,
@@ -203,7 +203,9 @@ class UserChangeThroughServices(UserChangeForm):
         return cleaned
 
 
-_HAS_TWO_FACTOR = Exists(TotpDevice.objects.filter(user=OuterRef("pk"), confirmed_at__isnull=False))
+_HAS_TWO_FACTOR = Exists(TotpDevice.objects.filter(user=OuterRef("pk"), confirmed_at__isnull=False)) | Exists(
+    Passkey.objects.filter(user=OuterRef("pk"))
+)
 
 
 class TwoFactorFilter(admin.SimpleListFilter):
@@ -291,7 +293,7 @@ class UserAdmin(ThroughServicesMixin, BaseUserAdmin):
         act_on_each(
             self,
             request,
-            list(queryset.filter(totp_device__confirmed_at__isnull=False)),
+            list(queryset.filter(has_two_factor=True)),  # type: ignore[misc]  # annotated in get_queryset
             lambda user, reason: mfa.mfa_reset(user=user, actor=moderator, reason=reason, via="admin"),
             "Reset two-factor sign-in of {count} account(s); they sign in with their password and may set it up again.",
         )

@@ -33,7 +33,7 @@ from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
 from accounts import security_events
-from accounts.models import ModerationAction, RecoveryCode, SecurityLogEntry, TotpDevice, User
+from accounts.models import ModerationAction, Passkey, RecoveryCode, SecurityLogEntry, TotpDevice, User
 from accounts.services import moderation_record, user_sign_out_everywhere
 from core import ratelimit
 from core.errors import Conflict, Invalid, ServiceError
@@ -49,6 +49,7 @@ MFA_TOKEN_SALT = "accounts.mfa.token"  # noqa: S105 (a signing salt, not a secre
 
 METHOD_TOTP = "totp"
 METHOD_RECOVERY = "recovery"
+METHOD_WEBAUTHN = "webauthn"
 
 
 class CodeRefused(ServiceError):
@@ -69,14 +70,23 @@ def _now() -> float:
     return time.time()
 
 
-def mfa_enabled(user: User) -> bool:
-    """Whether signing in as `user` needs a second factor."""
+def _has_totp(user: User) -> bool:
     return TotpDevice.objects.filter(user=user, confirmed_at__isnull=False).exists()
+
+
+def mfa_enabled(user: User) -> bool:
+    """Whether signing in as `user` with a password needs a second factor: an authenticator app or a passkey."""
+    return _has_totp(user) or Passkey.objects.filter(user=user).exists()
 
 
 def mfa_methods(user: User) -> list[str]:
     """The second factors `user` can give, in the order the login offers them."""
-    return [METHOD_TOTP, METHOD_RECOVERY] if mfa_enabled(user) else []
+    methods = [METHOD_TOTP] if _has_totp(user) else []
+    if RecoveryCode.objects.filter(user=user, used_at__isnull=True).exists():
+        methods.append(METHOD_RECOVERY)
+    if Passkey.objects.filter(user=user).exists():
+        methods.append(METHOD_WEBAUTHN)
+    return methods
 
 
 # --- Enrolment --------------------------------------------------------------------------
@@ -157,20 +167,24 @@ def totp_confirm(*, user: User, code: object, request: HttpRequest | None = None
         raise Invalid({"code": "That code is not right. Check the time on your phone and try the newest code."})
     device.confirmed_at = timezone.now()
     device.save(update_fields=["confirmed_at"])
-    codes = _recovery_codes_replace(user)
+    codes = recovery_codes_replace(user)
     security_events.record(user=user, kind=SecurityLogEntry.Kind.TOTP_ENABLED, request=request)
     return codes
 
 
 @transaction.atomic
 def mfa_disable(*, user: User, code: object, request: HttpRequest | None = None) -> None:
-    """Turn two-factor off; it takes a current code (authenticator or recovery), not just a signed-in session."""
+    """Remove the authenticator app; it takes a current code (authenticator or recovery), not just a signed-in session.
+
+    Without passkeys left, that turns two-factor off and the recovery codes go too.
+    """
     _check_budget(request, user)
-    if not mfa_enabled(user):
-        raise Conflict("Two-factor sign-in is not on.")
+    if not _has_totp(user):
+        raise Conflict("Two-factor sign-in with an authenticator app is not on.")
     _verify_or_refuse(user=user, code=code, request=request)
     TotpDevice.objects.filter(user=user).delete()
-    RecoveryCode.objects.filter(user=user).delete()
+    if not Passkey.objects.filter(user=user).exists():
+        RecoveryCode.objects.filter(user=user).delete()
     security_events.record(user=user, kind=SecurityLogEntry.Kind.TOTP_DISABLED, request=request)
 
 
@@ -181,7 +195,7 @@ def recovery_codes_regenerate(*, user: User, code: object, request: HttpRequest 
     if not mfa_enabled(user):
         raise Conflict("Two-factor sign-in is not on.")
     _verify_or_refuse(user=user, code=code, request=request)
-    codes = _recovery_codes_replace(user)
+    codes = recovery_codes_replace(user)
     security_events.record(user=user, kind=SecurityLogEntry.Kind.RECOVERY_REGENERATED, request=request)
     return codes
 
@@ -197,9 +211,10 @@ def mfa_reset(*, user: User, actor: User, reason: str, via: str = "admin") -> No
     if actor.pk == user.pk:
         # Without a code: that would make the code asked for to turn it off worthless.
         raise Invalid("Turn off your own two-factor sign-in in your profile, with a code.")
-    if not TotpDevice.objects.filter(user=user).exists():
+    if not TotpDevice.objects.filter(user=user).exists() and not Passkey.objects.filter(user=user).exists():
         raise Invalid(f"{user.username} has no two-factor sign-in.")
     TotpDevice.objects.filter(user=user).delete()
+    Passkey.objects.filter(user=user).delete()
     RecoveryCode.objects.filter(user=user).delete()
     moderation_record(
         actor=actor, action=ModerationAction.Kind.USER_MFA_RESET, target_user=user, reason=reason, via=via
@@ -230,7 +245,7 @@ def _recovery_code_new() -> str:
     return f"{raw[:5]}-{raw[5:]}"
 
 
-def _recovery_codes_replace(user: User) -> list[str]:
+def recovery_codes_replace(user: User) -> list[str]:
     RecoveryCode.objects.filter(user=user).delete()
     codes = [_recovery_code_new() for _ in range(RECOVERY_CODE_COUNT)]
     RecoveryCode.objects.bulk_create([RecoveryCode(user=user, code_hash=recovery_code_hash(code)) for code in codes])
@@ -282,9 +297,7 @@ def verify(*, user: User, code: object) -> str | None:
     if not isinstance(code, str) or len(code) > 64:
         return None
     device = TotpDevice.objects.filter(user=user, confirmed_at__isnull=False).first()
-    if device is None:
-        return None
-    if _consume_totp(device, code):
+    if device is not None and _consume_totp(device, code):
         return METHOD_TOTP
     if _consume_recovery(user, code):
         return METHOD_RECOVERY

@@ -160,6 +160,27 @@ class RecoveryCode(models.Model):
         return f"recovery code {self.pk} of user {self.user_id}{' (used)' if self.used_at else ''}"
 
 
+class Passkey(models.Model):
+    """A WebAuthn credential (a passkey, a security key): a second factor, or a sign-in alone (accounts.passkeys)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="passkeys")
+    name = models.CharField(max_length=64)
+    # The authenticator's id for it, base64url: how an assertion names the key it was made with.
+    credential_id = models.CharField(max_length=1400, unique=True)
+    public_key = models.BinaryField()
+    # The authenticator's signature counter: one going backwards means a cloned key.
+    sign_count = models.BigIntegerField(default=0)
+    transports = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"passkey {self.name!r} of user {self.user_id}"
+
+
 class SecurityLogEntry(models.Model):
     """Something that happened to an account's sign-in, shown to its owner in the profile."""
 
@@ -172,6 +193,8 @@ class SecurityLogEntry(models.Model):
         TOTP_RESET = "totp_reset", "two-factor sign-in was reset by staff"
         RECOVERY_USED = "recovery_used", "used a recovery code"
         RECOVERY_REGENERATED = "recovery_regenerated", "made new recovery codes"
+        PASSKEY_ADDED = "passkey_added", "added a passkey"
+        PASSKEY_REMOVED = "passkey_removed", "removed a passkey"
         SIGNED_OUT_EVERYWHERE = "signed_out_everywhere", "signed out everywhere"
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="security_events")

@@ -286,6 +286,9 @@ LOGOUT_REDIRECT_URL = "/login/"
 MFA_TOKEN_SECONDS = env.int("MFA_TOKEN_SECONDS", default=300)
 # The name authenticator apps show next to the account.
 MFA_ISSUER = env.str("MFA_ISSUER", default="Chat")
+# Passkeys (accounts.passkeys): the relying party. Empty: the host and origin each request came to.
+WEBAUTHN_RP_ID = env.str("WEBAUTHN_RP_ID", default="")
+WEBAUTHN_ORIGINS = env.list("WEBAUTHN_ORIGINS", default=[])
 # Staff reach the admin only with two-factor on (accounts.middleware).
 REQUIRE_2FA_FOR_STAFF = env.bool("REQUIRE_2FA_FOR_STAFF", default=False)
 
@@ -336,7 +339,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
-    "ENUM_NAME_OVERRIDES": {"RoleEnum": "rooms.models.Membership.Role"},
+    "ENUM_NAME_OVERRIDES": {
+        "RoleEnum": "rooms.models.Membership.Role",
+        "SecurityEventKindEnum": "accounts.models.SecurityLogEntry.Kind",
+    },
     # Path ids use the bounded `id` converter (chatproject.urls): integers from 1 to core.api.ID_MAX.
     "PATH_CONVERTER_OVERRIDES": {"id": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}},
 }

@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView
 
 from accounts import views as account_pages
 from accounts.api import mfa_views as accounts_mfa
+from accounts.api import passkey_views as accounts_passkeys
 from accounts.api import views as accounts
 from core import errors, health
 from core.api import ID_MAX
@@ -52,6 +53,12 @@ api_v1 = [
     path("auth/2fa/totp/confirm/", accounts_mfa.TotpConfirmView.as_view(), name="mfa-totp-confirm"),
     path("auth/2fa/recovery-codes/", accounts_mfa.RecoveryCodesView.as_view(), name="mfa-recovery-codes"),
     path("auth/security/", accounts_mfa.SecurityView.as_view(), name="security"),
+    path("auth/webauthn/register/options/", accounts_passkeys.RegisterOptionsView.as_view(), name="passkey-options"),
+    path("auth/webauthn/register/verify/", accounts_passkeys.RegisterVerifyView.as_view(), name="passkey-reg-verify"),
+    path("auth/webauthn/login/options/", accounts_passkeys.LoginOptionsView.as_view(), name="passkey-login-options"),
+    path("auth/webauthn/login/verify/", accounts_passkeys.LoginVerifyView.as_view(), name="passkey-login-verify"),
+    path("auth/webauthn/passkeys/", accounts_passkeys.PasskeyListView.as_view(), name="passkeys"),
+    path("auth/webauthn/passkeys/<id:passkey_id>/", accounts_passkeys.PasskeyDetailView.as_view(), name="passkey"),
     path("auth/sign-ins/<uuid:sign_in_id>/", accounts_mfa.SignInDetailView.as_view(), name="sign-in"),
     path("users/me/", accounts.MeView.as_view(), name="me"),
     path("users/", accounts.UserListView.as_view(), name="users"),

@@ -163,3 +163,55 @@ class SecurityEventSerializer(serializers.Serializer):
 class SecurityOverviewSerializer(serializers.Serializer):
     sign_ins = SignInSerializer(many=True)
     events = SecurityEventSerializer(many=True)
+
+
+# --- Passkeys ---------------------------------------------------------------------------
+
+
+class PasskeySerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    last_used_at = serializers.DateTimeField(allow_null=True)
+
+
+class PasskeyListSerializer(serializers.Serializer):
+    results = PasskeySerializer(many=True)
+
+
+class PasskeyRegisterInput(StrictSerializer):
+    credential = serializers.JSONField(help_text="The PublicKeyCredential from navigator.credentials.create(), as JSON")
+    name = serializers.CharField(max_length=200, help_text="What to call it: the device it is on")
+
+
+class PasskeyRegisteredSerializer(serializers.Serializer):
+    passkey = PasskeySerializer()
+    recovery_codes = serializers.ListField(
+        child=serializers.CharField(), help_text="Ten codes when this is the account's first second factor, else []"
+    )
+
+
+class PasskeyRenameInput(StrictSerializer):
+    name = serializers.CharField(max_length=200)
+
+
+class PasskeyRemoveInput(StrictSerializer):
+    code = serializers.CharField(
+        max_length=64, required=False, help_text="Needed to remove the last second factor: a recovery code"
+    )
+
+
+class PasskeyLoginOptionsInput(StrictSerializer):
+    mfa_token = serializers.CharField(
+        max_length=512,
+        required=False,
+        help_text="From auth/token/: the passkey is the 2nd factor. Without: password-less",
+    )
+
+
+class PasskeyLoginInput(PasskeyLoginOptionsInput):
+    credential = serializers.JSONField(help_text="The PublicKeyCredential from navigator.credentials.get(), as JSON")
+
+
+class WebAuthnOptionsSerializer(serializers.Serializer):
+    challenge = serializers.CharField(help_text="base64url; the other fields are WebAuthn's, binary ones base64url")

@@ -24,6 +24,22 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
+            name="Passkey",
+            fields=[
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=64)),
+                ("credential_id", models.CharField(max_length=1400, unique=True)),
+                ("public_key", models.BinaryField()),
+                ("sign_count", models.BigIntegerField(default=0)),
+                ("transports", models.JSONField(blank=True, default=list)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("last_used_at", models.DateTimeField(blank=True, null=True)),
+            ],
+            options={
+                "ordering": ["created_at", "id"],
+            },
+        ),
+        migrations.CreateModel(
             name="RecoveryCode",
             fields=[
                 ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
@@ -47,6 +63,8 @@ class Migration(migrations.Migration):
                             ("totp_reset", "two-factor sign-in was reset by staff"),
                             ("recovery_used", "used a recovery code"),
                             ("recovery_regenerated", "made new recovery codes"),
+                            ("passkey_added", "added a passkey"),
+                            ("passkey_removed", "removed a passkey"),
                             ("signed_out_everywhere", "signed out everywhere"),
                         ],
                         max_length=32,
@@ -121,6 +139,13 @@ class Migration(migrations.Migration):
         migrations.AddIndex(
             model_name="tokenfamily",
             index=models.Index(fields=["user", "-created_at"], name="token_family_user"),
+        ),
+        migrations.AddField(
+            model_name="passkey",
+            name="user",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="passkeys", to=settings.AUTH_USER_MODEL
+            ),
         ),
         migrations.AddField(
             model_name="recoverycode",
