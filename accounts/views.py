@@ -6,13 +6,15 @@ screen itself is `web.views.chat`.
 
 from __future__ import annotations
 
+import json
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login, logout, update_session_auth_hash
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import AuthenticationForm
-from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
@@ -20,7 +22,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters
 
-from accounts import mfa, security_events, services
+from accounts import mfa, passkeys, security_events, services
 from accounts.forms import CodeForm, LoginForm, PasswordForm, ProfileForm, SignupForm, add_service_errors
 from accounts.models import User
 from core import ratelimit
@@ -120,6 +122,46 @@ class LoginPage(auth_views.LoginView):
 login_page = LoginPage.as_view()
 
 
+@csrf_protect
+@never_cache
+def login_passkey(request: HttpRequest) -> HttpResponseBase:
+    """The web login with a passkey (static/js/passkeys.js): password-less, or the second step after the password.
+
+    JSON in, JSON out: `{"credential", "second_factor"}` → `{"next"}`, or 400 `{"detail"}`.
+    """
+    if request.method != "POST":
+        return JsonResponse({"detail": "POST a passkey's answer."}, status=405)
+    try:
+        body = json.loads(request.body or b"{}")
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        return JsonResponse({"detail": "Send a JSON object."}, status=400)
+    pending = request.session.get(MFA_PENDING) if body.get("second_factor") is True else None
+    user = None
+    target = _next_url(request)
+    if body.get("second_factor") is True:
+        if not isinstance(pending, dict):
+            return JsonResponse({"detail": "Enter your password first."}, status=400)
+        try:
+            user = mfa.mfa_token_user(pending.get("token"))
+        except mfa.MfaTokenRefused:
+            return JsonResponse({"detail": "That sign-in took too long. Enter your password again."}, status=401)
+        target = pending.get("next") or settings.LOGIN_REDIRECT_URL
+    budget = f"user:{user.pk}" if user else None
+    try:
+        ratelimit.failures_check(request, action="mfa", username=budget)
+        owner, _ = passkeys.login_verify(credential=body.get("credential"), request=request, user=user)
+    except ratelimit.RateLimited as refused:
+        return JsonResponse({"detail": _refusal_text(int(getattr(refused, "wait", None) or 60))}, status=429)
+    except passkeys.CeremonyRefused as error:
+        ratelimit.failure_count(request, action="mfa", username=budget)
+        return JsonResponse({"detail": _first_message(error)}, status=400)
+    login(request, owner, backend=MODEL_BACKEND)
+    security_events.sign_in_record(user=owner, request=request, via="web+webauthn")
+    return JsonResponse({"next": target})
+
+
 @sensitive_post_parameters("code")
 @csrf_protect
 @never_cache
@@ -153,7 +195,13 @@ def login_code(request: HttpRequest) -> HttpResponseBase:
                 left = mfa.recovery_codes_left(user)
                 messages.warning(request, f"You used a recovery code; {left} left. Make new ones in your profile.")
             return redirect(target)
-    response = render(request, "accounts/login_code.html", {"form": form, "refusal": refusal})
+    context = {
+        "form": form,
+        "refusal": refusal,
+        "passkey": mfa.METHOD_WEBAUTHN in mfa.mfa_methods(user),
+        "mfa_token": pending.get("token"),
+    }
+    response = render(request, "accounts/login_code.html", context)
     response.status_code = status
     if status == 429:
         response["Retry-After"] = str(wait)
@@ -235,6 +283,21 @@ def profile(request: HttpRequest) -> HttpResponse:
     return _too_many(response, wait) if wait else response
 
 
+def _int(raw: object) -> int:
+    try:
+        return int(str(raw))
+    except ValueError:
+        return 0
+
+
+def _first_message(error: ServiceError) -> str:
+    detail = error.detail
+    if isinstance(detail, dict):
+        first = next(iter(detail.values()), "")
+        return str(first[0] if isinstance(first, list) else first)
+    return str(detail)
+
+
 @sensitive_post_parameters("code")
 @login_required
 @csrf_protect
@@ -249,7 +312,7 @@ def two_factor(request: HttpRequest) -> HttpResponse:
     ):
         target = ""
     action = request.POST.get("form") if request.method == "POST" else None
-    form = CodeForm(request.POST if action in ("confirm", "disable", "regenerate") else None)
+    form = CodeForm(request.POST if action in ("confirm", "disable", "regenerate", "passkey-remove") else None)
     refusal, status, wait = "", 200, 0
     if action == "begin":
         try:
@@ -257,6 +320,26 @@ def two_factor(request: HttpRequest) -> HttpResponse:
         except ServiceError as error:
             messages.error(request, str(error.detail))
         return redirect(f"{reverse('two-factor')}?{urlencode({'next': target})}" if target else "two-factor")
+    if action == "passkey-rename":
+        try:
+            passkeys.passkey_rename(
+                user=user, passkey_id=_int(request.POST.get("passkey")), name=request.POST.get("name", "")
+            )
+        except ServiceError as error:
+            messages.error(request, _first_message(error))
+        else:
+            messages.success(request, "The passkey is renamed.")
+        return redirect("two-factor")
+    if action == "passkey-remove":
+        try:
+            passkeys.passkey_remove(
+                user=user, passkey_id=_int(request.POST.get("passkey")), code=request.POST.get("code"), request=request
+            )
+        except ServiceError as error:
+            messages.error(request, _first_message(error))
+        else:
+            messages.success(request, "The passkey is removed.")
+        return redirect("two-factor")
     if action in ("confirm", "disable", "regenerate") and form.is_valid():
         code = form.cleaned_data["code"]
         try:
@@ -279,9 +362,12 @@ def two_factor(request: HttpRequest) -> HttpResponse:
             context = {"codes": codes, "just_enabled": action == "confirm", "next": target}
             return render(request, "accounts/recovery_codes.html", context)
     enabled = mfa.mfa_enabled(user)
+    has_totp = mfa.METHOD_TOTP in mfa.mfa_methods(user)
     context = {
         "enabled": enabled,
-        "pending": None if enabled else mfa.totp_pending(user=user),
+        "has_totp": has_totp,
+        "pending": None if has_totp else mfa.totp_pending(user=user),
+        "passkeys": passkeys.passkeys_of(user),
         "codes_left": mfa.recovery_codes_left(user) if enabled else 0,
         "form": form,
         "action": action,

@@ -104,6 +104,7 @@ urlpatterns = [
     path("logout/", account_pages.logout_page, name="logout"),
     path("profile/", account_pages.profile, name="profile"),
     path("login/code/", account_pages.login_code, name="login-code"),
+    path("login/passkey/", account_pages.login_passkey, name="login-passkey"),
     path("profile/two-factor/", account_pages.two_factor, name="two-factor"),
     # Unknown API paths answer JSON, in DEBUG too, so clients can always parse the reply.
     # CSRF-exempt like every API view: a POST to a wrong API path is a JSON 404, not an HTML 403.

@@ -235,3 +235,77 @@ def test_an_expired_mfa_token_is_refused_for_passkeys_too(with_passkey, anon):
 def test_garbage_instead_of_a_credential_is_a_400(with_passkey, anon):
     for credential in ({}, {"response": {"clientDataJSON": "!!"}}, [1, 2], "text"):
         assert login_verify(anon, credential).status_code == 400  # type: ignore[arg-type]
+
+
+# --- The web login ----------------------------------------------------------------------
+
+
+def web_passkey(client, credential, *, second_factor: bool = False, next_page: str = ""):  # type: ignore[no-untyped-def]
+    url = "/login/passkey/" + (f"?next={next_page}" if next_page else "")
+    return client.post(url, {"credential": credential, "second_factor": second_factor}, content_type="application/json")
+
+
+def test_the_web_login_signs_in_with_a_passkey_alone(alice, with_passkey, authenticator, anon):
+    from django.test import Client
+
+    browser = Client()
+    options = login_options(anon)
+
+    response = web_passkey(browser, authenticator.get(options), next_page="/profile/")
+
+    assert response.status_code == 200
+    assert response.json() == {"next": "/profile/"}
+    assert browser.get("/profile/").status_code == 200
+    assert SecurityLogEntry.objects.filter(user=alice, via="web+webauthn").exists()
+
+
+def test_the_web_login_takes_a_passkey_as_the_second_factor(alice, with_passkey, authenticator, anon):
+    from django.test import Client
+
+    browser = Client()
+    browser.post("/login/", {"username": "alice", "password": PASSWORD, "next": "/profile/"})
+    page = browser.get("/login/code/")
+    assert b'data-passkey="second-factor"' in page.content
+    token = page.context["mfa_token"]
+
+    response = web_passkey(browser, authenticator.get(login_options(anon, token)), second_factor=True)
+
+    assert response.json() == {"next": "/profile/"}
+    assert browser.get("/profile/").status_code == 200
+
+
+def test_the_web_second_factor_needs_the_password_first(with_passkey, authenticator, anon):
+    from django.test import Client
+
+    browser = Client()
+    response = web_passkey(browser, authenticator.get(login_options(anon)), second_factor=True)
+
+    assert response.status_code == 400
+    assert browser.get("/profile/").status_code == 302
+
+
+def test_the_web_login_refuses_a_bad_answer_with_a_json_error(with_passkey, authenticator, anon):
+    from django.test import Client
+
+    browser = Client()
+    response = web_passkey(browser, authenticator.get(login_options(anon), origin="https://evil.example"))
+
+    assert response.status_code == 400
+    assert "detail" in response.json()
+    assert browser.get("/profile/").status_code == 302
+
+
+def test_the_two_factor_page_lists_renames_and_removes_passkeys(alice, alice_client, with_passkey, authenticator):
+    from django.test import Client
+
+    register(alice_client, authenticator, name="Phone")
+    browser = Client()
+    browser.force_login(alice)
+    page = browser.get("/profile/two-factor/")
+    assert b"Rename passkey Laptop" in page.content and b"Remove passkey Phone" in page.content
+
+    first, second = Passkey.objects.order_by("id")
+    browser.post("/profile/two-factor/", {"form": "passkey-rename", "passkey": first.pk, "name": "Desk"})
+    browser.post("/profile/two-factor/", {"form": "passkey-remove", "passkey": second.pk})
+
+    assert list(Passkey.objects.values_list("name", flat=True)) == ["Desk"]
