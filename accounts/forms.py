@@ -9,11 +9,13 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.backends import AllowAllUsersModelBackend, ModelBackend
 from django.contrib.auth.forms import AuthenticationForm, PasswordChangeForm
 from django.contrib.auth.signals import user_login_failed
 
+from accounts import oidc
 from accounts.mfa import mfa_enabled
 from accounts.services import DISPLAY_NAME_MAX
 from core.errors import ServiceError
@@ -88,6 +90,10 @@ class LoginForm(AuthenticationForm):
                 user_login_failed.send(sender=__name__, credentials={"username": username}, request=self.request)
                 raise self.get_invalid_login_error()
             self.confirm_login_allowed(user)
+            if oidc.sso_only() and not user.is_staff:
+                raise forms.ValidationError(
+                    f"Password sign-in is off here: sign in with {settings.OIDC_NAME}.", code="sso_only"
+                )
             # Sessions are kept by the default backend, which refuses inactive accounts on every request.
             user.backend = f"{ModelBackend.__module__}.{ModelBackend.__qualname__}"
             self.user_cache = user

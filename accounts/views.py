@@ -7,6 +7,7 @@ screen itself is `web.views.chat`.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
@@ -22,7 +23,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters
 
-from accounts import mfa, passkeys, security_events, services
+from accounts import mfa, oidc, passkeys, security_events, services
 from accounts.forms import CodeForm, LoginForm, PasswordForm, ProfileForm, SignupForm, add_service_errors
 from accounts.models import User
 from core import ratelimit
@@ -70,6 +71,8 @@ def _too_many(response: HttpResponse, wait: int) -> HttpResponse:
 def signup(request: HttpRequest) -> HttpResponseBase:
     if request.user.is_authenticated:
         return redirect(_next_url(request))
+    if oidc.sso_only():
+        return redirect("login")
     form = SignupForm(request.POST or None)
     wait = None
     if request.method == "POST":
@@ -98,6 +101,12 @@ class LoginPage(auth_views.LoginView):
     template_name = "accounts/login.html"
     authentication_form = LoginForm
     redirect_authenticated_user = True
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        context["sso_name"] = settings.OIDC_NAME if oidc.enabled() else ""
+        context["sso_only"] = oidc.sso_only()
+        return context
 
     def form_valid(self, form: AuthenticationForm) -> HttpResponse:
         """A right password: signed in, or, with two-factor on, on to the code page in this same session."""

@@ -289,6 +289,19 @@ MFA_ISSUER = env.str("MFA_ISSUER", default="Chat")
 # Passkeys (accounts.passkeys): the relying party. Empty: the host and origin each request came to.
 WEBAUTHN_RP_ID = env.str("WEBAUTHN_RP_ID", default="")
 WEBAUTHN_ORIGINS = env.list("WEBAUTHN_ORIGINS", default=[])
+# Single sign-on with an OpenID Connect provider (accounts.oidc), on when OIDC_ISSUER and OIDC_CLIENT_ID are set.
+OIDC_ISSUER = env.str("OIDC_ISSUER", default="")
+OIDC_CLIENT_ID = env.str("OIDC_CLIENT_ID", default="")
+OIDC_CLIENT_SECRET = env.str("OIDC_CLIENT_SECRET", default="")
+OIDC_NAME = env.str("OIDC_NAME", default="single sign-on")
+# Password sign-in (and sign-up) off for everyone but staff, with a provider configured.
+SSO_ONLY = env.bool("SSO_ONLY", default=False)
+# What mozilla-django-oidc reads besides (the endpoints come from discovery).
+OIDC_RP_SCOPES = "openid email profile"
+OIDC_USE_PKCE = True
+OIDC_TIMEOUT = 5
+OIDC_AUTHENTICATION_CALLBACK_URL = "oidc-callback"
+AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend", "accounts.oidc.OIDCBackend"]
 # Staff reach the admin only with two-factor on (accounts.middleware).
 REQUIRE_2FA_FOR_STAFF = env.bool("REQUIRE_2FA_FOR_STAFF", default=False)
 

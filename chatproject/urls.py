@@ -3,6 +3,7 @@ from django.urls import include, path, re_path, register_converter
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.views import SpectacularAPIView
 
+from accounts import oidc
 from accounts import views as account_pages
 from accounts.api import mfa_views as accounts_mfa
 from accounts.api import passkey_views as accounts_passkeys
@@ -105,6 +106,8 @@ urlpatterns = [
     path("profile/", account_pages.profile, name="profile"),
     path("login/code/", account_pages.login_code, name="login-code"),
     path("login/passkey/", account_pages.login_passkey, name="login-passkey"),
+    path("oidc/authenticate/", oidc.sign_in_request, name="oidc-authenticate"),
+    path("oidc/callback/", oidc.sign_in_callback, name="oidc-callback"),
     path("profile/two-factor/", account_pages.two_factor, name="two-factor"),
     # Unknown API paths answer JSON, in DEBUG too, so clients can always parse the reply.
     # CSRF-exempt like every API view: a POST to a wrong API path is a JSON 404, not an HTML 403.

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from rest_framework import serializers
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.serializers import (
@@ -11,6 +12,7 @@ from rest_framework_simplejwt.serializers import (
 )
 from rest_framework_simplejwt.tokens import RefreshToken
 
+from accounts import oidc
 from accounts.models import SecurityLogEntry, User
 from accounts.services import DISPLAY_NAME_MAX, tokens_refresh
 from accounts.signin import api_sign_in, password_step
@@ -77,6 +79,8 @@ class TokenObtainInput(TokenObtainPairSerializer):
         # The password check only (simplejwt's base class); tokens come from accounts.signin.
         TokenObtainSerializer.validate(self, attrs)
         user: User = self.user  # type: ignore[assignment]  # set by the password check, or it raised
+        if oidc.sso_only() and not user.is_staff:
+            raise AuthenticationFailed(f"Password sign-in is off here: sign in with {settings.OIDC_NAME}.", "sso_only")
         password_step(user=user)
         return api_sign_in(user=user, request=self.context.get("request"), via="api")
 

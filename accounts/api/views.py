@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.permissions import AllowAny
@@ -15,7 +16,7 @@ from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.state import token_backend
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
-from accounts import selectors, services
+from accounts import oidc, selectors, services
 from accounts.api.serializers import (
     LogoutInput,
     MeSerializer,
@@ -34,6 +35,7 @@ from accounts.requests import AuthedRequest
 from accounts.signin import MfaRequired
 from core import ratelimit
 from core.api import LIMIT_PARAMETER, page_body, page_limit, query_int, query_text
+from core.errors import Forbidden
 
 
 def _field(request: Request, name: str) -> object:
@@ -48,6 +50,8 @@ class RegisterView(APIView):
     def post(self, request: Request) -> Response:
         # Per address and per username: account farming and name squatting.
         ratelimit.attempt(request, action="register", username=_field(request, "username"))
+        if oidc.sso_only():
+            raise Forbidden(f"Accounts are made by signing in with {settings.OIDC_NAME}.")
         data = RegisterInput(data=request.data)
         data.is_valid(raise_exception=True)
         user = services.user_register(**data.validated_data)
