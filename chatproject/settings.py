@@ -354,6 +354,8 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "ENUM_NAME_OVERRIDES": {
         "RoleEnum": "rooms.models.Membership.Role",
+        # Rooms had the only "kind" field first: its enum keeps the plain name.
+        "KindEnum": "rooms.models.Room.Kind",
         "SecurityEventKindEnum": "accounts.models.SecurityLogEntry.Kind",
     },
     # Path ids use the bounded `id` converter (chatproject.urls): integers from 1 to core.api.ID_MAX.

@@ -110,13 +110,17 @@ class ProfileInput(StrictSerializer):
 # --- Two-factor sign-in ---------------------------------------------------------------
 
 
-class MfaRequiredSerializer(serializers.Serializer):
-    code = serializers.ChoiceField(choices=["mfa_required"])
+class TokenRefusedSerializer(serializers.Serializer):
+    """A refused log-in: a wrong password (detail, maybe code), or a right one that needs more (code mfa_required)."""
+
     detail = serializers.CharField()
+    code = serializers.CharField(required=False, help_text='"mfa_required": send mfa_token with a code; or "sso_only"')
     mfa_token = serializers.CharField(
-        help_text="Signed; good for 5 minutes (MFA_TOKEN_SECONDS). Send it to auth/token/mfa/"
+        required=False, help_text="With mfa_required. Signed; good for 5 minutes (MFA_TOKEN_SECONDS)"
     )
-    methods = serializers.ListField(child=serializers.CharField(), help_text='"totp" and "recovery"')
+    methods = serializers.ListField(
+        child=serializers.CharField(), required=False, help_text='With mfa_required: "totp", "recovery", "webauthn"'
+    )
 
 
 class TokenMfaInput(StrictSerializer):

@@ -20,13 +20,13 @@ from accounts import oidc, selectors, services
 from accounts.api.serializers import (
     LogoutInput,
     MeSerializer,
-    MfaRequiredSerializer,
     ProfileInput,
     RegisterInput,
     RegisterOutput,
     TokenObtainInput,
     TokenPairSerializer,
     TokenRefreshInput,
+    TokenRefusedSerializer,
     UserDetailSerializer,
     UserPageSerializer,
 )
@@ -72,7 +72,7 @@ class TokenView(TokenObtainPairView):
         responses={
             200: TokenPairSerializer,
             401: OpenApiResponse(
-                MfaRequiredSerializer,
+                TokenRefusedSerializer,
                 description="A wrong password; or (code mfa_required) a right one for an account with two-factor on",
             ),
         }
