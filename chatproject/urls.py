@@ -60,7 +60,8 @@ api_v1 = [
     path("auth/webauthn/login/verify/", accounts_passkeys.LoginVerifyView.as_view(), name="passkey-login-verify"),
     path("auth/webauthn/passkeys/", accounts_passkeys.PasskeyListView.as_view(), name="passkeys"),
     path("auth/webauthn/passkeys/<id:passkey_id>/", accounts_passkeys.PasskeyDetailView.as_view(), name="passkey"),
-    path("auth/sign-ins/<uuid:sign_in_id>/", accounts_mfa.SignInDetailView.as_view(), name="sign-in"),
+    # A sign-in is named by its token family's UUID, not a database integer id.
+    path("auth/sign-ins/<uuid:sign_in>/", accounts_mfa.SignInDetailView.as_view(), name="sign-in"),
     path("users/me/", accounts.MeView.as_view(), name="me"),
     path("users/", accounts.UserListView.as_view(), name="users"),
     path("users/<id:user_id>/", accounts.UserDetailView.as_view(), name="user"),

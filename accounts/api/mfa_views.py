@@ -120,6 +120,6 @@ class SecurityView(APIView):
 
 class SignInDetailView(APIView):
     @extend_schema(responses={204: None, 404: None}, summary="End one of the caller's API sign-ins")
-    def delete(self, request: AuthedRequest, sign_in_id: uuid.UUID) -> Response:
-        services.sign_in_end(user=request.user, family=sign_in_id)
+    def delete(self, request: AuthedRequest, sign_in: uuid.UUID) -> Response:
+        services.sign_in_end(user=request.user, family=sign_in)
         return Response(status=status.HTTP_204_NO_CONTENT)

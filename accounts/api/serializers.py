@@ -152,7 +152,7 @@ class MfaStatusSerializer(serializers.Serializer):
 
 
 class SignInSerializer(serializers.Serializer):
-    id = serializers.CharField(help_text="The sign-in's id, for DELETE auth/sign-ins/{id}/")
+    id = serializers.CharField(help_text="The sign-in's id (a UUID in hex), for DELETE auth/sign-ins/{sign_in}/")
     user_agent = serializers.CharField()
     ip = serializers.IPAddressField(allow_null=True)
     created_at = serializers.DateTimeField()

@@ -306,7 +306,7 @@ def _path_kwargs(name: str, world: World, variant: str, params: list[str]) -> di
             values[param] = world.rooms[variant].pk
         elif param == "message_id":
             values[param] = world.messages[variant].pk
-        elif param == "sign_in_id":
+        elif param == "sign_in":
             values[param] = uuid.UUID(int=1)  # nobody's sign-in
         elif param == "passkey_id":
             values[param] = 1  # nobody has a passkey in this world
