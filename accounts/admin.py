@@ -18,13 +18,15 @@ from django.contrib.admin.helpers import ActionForm
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.contrib.auth.forms import AdminPasswordChangeForm, AdminUserCreationForm, UserChangeForm
 from django.db import transaction
-from django.db.models import Model, QuerySet
+from django.db.models import Exists, Model, OuterRef, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from rest_framework_simplejwt.token_blacklist.admin import BlacklistedTokenAdmin as LibraryBlacklistedTokenAdmin
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken
 
-from accounts.models import ModerationAction, User
+from accounts import mfa
+from accounts.forms import AdminLoginForm
+from accounts.models import ModerationAction, Passkey, TotpDevice, User
 from accounts.services import (
     MODERATION_REASON_MAX,
     user_access_set,
@@ -201,6 +203,28 @@ class UserChangeThroughServices(UserChangeForm):
         return cleaned
 
 
+_HAS_TWO_FACTOR = Exists(TotpDevice.objects.filter(user=OuterRef("pk"), confirmed_at__isnull=False)) | Exists(
+    Passkey.objects.filter(user=OuterRef("pk"))
+)
+
+
+class TwoFactorFilter(admin.SimpleListFilter):
+    title = "two-factor sign-in"
+    parameter_name = "two_factor"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [("on", "On"), ("off", "Off")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        if self.value() in ("on", "off"):
+            return queryset.filter(has_two_factor=self.value() == "on")
+        return queryset
+
+
+# A password alone must not open the admin for an account that has two-factor on.
+admin.site.login_form = AdminLoginForm
+
+
 @admin.register(User)
 class UserAdmin(ThroughServicesMixin, BaseUserAdmin):
     list_display = (
@@ -212,8 +236,16 @@ class UserAdmin(ThroughServicesMixin, BaseUserAdmin):
         "date_joined",
         "last_login",
         "erased_at",
+        "two_factor",
     )
-    list_filter = ("is_active", "is_staff", "is_superuser", "date_joined", ("erased_at", admin.EmptyFieldListFilter))
+    list_filter = (
+        "is_active",
+        "is_staff",
+        "is_superuser",
+        "date_joined",
+        ("erased_at", admin.EmptyFieldListFilter),
+        TwoFactorFilter,
+    )
     search_fields = ("username", "display_name", "email")
     ordering = ("username",)
     form = UserChangeThroughServices
@@ -236,7 +268,7 @@ class UserAdmin(ThroughServicesMixin, BaseUserAdmin):
     )
     # The username and email have no service to change them; erasure clears them.
     readonly_fields = ("username", "email", "last_login", "date_joined", "erased_at")
-    actions = ["deactivate_accounts", "reactivate_accounts", "erase_accounts"]
+    actions = ["deactivate_accounts", "reactivate_accounts", "erase_accounts", "reset_two_factor"]
     action_form = ReasonActionForm
     change_password_form = PasswordResetForm
 
@@ -247,6 +279,24 @@ class UserAdmin(ThroughServicesMixin, BaseUserAdmin):
             # Nothing is left to edit of an erased account.
             return tuple(name for _, options in self.fieldsets for name in options["fields"] if name != "reason")
         return self.readonly_fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[User]:
+        return super().get_queryset(request).annotate(has_two_factor=_HAS_TWO_FACTOR)
+
+    @admin.display(boolean=True, description="2FA", ordering="has_two_factor")
+    def two_factor(self, obj: User) -> bool:
+        return bool(getattr(obj, "has_two_factor", False))
+
+    @admin.action(description="Reset two-factor sign-in of the selected accounts (lost phone; signs them out)")
+    def reset_two_factor(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        moderator: User = request.user  # type: ignore[assignment]
+        act_on_each(
+            self,
+            request,
+            list(queryset.filter(has_two_factor=True)),  # type: ignore[misc]  # annotated in get_queryset
+            lambda user, reason: mfa.mfa_reset(user=user, actor=moderator, reason=reason, via="admin"),
+            "Reset two-factor sign-in of {count} account(s); they sign in with their password and may set it up again.",
+        )
 
     # Deleting an account would delete its messages too: deactivate or erase instead.
     def has_delete_permission(self, request: HttpRequest, obj: User | None = None) -> bool:

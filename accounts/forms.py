@@ -9,15 +9,19 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.conf import settings
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.backends import AllowAllUsersModelBackend, ModelBackend
 from django.contrib.auth.forms import AuthenticationForm, PasswordChangeForm
 from django.contrib.auth.signals import user_login_failed
 
+from accounts import oidc
+from accounts.mfa import mfa_enabled
 from accounts.services import DISPLAY_NAME_MAX
-from core.errors import Invalid
+from core.errors import ServiceError
 
 
-def add_service_errors(form: forms.Form, error: Invalid) -> None:
+def add_service_errors(form: forms.Form, error: ServiceError) -> None:
     """Attach a service's field errors to the form's fields (others to the whole form)."""
     detail = error.detail
     if not isinstance(detail, dict):
@@ -86,6 +90,10 @@ class LoginForm(AuthenticationForm):
                 user_login_failed.send(sender=__name__, credentials={"username": username}, request=self.request)
                 raise self.get_invalid_login_error()
             self.confirm_login_allowed(user)
+            if oidc.sso_only() and not user.is_staff:
+                raise forms.ValidationError(
+                    f"Password sign-in is off here: sign in with {settings.OIDC_NAME}.", code="sso_only"
+                )
             # Sessions are kept by the default backend, which refuses inactive accounts on every request.
             user.backend = f"{ModelBackend.__module__}.{ModelBackend.__qualname__}"
             self.user_cache = user
@@ -105,3 +113,37 @@ class PasswordForm(PasswordChangeForm):
         self.fields["old_password"].widget.attrs.pop("autofocus", None)
         # Plain text: the page escapes help text, and Django's default is an HTML list.
         self.fields["new_password1"].help_text = SignupForm.base_fields["password"].help_text
+
+
+class CodeForm(forms.Form):
+    """A second-factor code: six digits from the authenticator app, or a recovery code."""
+
+    code = forms.CharField(
+        max_length=64,
+        label="Code",
+        help_text="The 6-digit code your authenticator app shows now, or one of your recovery codes.",
+        widget=forms.TextInput(
+            attrs={
+                "autocomplete": "one-time-code",
+                "autocapitalize": "none",
+                "spellcheck": "false",
+                "autofocus": True,
+            }
+        ),
+    )
+
+
+class AdminLoginForm(AdminAuthenticationForm):
+    """The admin's log-in, which takes a password only: refused for accounts with two-factor on.
+
+    Those sign in on the main login page (which asks for the code) and then open the admin.
+    """
+
+    def confirm_login_allowed(self, user: Any) -> None:
+        super().confirm_login_allowed(user)
+        if mfa_enabled(user):
+            raise forms.ValidationError(
+                "Two-factor sign-in is on for this account: log in on the main login page (/login/), "
+                "then open the admin.",
+                code="mfa_required",
+            )

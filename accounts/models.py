@@ -112,12 +112,111 @@ class TokenFamily(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="token_families")
     created_at = models.DateTimeField(auto_now_add=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    # Where the sign-in began, for the profile's "where you're signed in".
+    user_agent = models.CharField(max_length=300, blank=True, default="")
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    # The user's token_version when it began: a later sign-out everywhere ended it.
+    version = models.PositiveIntegerField(default=0)
+    # The last refresh: a sign-in unused for longer than a refresh token lives is over.
+    last_used_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name_plural = "token families"
+        indexes = [models.Index(fields=["user", "-created_at"], name="token_family_user")]
 
     def __str__(self) -> str:
         return f"{self.id} of user {self.user_id}{' (revoked)' if self.revoked_at else ''}"
+
+
+# --- Two-factor sign-in (accounts.mfa) -------------------------------------------------
+
+
+class TotpDevice(models.Model):
+    """A person's authenticator app: the shared TOTP secret, active once a code confirmed it."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="totp_device")
+    # Base32, as authenticator apps take it; the server must read it back to check codes.
+    secret = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    # The time step of the last code accepted: that code and older ones are refused (no replay).
+    last_step = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"authenticator of user {self.user_id}{'' if self.confirmed_at else ' (not confirmed)'}"
+
+
+class RecoveryCode(models.Model):
+    """One single-use recovery code, kept only as a keyed hash (accounts.mfa.recovery_code_hash)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="recovery_codes")
+    code_hash = models.CharField(max_length=64)
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "code_hash"], name="recovery_code_unique")]
+
+    def __str__(self) -> str:
+        return f"recovery code {self.pk} of user {self.user_id}{' (used)' if self.used_at else ''}"
+
+
+class Passkey(models.Model):
+    """A WebAuthn credential (a passkey, a security key): a second factor, or a sign-in alone (accounts.passkeys)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="passkeys")
+    name = models.CharField(max_length=64)
+    # The authenticator's id for it, base64url: how an assertion names the key it was made with.
+    credential_id = models.CharField(max_length=1400, unique=True)
+    public_key = models.BinaryField()
+    # The authenticator's signature counter: one going backwards means a cloned key.
+    sign_count = models.BigIntegerField(default=0)
+    transports = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"passkey {self.name!r} of user {self.user_id}"
+
+
+class SecurityLogEntry(models.Model):
+    """Something that happened to an account's sign-in, shown to its owner in the profile."""
+
+    class Kind(models.TextChoices):
+        SIGN_IN = "sign_in", "signed in"
+        NEW_DEVICE = "new_device", "signed in from a new device"
+        MFA_FAILED = "mfa_failed", "a wrong second-factor code was entered"
+        TOTP_ENABLED = "totp_enabled", "turned on two-factor sign-in"
+        TOTP_DISABLED = "totp_disabled", "turned off two-factor sign-in"
+        TOTP_RESET = "totp_reset", "two-factor sign-in was reset by staff"
+        RECOVERY_USED = "recovery_used", "used a recovery code"
+        RECOVERY_REGENERATED = "recovery_regenerated", "made new recovery codes"
+        PASSKEY_ADDED = "passkey_added", "added a passkey"
+        PASSKEY_REMOVED = "passkey_removed", "removed a passkey"
+        SIGNED_OUT_EVERYWHERE = "signed_out_everywhere", "signed out everywhere"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="security_events")
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=300, blank=True, default="")
+    # A keyed hash of the user agent: a sign-in from one not seen before is a new device.
+    device = models.CharField(max_length=64, blank=True, default="")
+    # How: "web", "api", "totp", "recovery", "admin".
+    via = models.CharField(max_length=16, blank=True, default="")
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            # The profile's list, newest first; and "has this device been seen" per user.
+            models.Index(fields=["user", "-id"], name="security_log_user"),
+            models.Index(fields=["user", "device"], name="security_log_device"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} {self.get_kind_display()}"
 
 
 class ModerationAction(models.Model):
@@ -143,6 +242,7 @@ class ModerationAction(models.Model):
         USER_DEACTIVATE = "user.deactivate", "deactivated an account"
         USER_REACTIVATE = "user.reactivate", "reactivated an account"
         USER_ERASE = "user.erase", "erased an account's personal data"
+        USER_MFA_RESET = "user.mfa_reset", "reset an account's two-factor sign-in"
         REPORT_RESOLVE = "report.resolve", "resolved a report"
         REPORT_DISMISS = "report.dismiss", "dismissed a report"
 

@@ -17,6 +17,7 @@ from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.db.models.functions import Lower
+from django.http import HttpRequest
 from django.utils import timezone
 from rest_framework_simplejwt.exceptions import InvalidToken, TokenBackendError, TokenError
 from rest_framework_simplejwt.settings import api_settings
@@ -25,11 +26,12 @@ from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, Ou
 from rest_framework_simplejwt.tokens import RefreshToken
 from rest_framework_simplejwt.utils import datetime_from_epoch
 
-from accounts.models import ModerationAction, TokenFamily, User, username_validator
+from accounts import security_events
+from accounts.models import ModerationAction, SecurityLogEntry, TokenFamily, User, username_validator
 from accounts.names import display_name_clean, username_key, username_skeleton
 from accounts.tokens import refresh_token_issue, token_family, token_user
 from core import publish
-from core.errors import Invalid
+from core.errors import Invalid, NotFound
 
 log = structlog.get_logger(__name__)
 
@@ -246,6 +248,9 @@ def tokens_refresh(*, refresh: str) -> dict[str, str]:
         )
         _, first_use = BlacklistedToken.objects.get_or_create(token=outstanding)
         if first_use:
+            if family is not None:
+                # For the profile's list of sign-ins: when this one was last used.
+                TokenFamily.objects.filter(pk=family).update(last_used_at=timezone.now())
             pair = {"access": str(token.access_token)}
             token.set_jti()
             token.set_exp()
@@ -285,13 +290,21 @@ def token_family_revoke(*, user_id: int, family: uuid.UUID) -> None:
     transaction.on_commit(lambda: publish.notify_user(user_id, notice))
 
 
+@transaction.atomic
+def sign_in_end(*, user: User, family: uuid.UUID) -> None:
+    """End one of the user's own API sign-ins from the profile: its tokens stop, its sockets close."""
+    if not TokenFamily.objects.filter(pk=family, user=user, revoked_at__isnull=True).exists():
+        raise NotFound("No such sign-in.")
+    token_family_revoke(user_id=user.pk, family=family)
+
+
 def session_end(*, user_id: int, session_key: str) -> None:
     """Close the sockets opened with a browser session that just logged out (4001)."""
     publish.notify_user(user_id, {"type": SESSION_ENDED, "session": session_key})
 
 
 @transaction.atomic
-def user_sign_out_everywhere(*, user: User) -> User:
+def user_sign_out_everywhere(*, user: User, request: HttpRequest | None = None) -> User:
     """End every sign-in of the user's: access and refresh tokens, browser sessions, open sockets (4001).
 
     Raising the token version refuses every token minted before and changes
@@ -300,6 +313,7 @@ def user_sign_out_everywhere(*, user: User) -> User:
     User.objects.filter(pk=user.pk).update(token_version=F("token_version") + 1)
     user.refresh_from_db(fields=["token_version"])
     refresh_tokens_revoke_all(user=user)
+    security_events.record(user=user, kind=SecurityLogEntry.Kind.SIGNED_OUT_EVERYWHERE, request=request)
     user_id = user.pk
     transaction.on_commit(lambda: publish.notify_user(user_id, {"type": SESSION_ENDED}))
     return user
@@ -428,12 +442,12 @@ def user_erase(*, user: User, actor: User, reason: str, via: str = "admin") -> U
     return user
 
 
-def tokens_for(user: User) -> dict[str, str]:
+def tokens_for(user: User, *, user_agent: str = "", ip: str | None = None) -> dict[str, str]:
     """Start a sign-in for an active user: an access and refresh pair of a new family."""
     # simplejwt's for_user() does not check is_active (CVE-2024-22513).
     if not user.is_active:
         raise Invalid("This account is inactive.")
-    refresh = refresh_token_issue(user)
+    refresh = refresh_token_issue(user, user_agent=user_agent, ip=ip)
     return {"access": str(refresh.access_token), "refresh": str(refresh)}
 
 

@@ -36,9 +36,12 @@ VERSION_CLAIM = "ver"
 FAMILY_CLAIM = "fam"
 
 
-def refresh_token_issue(user: User) -> RefreshToken:
-    """Start a sign-in: a new family and its first refresh token (its `access_token` goes with it)."""
-    family = TokenFamily.objects.create(user=user)
+def refresh_token_issue(user: User, *, user_agent: str = "", ip: str | None = None) -> RefreshToken:
+    """Start a sign-in: a new family and its first refresh token (its `access_token` goes with it).
+
+    `user_agent` and `ip` say where it began, for the profile's list of sign-ins.
+    """
+    family = TokenFamily.objects.create(user=user, user_agent=user_agent, ip=ip, version=user.token_version)
     token = RefreshToken()
     token[api_settings.USER_ID_CLAIM] = str(user.pk)
     token[VERSION_CLAIM] = user.token_version

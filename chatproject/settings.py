@@ -100,6 +100,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # REQUIRE_2FA_FOR_STAFF: the admin only for staff with two-factor on.
+    "accounts.middleware.StaffTwoFactorMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last: it calls the view, and again if its database connection was lost and that is safe.
     "core.dbretry.DatabaseRetryMiddleware",
@@ -279,6 +281,30 @@ LOGIN_URL = "/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/login/"
 
+# Two-factor sign-in (accounts.mfa, docs/security.md#two-factor-sign-in).
+# How long the ticket between a right password and the second factor lives.
+MFA_TOKEN_SECONDS = env.int("MFA_TOKEN_SECONDS", default=300)
+# The name authenticator apps show next to the account.
+MFA_ISSUER = env.str("MFA_ISSUER", default="Chat")
+# Passkeys (accounts.passkeys): the relying party. Empty: the host and origin each request came to.
+WEBAUTHN_RP_ID = env.str("WEBAUTHN_RP_ID", default="")
+WEBAUTHN_ORIGINS = env.list("WEBAUTHN_ORIGINS", default=[])
+# Single sign-on with an OpenID Connect provider (accounts.oidc), on when OIDC_ISSUER and OIDC_CLIENT_ID are set.
+OIDC_ISSUER = env.str("OIDC_ISSUER", default="")
+OIDC_CLIENT_ID = env.str("OIDC_CLIENT_ID", default="")
+OIDC_CLIENT_SECRET = env.str("OIDC_CLIENT_SECRET", default="")
+OIDC_NAME = env.str("OIDC_NAME", default="single sign-on")
+# Password sign-in (and sign-up) off for everyone but staff, with a provider configured.
+SSO_ONLY = env.bool("SSO_ONLY", default=False)
+# What mozilla-django-oidc reads besides (the endpoints come from discovery).
+OIDC_RP_SCOPES = "openid email profile"
+OIDC_USE_PKCE = True
+OIDC_TIMEOUT = 5
+OIDC_AUTHENTICATION_CALLBACK_URL = "oidc-callback"
+AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend", "accounts.oidc.OIDCBackend"]
+# Staff reach the admin only with two-factor on (accounts.middleware).
+REQUIRE_2FA_FOR_STAFF = env.bool("REQUIRE_2FA_FOR_STAFF", default=False)
+
 # --- REST API ------------------------------------------------------------------------
 
 REST_FRAMEWORK = {
@@ -326,7 +352,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
-    "ENUM_NAME_OVERRIDES": {"RoleEnum": "rooms.models.Membership.Role"},
+    "ENUM_NAME_OVERRIDES": {
+        "RoleEnum": "rooms.models.Membership.Role",
+        # Rooms had the only "kind" field first: its enum keeps the plain name.
+        "KindEnum": "rooms.models.Room.Kind",
+        "SecurityEventKindEnum": "accounts.models.SecurityLogEntry.Kind",
+    },
     # Path ids use the bounded `id` converter (chatproject.urls): integers from 1 to core.api.ID_MAX.
     "PATH_CONVERTER_OVERRIDES": {"id": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}},
 }
@@ -431,6 +462,8 @@ AUTH_RATE_LIMITS = {
     "login": {"ip": "30/m", "username": "10/5m"},
     "refresh": {"ip": "60/m", "username": "30/m"},
     "password": {"ip": "30/h", "username": "10/h"},
+    # Wrong second-factor codes (accounts.mfa): only failures count, per account ("user:<id>").
+    "mfa": {"ip": "30/10m", "username": "5/5m"},
 }
 # What one user may send, over REST and all their sockets together: messages
 # posted and typing notices, "count/period" with a fixed window (core.ratelimit).

@@ -3,7 +3,10 @@ from django.urls import include, path, re_path, register_converter
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.views import SpectacularAPIView
 
+from accounts import oidc
 from accounts import views as account_pages
+from accounts.api import mfa_views as accounts_mfa
+from accounts.api import passkey_views as accounts_passkeys
 from accounts.api import views as accounts
 from core import errors, health
 from core.api import ID_MAX
@@ -44,6 +47,21 @@ api_v1 = [
     path("auth/token/", accounts.TokenView.as_view(), name="token"),
     path("auth/token/refresh/", accounts.TokenRefresh.as_view(), name="token-refresh"),
     path("auth/logout/", accounts.LogoutView.as_view(), name="logout"),
+    # Two-factor sign-in (accounts.mfa).
+    path("auth/token/mfa/", accounts_mfa.TokenMfaView.as_view(), name="token-mfa"),
+    path("auth/2fa/", accounts_mfa.MfaView.as_view(), name="mfa"),
+    path("auth/2fa/totp/", accounts_mfa.TotpBeginView.as_view(), name="mfa-totp"),
+    path("auth/2fa/totp/confirm/", accounts_mfa.TotpConfirmView.as_view(), name="mfa-totp-confirm"),
+    path("auth/2fa/recovery-codes/", accounts_mfa.RecoveryCodesView.as_view(), name="mfa-recovery-codes"),
+    path("auth/security/", accounts_mfa.SecurityView.as_view(), name="security"),
+    path("auth/webauthn/register/options/", accounts_passkeys.RegisterOptionsView.as_view(), name="passkey-options"),
+    path("auth/webauthn/register/verify/", accounts_passkeys.RegisterVerifyView.as_view(), name="passkey-reg-verify"),
+    path("auth/webauthn/login/options/", accounts_passkeys.LoginOptionsView.as_view(), name="passkey-login-options"),
+    path("auth/webauthn/login/verify/", accounts_passkeys.LoginVerifyView.as_view(), name="passkey-login-verify"),
+    path("auth/webauthn/passkeys/", accounts_passkeys.PasskeyListView.as_view(), name="passkeys"),
+    path("auth/webauthn/passkeys/<id:passkey_id>/", accounts_passkeys.PasskeyDetailView.as_view(), name="passkey"),
+    # A sign-in is named by its token family's UUID, not a database integer id.
+    path("auth/sign-ins/<uuid:sign_in>/", accounts_mfa.SignInDetailView.as_view(), name="sign-in"),
     path("users/me/", accounts.MeView.as_view(), name="me"),
     path("users/", accounts.UserListView.as_view(), name="users"),
     path("users/<id:user_id>/", accounts.UserDetailView.as_view(), name="user"),
@@ -87,6 +105,11 @@ urlpatterns = [
     path("login/", account_pages.login_page, name="login"),
     path("logout/", account_pages.logout_page, name="logout"),
     path("profile/", account_pages.profile, name="profile"),
+    path("login/code/", account_pages.login_code, name="login-code"),
+    path("login/passkey/", account_pages.login_passkey, name="login-passkey"),
+    path("oidc/authenticate/", oidc.sign_in_request, name="oidc-authenticate"),
+    path("oidc/callback/", oidc.sign_in_callback, name="oidc-callback"),
+    path("profile/two-factor/", account_pages.two_factor, name="two-factor"),
     # Unknown API paths answer JSON, in DEBUG too, so clients can always parse the reply.
     # CSRF-exempt like every API view: a POST to a wrong API path is a JSON 404, not an HTML 403.
     re_path(r"^api/", csrf_exempt(errors.not_found)),

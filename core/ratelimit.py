@@ -73,6 +73,44 @@ def attempt(request: HttpRequest, *, action: str, username: object = None) -> No
         raise RateLimited(wait=max(waits))
 
 
+def _failure_keys(username: object) -> list[tuple[str, str | Callable[..., str]]]:
+    name = _normalised(username)
+    keys: list[tuple[str, str | Callable[..., str]]] = [("ip", "ip")]
+    if name:
+        keys.append(("username", lambda group, request: name))
+    return keys
+
+
+def failures_check(request: HttpRequest, *, action: str, username: object) -> None:
+    """Raise RateLimited while the failures counted for `action` (`failure_count`) are at their limit.
+
+    Unlike `attempt`, this counts nothing: only failures spend the budget, so
+    someone who types their second-factor code right every time is never held back.
+    """
+    if not settings.RATELIMIT_ENABLE:
+        return
+    rates: dict[str, str] = settings.AUTH_RATE_LIMITS[action]
+    waits: list[float] = []
+    for kind, key in _failure_keys(username):
+        if kind not in rates:
+            continue
+        usage = get_usage(request, group=f"auth.{action}.{kind}", key=key, rate=rates[kind], increment=False)
+        if usage is not None and usage["count"] >= usage["limit"]:
+            waits.append(max(1, int(usage["time_left"])))
+    if waits:
+        raise RateLimited(wait=max(waits))
+
+
+def failure_count(request: HttpRequest, *, action: str, username: object) -> None:
+    """Count one failure at `action` from this address and for this username (see `failures_check`)."""
+    if not settings.RATELIMIT_ENABLE:
+        return
+    rates: dict[str, str] = settings.AUTH_RATE_LIMITS[action]
+    for kind, key in _failure_keys(username):
+        if kind in rates:
+            get_usage(request, group=f"auth.{action}.{kind}", key=key, rate=rates[kind], increment=True)
+
+
 def limit_form(action: str) -> Callable[[Callable[..., HttpResponseBase]], Callable[..., HttpResponseBase]]:
     """Apply the `action` limits to a form view's POSTs (the admin's log-in, the web UI's): a 429 page past them."""
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from django.conf import settings
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -15,7 +16,7 @@ from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.state import token_backend
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
-from accounts import selectors, services
+from accounts import oidc, selectors, services
 from accounts.api.serializers import (
     LogoutInput,
     MeSerializer,
@@ -23,14 +24,18 @@ from accounts.api.serializers import (
     RegisterInput,
     RegisterOutput,
     TokenObtainInput,
+    TokenPairSerializer,
     TokenRefreshInput,
+    TokenRefusedSerializer,
     UserDetailSerializer,
     UserPageSerializer,
 )
 from accounts.payloads import me_payload, user_detail_payload, user_payload
 from accounts.requests import AuthedRequest
+from accounts.signin import MfaRequired
 from core import ratelimit
 from core.api import LIMIT_PARAMETER, page_body, page_limit, query_int, query_text
+from core.errors import Forbidden
 
 
 def _field(request: Request, name: str) -> object:
@@ -45,6 +50,8 @@ class RegisterView(APIView):
     def post(self, request: Request) -> Response:
         # Per address and per username: account farming and name squatting.
         ratelimit.attempt(request, action="register", username=_field(request, "username"))
+        if oidc.sso_only():
+            raise Forbidden(f"Accounts are made by signing in with {settings.OIDC_NAME}.")
         data = RegisterInput(data=request.data)
         data.is_valid(raise_exception=True)
         user = services.user_register(**data.validated_data)
@@ -61,10 +68,22 @@ class TokenView(TokenObtainPairView):
 
     serializer_class = TokenObtainInput  # type: ignore[assignment]
 
+    @extend_schema(
+        responses={
+            200: TokenPairSerializer,
+            401: OpenApiResponse(
+                TokenRefusedSerializer,
+                description="A wrong password; or (code mfa_required) a right one for an account with two-factor on",
+            ),
+        }
+    )
     def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         # Password guessing: per address, and per username across addresses.
         ratelimit.attempt(request, action="login", username=_field(request, "username"))
-        return super().post(request, *args, **kwargs)
+        try:
+            return super().post(request, *args, **kwargs)
+        except MfaRequired as required:
+            return Response(required.body, status=status.HTTP_401_UNAUTHORIZED)
 
 
 class TokenRefresh(TokenRefreshView):
@@ -101,7 +120,7 @@ class LogoutView(APIView):
         data.is_valid(raise_exception=True)
         services.refresh_token_revoke(user=request.user, refresh=data.validated_data["refresh"])
         if data.validated_data["everywhere"]:
-            services.user_sign_out_everywhere(user=request.user)
+            services.user_sign_out_everywhere(user=request.user, request=request)
         return Response(status=status.HTTP_205_RESET_CONTENT)
 
 

@@ -16,6 +16,7 @@ after every request.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -67,6 +68,24 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("api:users", "GET"): same("401 200 200 200 200 200 200"),
     ("api:user", "GET"): same("401 200 200 200 200 200 200"),
     ("api:presence", "GET"): same("401 200 200 200 200 200 200"),
+    # Two-factor sign-in, passkeys and the security overview: the caller's own, nobody else's.
+    # Nobody here has two-factor on: turning it off or renewing codes is a 409, confirming
+    # with nothing begun a 400; the second step with a forged ticket is a 401 for anyone.
+    ("api:token-mfa", "POST"): same("401 401 401 401 401 401 401"),
+    ("api:mfa", "GET"): same("401 200 200 200 200 200 200"),
+    ("api:mfa", "DELETE"): same("401 409 409 409 409 409 409"),
+    ("api:mfa-totp", "POST"): same("401 200 200 200 200 200 200"),
+    ("api:mfa-totp-confirm", "POST"): same("401 400 400 400 400 400 400"),
+    ("api:mfa-recovery-codes", "POST"): same("401 409 409 409 409 409 409"),
+    ("api:security", "GET"): same("401 200 200 200 200 200 200"),
+    ("api:sign-in", "DELETE"): same("401 404 404 404 404 404 404"),
+    ("api:passkey-options", "POST"): same("401 200 200 200 200 200 200"),
+    ("api:passkey-reg-verify", "POST"): same("401 400 400 400 400 400 400"),
+    ("api:passkeys", "GET"): same("401 200 200 200 200 200 200"),
+    ("api:passkey", "PATCH"): same("401 404 404 404 404 404 404"),
+    ("api:passkey", "DELETE"): same("401 404 404 404 404 404 404"),
+    ("api:passkey-login-options", "POST"): same("200 200 200 200 200 200 200"),
+    ("api:passkey-login-verify", "POST"): same("400 400 400 400 400 400 400"),
     # Rooms.
     ("api:rooms", "GET"): same("401 200 200 200 200 200 200"),
     ("api:rooms", "POST"): same("401 201 201 201 201 201 201"),
@@ -183,6 +202,11 @@ NOT_API = {
     "password-change": "web UI page",
     "settings": "web UI page",
     "profile": "web UI page",
+    "two-factor": "web UI page (accounts/tests/test_two_factor.py)",
+    "login-code": "web UI page, the log-in's second step (accounts/tests/test_two_factor.py)",
+    "login-passkey": "web UI log-in with a passkey (accounts/tests/test_passkeys.py)",
+    "oidc-authenticate": "single sign-on redirect (accounts/tests/test_sso.py)",
+    "oidc-callback": "single sign-on callback (accounts/tests/test_sso.py)",
 }
 
 
@@ -260,6 +284,13 @@ BODIES: dict[tuple[str, str], Body] = {
     ("api:message", "PATCH"): {"body": "edited by the matrix"},
     ("api:message-reactions", "POST"): {"emoji": "🎉"},
     ("api:message-report", "POST"): {"reason": "matrix"},
+    ("api:token-mfa", "POST"): {"mfa_token": "forged", "code": "123456"},
+    ("api:mfa", "DELETE"): {"code": "123456"},
+    ("api:mfa-totp-confirm", "POST"): {"code": "123456"},
+    ("api:mfa-recovery-codes", "POST"): {"code": "123456"},
+    ("api:passkey-reg-verify", "POST"): {"credential": {}, "name": "matrix"},
+    ("api:passkey", "PATCH"): {"name": "matrix"},
+    ("api:passkey-login-verify", "POST"): {"credential": {}},
 }
 
 QUERIES: dict[tuple[str, str], Callable[[World], dict[str, str]]] = {
@@ -275,6 +306,10 @@ def _path_kwargs(name: str, world: World, variant: str, params: list[str]) -> di
             values[param] = world.rooms[variant].pk
         elif param == "message_id":
             values[param] = world.messages[variant].pk
+        elif param == "sign_in":
+            values[param] = uuid.UUID(int=1)  # nobody's sign-in
+        elif param == "passkey_id":
+            values[param] = 1  # nobody has a passkey in this world
         elif param == "emoji":
             values[param] = "👍"
         elif param == "user_id":
