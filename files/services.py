@@ -42,7 +42,11 @@ class TooLarge(ServiceError):
 
 
 def mib(size: int) -> str:
-    return f"{size / 2**20:.1f}".removesuffix(".0") + " MiB"
+    """A size for people: "25 MiB", "1.5 GiB", "900 KiB"."""
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if size >= scale:
+            return f"{size / scale:.1f}".removesuffix(".0") + f" {unit}"
+    return f"{size} bytes"
 
 
 def too_large_error() -> TooLarge:

@@ -117,7 +117,9 @@ def _local_response(handle: IO[bytes], *, size: int, content_type: str, range_he
     span = _parse_range(range_header, size)
     if span == "unsatisfiable":
         handle.close()
-        refusal = HttpResponse(status=416)
+        refusal = HttpResponse(
+            b'{"detail": "The range starts past the end of the file."}', status=416, content_type="application/json"
+        )
         refusal["Content-Range"] = f"bytes */{size}"
         return refusal
     if span is None:

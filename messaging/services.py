@@ -195,7 +195,7 @@ def _message_insert(
     attached = files_services.attachments_claim(
         file_ids=file_ids, uploader=author, room_id=room_id, message_id=message.pk
     )
-    message._prefetched_objects_cache["attachments"] = _as_prefetched(attached)  # type: ignore[attr-defined]
+    message._prefetched_objects_cache["attachments"] = _as_prefetched(message, attached)  # type: ignore[attr-defined]
     if mentioned:
         # Drops the cached mentions, so the payload reads them back.
         message.mentions.set(mentioned)
@@ -211,9 +211,9 @@ def _message_insert(
     return message, True
 
 
-def _as_prefetched(files: list[StoredFile]) -> object:
-    """A queryset already holding `files`, as a prefetch would leave it: the payload reads them without a query."""
-    holder = StoredFile.objects.none()
+def _as_prefetched(message: Message, files: list[StoredFile]) -> object:
+    """The message's attachments queryset already holding `files`, as a prefetch leaves it: read without a query."""
+    holder = StoredFile.objects.filter(message=message).order_by("position")
     holder._result_cache = list(files)  # type: ignore[attr-defined]
     holder._prefetch_done = True  # type: ignore[attr-defined]
     return holder
