@@ -42,6 +42,11 @@ class UploadView(APIView):
         # Streamed to a temporary file, and stopped once past the limit (files.uploads).
         request._request.upload_handlers = [SizeLimitedUploadHandler(request._request)]
         upload = request.FILES.get("file")
+        unknown = sorted(set(request.data) - {"file"})
+        if unknown:
+            if upload is not None:
+                upload.close()
+            raise Invalid(dict.fromkeys(unknown, "Unknown field."))
         if upload is None:
             raise Invalid({"file": "Send the file as multipart form data, in the field 'file'."})
         try:

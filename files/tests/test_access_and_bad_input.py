@@ -297,7 +297,7 @@ def test_a_truncated_multipart_body_is_a_clear_400(alice, lobby, client_for):
 
 
 def test_no_file_field_is_a_clear_400(alice, lobby, client_for):
-    response = client_for(alice).post(f"/api/v1/rooms/{lobby.pk}/uploads/", {"other": "x"}, format="multipart")
+    response = client_for(alice).post(f"/api/v1/rooms/{lobby.pk}/uploads/", {}, format="multipart")
     assert response.status_code == 400
     assert "file" in response.json()
 
@@ -365,3 +365,14 @@ def test_the_asgi_gate_refuses_a_large_upload_without_reading_its_body(alice, lo
     async_to_sync(application)(scope, receive, send)
     assert sent[0]["status"] == 413
     assert b"too large" in sent[1]["body"]  # type: ignore[operator]
+
+
+def test_an_unknown_form_field_is_refused(alice, lobby, client_for):
+    handle = io.BytesIO(PDF)
+    handle.name = "a.pdf"
+    response = client_for(alice).post(
+        f"/api/v1/rooms/{lobby.pk}/uploads/", {"file": handle, "extra": "1"}, format="multipart"
+    )
+    assert response.status_code == 400
+    assert response.json() == {"extra": ["Unknown field."]}
+    assert not StoredFile.objects.exists()
