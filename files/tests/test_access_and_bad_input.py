@@ -376,3 +376,31 @@ def test_an_unknown_form_field_is_refused(alice, lobby, client_for):
     assert response.status_code == 400
     assert response.json() == {"extra": ["Unknown field."]}
     assert not StoredFile.objects.exists()
+
+
+def test_behind_nginx_the_proxy_sends_the_file_after_the_check(shared, bob, mallory, client_for, settings):
+    settings.FILES_ACCEL_REDIRECT = "accel"
+    response = get(client_for, bob, shared)
+    assert response.status_code == 200
+    stored = StoredFile.objects.get(pk=shared)
+    assert response["X-Accel-Redirect"] == f"/protected-files/{stored.key}"
+    assert response.content == b""
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert response["Content-Disposition"].startswith("inline")
+    assert "X-Accel-Redirect" not in get(client_for, mallory, shared)
+
+
+def test_with_sendfile_the_proxy_gets_the_files_path(shared, bob, client_for, settings):
+    from files.storage import files_storage
+
+    settings.FILES_ACCEL_REDIRECT = "sendfile"
+    response = get(client_for, bob, shared)
+    assert response["X-Sendfile"] == files_storage().path(StoredFile.objects.get(pk=shared).key)
+
+
+def test_head_answers_the_size_without_the_bytes(shared, bob, client_for):
+    response = client_for(bob).head(f"/api/v1/files/{shared}/")
+    assert response.status_code == 200
+    assert response["Content-Length"] == str(len(PDF))
+    assert response["Accept-Ranges"] == "bytes"
+    assert response.content == b""
