@@ -17,7 +17,7 @@ from typing import IO, Any
 from django.conf import settings
 from django.core.files import File
 from django.db import transaction
-from django.db.models import Sum
+from django.db.models import Q, Sum
 from django.utils import timezone
 from rest_framework import status
 
@@ -286,9 +286,10 @@ def orphans_remove(*, older_than: timedelta = timedelta(hours=24), batch: int = 
 
 
 def retention_remove(*, batch: int = 500) -> int:
-    """Remove the files of messages deleted more than FILE_RETENTION_DAYS ago; return how many."""
+    """Remove the files of messages (or rooms) deleted more than FILE_RETENTION_DAYS ago; return how many."""
     cutoff = timezone.now() - timedelta(days=settings.FILE_RETENTION_DAYS)
-    return _remove_batches(lambda: StoredFile.objects.filter(message__deleted_at__lt=cutoff).order_by("pk")[:batch])
+    expired = Q(message__deleted_at__lt=cutoff) | Q(room__deleted_at__lt=cutoff)
+    return _remove_batches(lambda: StoredFile.objects.filter(expired).order_by("pk")[:batch])
 
 
 def _remove_batches(select: Callable[[], Any], *, deadline_seconds: float = 60.0) -> int:

@@ -116,3 +116,12 @@ def test_uploads_and_thumbnail_latency_are_in_metrics(upload, alice, lobby, clie
     text = client.get("/metrics").content.decode()
     assert 'chat_file_uploads_total{kind="image"}' in text
     assert "chat_file_thumbnail_latency_seconds_count" in text
+
+
+def test_the_sweep_removes_a_deleted_rooms_files_after_the_retention(posted, lobby):
+    from rooms.models import Room
+
+    Room.objects.filter(pk=lobby.pk).update(deleted_at=timezone.now() - timedelta(days=31))
+    assert files_sweep.call() == {"orphans": 0, "expired": 1}
+    run_jobs()
+    assert not files_storage().exists(posted.key)
