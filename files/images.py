@@ -81,8 +81,10 @@ def _image(upload: IO[bytes]) -> Sniffed:
         clean = io.BytesIO()
         animated = getattr(image, "is_animated", False)
         if animated and image_format in ("GIF", "WEBP"):
-            # Frames are kept; these formats carry no EXIF orientation to apply.
-            image.save(clean, format=image_format, save_all=True)
+            # Frames are kept; these formats carry no EXIF orientation to apply. Metadata goes.
+            for key in ("exif", "comment", "xmp", "extension"):
+                image.info.pop(key, None)
+            image.save(clean, format=image_format, save_all=True, exif=b"", xmp=b"")
             width, height = image.width, image.height
         else:
             image.load()

@@ -404,3 +404,14 @@ def test_head_answers_the_size_without_the_bytes(shared, bob, client_for):
     assert response["Content-Length"] == str(len(PDF))
     assert response["Accept-Ranges"] == "bytes"
     assert response.content == b""
+
+
+def test_an_animated_gif_loses_its_comment(upload, alice, lobby, client_for):
+    frames = [Image.new("RGB", (40, 20), colour) for colour in ((255, 0, 0), (0, 0, 255))]
+    out = io.BytesIO()
+    frames[0].save(out, format="GIF", save_all=True, append_images=frames[1:], comment=b"home: 52.5N 13.4E")
+    assert b"52.5N" in out.getvalue()
+    payload = upload(alice, lobby, out.getvalue(), "wave.gif").json()
+    stored = body_of(get(client_for, alice, payload["id"]))
+    assert b"52.5N" not in stored
+    assert Image.open(io.BytesIO(stored)).n_frames == 2
