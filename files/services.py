@@ -298,7 +298,7 @@ def _remove_batches(select: Callable[[], Any], *, deadline_seconds: float = 60.0
     # Bounded: a batch at a time, for at most a minute; the next run takes the rest.
     while time.monotonic() - started < deadline_seconds:
         with transaction.atomic():
-            files = list(select().select_for_update(skip_locked=True))
+            files = list(select().select_for_update(skip_locked=True, of=("self",)))
             if not files:
                 break
             _forget(files)
