@@ -59,8 +59,8 @@ def _protect(response: HttpResponseBase, *, content_type: str, name: str) -> Htt
     response["Content-Disposition"] = content_disposition_header(not inline, download_name(name)) or "attachment"
     response["X-Content-Type-Options"] = "nosniff"
     response["Content-Security-Policy"] = FILE_CSP
-    # Who may read it is checked at every request: no shared cache keeps a copy.
-    response["Cache-Control"] = "private, max-age=300"
+    # Who may read it is checked at every request: no shared cache keeps a copy, and a browser asks again.
+    response["Cache-Control"] = "private, no-cache"
     response["Cross-Origin-Resource-Policy"] = "same-origin"
     return response
 
