@@ -45,7 +45,8 @@ from messaging.services import message_post
 from rest_framework_simplejwt.tokens import AccessToken
 from rooms import services
 spec = json.load(open(os.environ["BENCH_SEED_SPEC"]))
-people = [User.objects.create_user(username=f"{spec['prefix']}p{i}", email="", password=None) for i in range(spec["people"])]
+names = [f"{spec['prefix']}p{i}" for i in range(spec["people"])]
+people = [User.objects.create_user(username=name, email="", password=None) for name in names]
 room = services.room_create(creator=people[0], name=f"{spec['prefix']} photos")
 for person in people[1:]:
     services.room_join(user=person, room=room)
