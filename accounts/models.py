@@ -245,6 +245,7 @@ class ModerationAction(models.Model):
         USER_MFA_RESET = "user.mfa_reset", "reset an account's two-factor sign-in"
         REPORT_RESOLVE = "report.resolve", "resolved a report"
         REPORT_DISMISS = "report.dismiss", "dismissed a report"
+        FILE_DELETE = "file.delete", "deleted a file"
 
     created_at = models.DateTimeField(auto_now_add=True)
     actor = models.ForeignKey(

@@ -16,6 +16,7 @@ after every request.
 
 from __future__ import annotations
 
+import io
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from rest_framework.test import APIClient
 from accounts.models import User
 from accounts.services import tokens_for
 from conftest import PASSWORD
+from files.services import thumbnail_store, upload_store
 from messaging.models import Message
 from messaging.services import message_post, reaction_add
 from rooms import services as rooms
@@ -184,6 +186,13 @@ MATRIX: dict[tuple[str, str], Row] = {
         "401 404 404 400 201 201 404",
     ),
     ("api:search-messages", "GET"): same("401 200 200 200 200 200 200"),
+    # Files: uploads like posting; a file (bob's, on his message) only for the room's members, 404 for all others.
+    ("api:room-uploads", "POST"): Row(
+        "401 403 403 201 201 201 403",
+        "401 404 404 201 201 201 404",
+    ),
+    ("api:file", "GET"): same("401 404 404 200 200 200 404"),
+    ("api:file-thumbnail", "GET"): same("401 404 404 200 200 200 404"),
     # The OpenAPI document and its browsable docs are public.
     ("schema", "GET"): same("200 200 200 200 200 200 200"),
     ("docs", "GET"): same("200 200 200 200 200 200 200"),
@@ -218,6 +227,7 @@ class World:
     users: dict[str, User]
     rooms: dict[str, Room]
     messages: dict[str, Message]
+    files: dict[str, int]
     banned: User
     target: User
     newcomer: User
@@ -242,16 +252,33 @@ def world(db: None) -> World:
     rooms.room_join(user=people["other_member"], room=elsewhere)
     made: dict[str, Room] = {}
     messages: dict[str, Message] = {}
+    files: dict[str, int] = {}
     for variant in VARIANTS:
         room = rooms.room_create(creator=people["owner"], name=f"Room {variant}", visibility=variant)
         for user in (people["admin"], people["member"], target, banned):
             rooms.member_add(actor=people["owner"], room=room, user_id=user.pk)
         rooms.member_set_role(actor=people["owner"], room=room, user_id=people["admin"].pk, role="admin")
         rooms.member_ban(actor=people["owner"], room=room, user_id=banned.pk, reason="matrix")
-        message, _ = message_post(room=room, author=people["member"], body="hello matrix")
+        image = upload_store(room_id=room.pk, uploader=people["member"], upload=_png(), name="m.png", size=len(PNG))
+        message, _ = message_post(room=room, author=people["member"], body="hello matrix", attachments=[image.pk])
+        thumbnail_store(image.pk)
         reaction_add(user=people["member"], message=message, emoji="👍")
-        made[variant], messages[variant] = room, message
-    return World(users=people, rooms=made, messages=messages, banned=banned, target=target, newcomer=newcomer)
+        made[variant], messages[variant], files[variant] = room, message, image.pk
+    return World(
+        users=people, rooms=made, messages=messages, files=files, banned=banned, target=target, newcomer=newcomer
+    )
+
+
+PNG = (
+    b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x00\x00\x00\x00:~\x9bU"
+    b"\x00\x00\x00\nIDATx\x9cc`\x00\x00\x00\x02\x00\x01H\xaf\xa4q\x00\x00\x00\x00IEND\xaeB`\x82"
+)
+
+
+def _png() -> io.BytesIO:
+    handle = io.BytesIO(PNG)
+    handle.name = "matrix.png"
+    return handle
 
 
 # --- Requests -----------------------------------------------------------------------------------
@@ -291,7 +318,10 @@ BODIES: dict[tuple[str, str], Body] = {
     ("api:passkey-reg-verify", "POST"): {"credential": {}, "name": "matrix"},
     ("api:passkey", "PATCH"): {"name": "matrix"},
     ("api:passkey-login-verify", "POST"): {"credential": {}},
+    ("api:room-uploads", "POST"): lambda w, v, c: {"file": _png()},
 }
+# Sent as multipart form data; everything else as JSON.
+MULTIPART = {("api:room-uploads", "POST")}
 
 QUERIES: dict[tuple[str, str], Callable[[World], dict[str, str]]] = {
     ("api:search-messages", "GET"): lambda w: {"q": "hello"},
@@ -310,6 +340,8 @@ def _path_kwargs(name: str, world: World, variant: str, params: list[str]) -> di
             values[param] = uuid.UUID(int=1)  # nobody's sign-in
         elif param == "passkey_id":
             values[param] = 1  # nobody has a passkey in this world
+        elif param == "file_id":
+            values[param] = world.files[variant]
         elif param == "emoji":
             values[param] = "👍"
         elif param == "user_id":
@@ -398,7 +430,8 @@ def _call(world: World, name: str, method: str, variant: str, caller_kind: str) 
         body = body(world, variant, caller)
     query = QUERIES.get((name, method), lambda w: {})(world)
     client = _client(caller)
-    response = client.get(url, query) if method == "GET" else getattr(client, method.lower())(url, body, format="json")
+    kind = "multipart" if (name, method) in MULTIPART else "json"
+    response = client.get(url, query) if method == "GET" else getattr(client, method.lower())(url, body, format=kind)
     return response.status_code
 
 
