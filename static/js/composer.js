@@ -3,7 +3,12 @@
 // message shows at once, tied to a client_id, and joins its room's queue in
 // the outbox (outbox.js), which sends in the order typed. A retry reuses the
 // client_id, so the server never stores it twice.
+//
+// Files (attachments.js) join the message being written from the attach
+// button, a paste or a drop on the conversation; they upload at once, and the
+// message carries their ids through the same queue once they are all up.
 
+import { AttachmentTray } from "./attachments.js";
 import { $ } from "./dom.js";
 
 const TYPING_EVERY_MS = 3000;
@@ -16,7 +21,7 @@ function newClientId() {
 }
 
 export class Composer {
-  constructor(store, { socket, outbox, timeline, maxLength }) {
+  constructor(store, { socket, outbox, timeline, maxLength, uploadMaxBytes }) {
     this.store = store;
     this.socket = socket;
     this.outbox = outbox;
@@ -36,6 +41,77 @@ export class Composer {
     });
     this.input.addEventListener("keydown", (event) => this.onKey(event));
     this.input.addEventListener("input", () => this.onInput());
+
+    this.tray = new AttachmentTray({
+      list: $("#composer-attachments"),
+      status: $("#upload-status"),
+      maxBytes: uploadMaxBytes,
+      onChange: () => {
+        if (this.error.textContent && !this.tray.summary().uploading) this.setError("");
+      },
+    });
+    const picker = $("#attach-input");
+    $("#attach-button").addEventListener("click", () => picker.click());
+    picker.addEventListener("change", () => {
+      this.attach([...picker.files]);
+      picker.value = "";
+    });
+    this.input.addEventListener("paste", (event) => this.onPaste(event));
+    this.wireDrop($("#room-view"), $("#drop-zone"));
+  }
+
+  /** Attach files to the message being written in the open room. */
+  attach(files) {
+    if (!files.length || this.roomId === undefined || this.form.hidden) return;
+    this.tray.add(files);
+    this.input.focus();
+  }
+
+  onPaste(event) {
+    const files = [...(event.clipboardData?.files ?? [])];
+    if (!files.length) return; // plain text pastes as text
+    event.preventDefault();
+    const stamp = new Date().toISOString().slice(0, 19).replace("T", " ").replaceAll(":", ".");
+    // A pasted screenshot is called "image.png" whatever it shows: give it a name worth keeping.
+    this.attach(
+      files.map((file) =>
+        file.name && file.name !== "image.png"
+          ? file
+          : new File([file], `Pasted image ${stamp}.${file.type.split("/")[1] || "png"}`, { type: file.type }),
+      ),
+    );
+  }
+
+  /** Files dragged over the conversation show where they would go; dropped, they are attached. */
+  wireDrop(area, zone) {
+    let depth = 0; // dragenter/leave fire for every child crossed
+    const carriesFiles = (event) => [...(event.dataTransfer?.types ?? [])].includes("Files");
+    const hide = () => {
+      depth = 0;
+      zone.hidden = true;
+    };
+    area.addEventListener("dragenter", (event) => {
+      if (!carriesFiles(event) || this.form.hidden) return;
+      event.preventDefault();
+      depth += 1;
+      zone.hidden = false;
+    });
+    area.addEventListener("dragover", (event) => {
+      if (!carriesFiles(event) || this.form.hidden) return;
+      event.preventDefault();
+      event.dataTransfer.dropEffect = "copy";
+    });
+    area.addEventListener("dragleave", () => {
+      depth -= 1;
+      if (depth <= 0) hide();
+    });
+    area.addEventListener("drop", (event) => {
+      hide();
+      const files = [...(event.dataTransfer?.files ?? [])];
+      if (!files.length || this.form.hidden) return;
+      event.preventDefault();
+      this.attach(files);
+    });
   }
 
   /** Point the composer at a room, keeping each room's unsent draft. */
@@ -48,6 +124,7 @@ export class Composer {
     this.input.value = this.drafts.get(room.id) ?? "";
     this.setError("");
     this.onInput({ typing: false });
+    this.tray.show(room.id);
   }
 
   focus() {
@@ -92,7 +169,17 @@ export class Composer {
 
   submit() {
     const body = this.input.value.trim();
-    if (!body) return;
+    const files = this.tray.summary();
+    if (!body && !files.ready.length && !files.uploading && !files.failed) return;
+    if (files.uploading) {
+      const which = files.uploading === 1 ? "the file" : `${files.uploading} files`;
+      this.setError(`Wait for ${which} to finish uploading, or cancel the upload.`);
+      return;
+    }
+    if (files.failed) {
+      this.setError("A file could not be uploaded: retry it or remove it before sending.");
+      return;
+    }
     // Counted in code points, as the server counts.
     const length = [...body].length;
     if (length > this.maxLength) {
@@ -107,7 +194,8 @@ export class Composer {
     this.drafts.delete(this.roomId);
     this.onInput({ typing: false });
     this.lastTypingSent = 0;
-    this.outbox.enqueue(this.roomId, newClientId(), body);
+    this.tray.clear();
+    this.outbox.enqueue(this.roomId, newClientId(), body, files.ready);
     this.timeline.scrollToBottom();
   }
 }

@@ -39,16 +39,23 @@ export class Outbox {
     });
   }
 
-  /** Queue a message behind the room's others and show it at once. */
-  enqueue(roomId, clientId, body) {
-    this.store.addPending(roomId, clientId, body);
+  /** Queue a message (with its uploaded files, if any) behind the room's others and show it at once. */
+  enqueue(roomId, clientId, body, attachments = []) {
+    this.store.addPending(roomId, clientId, body, attachments);
+  }
+
+  /** What to post for a queued item: the same fields over the socket and over REST. */
+  static content(item) {
+    const content = { body: item.body, client_id: item.clientId };
+    if (item.attachments.length) content.attachments = item.attachments.map((file) => file.id);
+    return content;
   }
 
   /** Send the room's first message if it is ready to go and nothing is on its way. */
   pump(roomId) {
     const head = this.head(roomId);
     if (!head || head.state !== "queued" || head.notBefore > Date.now()) return;
-    const frame = { type: "message.send", room: roomId, body: head.body, client_id: head.clientId };
+    const frame = { type: "message.send", room: roomId, ...Outbox.content(head) };
     if (!this.socket.send(frame)) {
       this.fail(head, { error: NO_CONNECTION, retryable: true });
       return;
@@ -116,7 +123,7 @@ export class Outbox {
       return;
     }
     const retryable = TRANSIENT_CODES.has(frame.code);
-    const error = frame.fields?.body ?? (retryable ? "the server could not take it just now" : frame.detail);
+    const error = frame.fields?.body ?? frame.fields?.attachments ?? (retryable ? "the server could not take it just now" : frame.detail);
     this.fail(item, { error, retryable });
   }
 
@@ -133,12 +140,12 @@ export class Outbox {
     this.clearTimer(item.clientId);
     if (this.find(item.clientId) !== item) return; // settled meanwhile
     try {
-      const message = await api.post(`rooms/${item.roomId}/messages/`, { body: item.body, client_id: item.clientId });
+      const message = await api.post(`rooms/${item.roomId}/messages/`, Outbox.content(item));
       this.store.upsertMessage(message);
     } catch (error) {
       if (!(error instanceof ApiError)) throw error;
       if (this.find(item.clientId) !== item) return;
-      const reason = error.status === 0 ? NO_CONNECTION : (error.fields.body ?? error.message);
+      const reason = error.status === 0 ? NO_CONNECTION : (error.fields.body ?? error.fields.attachments ?? error.message);
       this.fail(item, { error: reason, retryable: error.retryable });
     }
   }

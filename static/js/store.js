@@ -195,11 +195,12 @@ export class Store extends EventTarget {
     return pending;
   }
 
-  addPending(roomId, clientId, body) {
+  addPending(roomId, clientId, body, attachments = []) {
     this.pendingFor(roomId).set(clientId, {
       clientId,
       roomId,
       body,
+      attachments,
       state: "queued",
       error: "",
       retryable: true,

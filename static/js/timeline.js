@@ -3,6 +3,7 @@
 // deletes, reactions, and the messages still being sent (with Retry).
 
 import { ApiError, api } from "./api.js";
+import { ImageViewer, attachmentList, formatSize } from "./attachments.js";
 import { $, h, hueClass, initials, mentionsUser, safeHtml, toast, userLabel } from "./dom.js";
 import { clockTime, dayKey, dayLabel, fullTime } from "./time.js";
 
@@ -29,6 +30,7 @@ export class Timeline {
     this.pendingList = $("#pending-list");
     this.status = $("#history-status");
     this.picker = $("#reaction-picker");
+    this.viewer = new ImageViewer($("#image-viewer"));
     this.roomId = null;
     this.dividerBefore = null; // id of the first unread message when the room was opened
     this.editing = null; // {id, element}
@@ -383,6 +385,7 @@ export class Timeline {
           h("time", { datetime: message.created_at, title: fullTime(created), text: clockTime(created) }),
         ),
         body,
+        attachmentList(message, { onOpenImage: (files, index) => this.viewer.open(files, index) }),
         this.reactionList(message),
       ),
       actions,
@@ -468,7 +471,14 @@ export class Timeline {
             text: clockTime(item.createdAt),
           }),
         ),
-        h("div", { class: "message-body pending-body", text: item.body }),
+        item.body ? h("div", { class: "message-body pending-body", text: item.body }) : null,
+        item.attachments.length
+          ? h(
+              "ul",
+              { class: "pending-files", "aria-label": "Files" },
+              item.attachments.map((file) => h("li", { text: `${file.name} (${formatSize(file.size)})` })),
+            )
+          : null,
         failed
           ? h(
               "p",
