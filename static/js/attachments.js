@@ -229,9 +229,12 @@ export class AttachmentTray {
 
   /** Take a file off the message (cancelling its upload if it is still going). */
   remove(item) {
+    const hadFocus = item.element?.contains(document.activeElement);
     item.cancel?.();
     this.items(item.roomId).delete(item.key);
     this.render();
+    // Its buttons are gone: keep keyboard users in the message box rather than nowhere.
+    if (hadFocus) document.getElementById("composer-input")?.focus();
     this.onChange();
   }
 
@@ -483,8 +486,13 @@ export class ImageViewer {
     });
     dialog.addEventListener("close", () => {
       this.image.removeAttribute("src");
-      // Back to the preview that opened it, so keyboard users keep their place.
-      if (this.opener?.isConnected) this.opener.focus();
+      // Back to the preview that opened it, so keyboard users keep their place
+      // (found again by file id if its message was redrawn meanwhile).
+      const fileId = this.opener?.dataset?.fileId;
+      const opener = this.opener?.isConnected
+        ? this.opener
+        : fileId && document.querySelector(`.image-preview[data-file-id="${CSS.escape(fileId)}"]`);
+      if (opener) opener.focus();
       else document.getElementById("composer-input")?.focus();
       this.opener = null;
     });

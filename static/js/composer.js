@@ -90,6 +90,12 @@ export class Composer {
       depth = 0;
       zone.hidden = true;
     };
+    // A file dropped anywhere else must not make the browser open it in place of the chat (and lose the draft).
+    for (const type of ["dragover", "drop"]) {
+      window.addEventListener(type, (event) => {
+        if (carriesFiles(event)) event.preventDefault();
+      });
+    }
     area.addEventListener("dragenter", (event) => {
       if (!carriesFiles(event) || this.form.hidden) return;
       event.preventDefault();
