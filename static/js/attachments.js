@@ -115,16 +115,16 @@ export function uploadFailure(error, { maxBytes }) {
   if (!(error instanceof ApiError)) return String(error);
   if (error.status === 0) {
     return navigator.onLine === false
-      ? "you are offline. Retry once you are connected again."
-      : "could not reach the server. Check your connection and retry.";
+      ? "You are offline. Retry once you are connected again."
+      : "Could not reach the server. Check your connection and retry.";
   }
   const detail = error.fields.file ?? error.message;
   if (error.status === 413) {
     // The server names the reason (the size limit or the storage quota); without a body, it is the size.
-    return error.body ? detail : `the file is too big: the limit is ${formatSize(maxBytes)}.`;
+    return error.body ? detail : `The file is too big: the limit is ${formatSize(maxBytes)}.`;
   }
-  if (error.status === 429) return "too many uploads at once. Wait a moment and retry.";
-  if (error.status === 404 || error.status === 403) return "you can no longer post files in this room.";
+  if (error.status === 429) return "Too many uploads at once. Wait a moment and retry.";
+  if (error.status === 404 || error.status === 403) return "You can no longer post files in this room.";
   return detail;
 }
 
@@ -171,10 +171,10 @@ export class AttachmentTray {
       this.element(item);
       if (file.type.startsWith("image/") && file.size <= LOCAL_PREVIEW_MAX_BYTES) this.readPreview(item);
       // Refused here what the server would refuse anyway, without sending a byte.
-      if (file.size === 0) this.failed(item, "the file is empty.", { retryable: false });
+      if (file.size === 0) this.failed(item, "The file is empty.", { retryable: false });
       else if (file.size > this.maxBytes) {
         const sizes = `${formatSize(file.size)}, the limit is ${formatSize(this.maxBytes)}`;
-        this.failed(item, `the file is too big: ${sizes}.`, { retryable: false });
+        this.failed(item, `The file is too big: ${sizes}.`, { retryable: false });
       } else this.start(item);
     }
     this.render();
@@ -222,7 +222,7 @@ export class AttachmentTray {
     item.error = reason;
     item.retryable = retryable;
     item.cancel = null;
-    this.announce(`${item.file.name} was not uploaded: ${reason}`);
+    this.announce(`${item.file.name} was not uploaded. ${reason}`);
     this.update(item, { rebuild: true });
     this.onChange();
   }
@@ -326,7 +326,7 @@ export class AttachmentTray {
       );
     } else if (item.state === "failed") {
       parts.push(
-        h("span", { class: "tray-status tray-error", text: `Not uploaded: ${item.error}` }),
+        h("span", { class: "tray-status tray-error", text: `Not uploaded. ${item.error}` }),
         item.retryable
           ? h("button", {
               type: "button",

@@ -14,6 +14,8 @@ import { $ } from "./dom.js";
 const TYPING_EVERY_MS = 3000;
 // Show the remaining characters once this close to the limit.
 const COUNT_FROM = 0.9;
+// The most files one message may carry (the server refuses more).
+const ATTACHMENTS_MAX = 10;
 
 function newClientId() {
   if (crypto.randomUUID) return crypto.randomUUID();
@@ -184,6 +186,11 @@ export class Composer {
     }
     if (files.failed) {
       this.setError("A file could not be uploaded: retry it or remove it before sending.");
+      return;
+    }
+    if (files.ready.length > ATTACHMENTS_MAX) {
+      const extra = files.ready.length - ATTACHMENTS_MAX;
+      this.setError(`At most ${ATTACHMENTS_MAX} files go in one message: remove ${extra} and send them in another.`);
       return;
     }
     // Counted in code points, as the server counts.
