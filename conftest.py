@@ -232,6 +232,17 @@ def _fast_password_hashing(settings):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(autouse=True)
+def _files_in_a_temporary_folder(settings, tmp_path_factory):  # type: ignore[no-untyped-def]
+    """Uploads of every test go to a folder of their own, never the checkout's media/."""
+    storages = dict(settings.STORAGES)
+    if storages["files"]["BACKEND"].endswith("FileSystemStorage"):
+        location = tmp_path_factory.mktemp("media")
+        settings.MEDIA_ROOT = location
+        storages["files"] = {**storages["files"], "OPTIONS": {"location": str(location), "base_url": None}}
+        settings.STORAGES = storages
+
+
+@pytest.fixture(autouse=True)
 def _fresh_rate_limits(settings):  # type: ignore[no-untyped-def]
     """Start every test's rate-limit counters from zero (limits stay on: RATELIMIT_ENABLE is untouched).
 

@@ -145,6 +145,7 @@ class ModerationAction(models.Model):
         USER_ERASE = "user.erase", "erased an account's personal data"
         REPORT_RESOLVE = "report.resolve", "resolved a report"
         REPORT_DISMISS = "report.dismiss", "dismissed a report"
+        FILE_DELETE = "file.delete", "deleted a file"
 
     created_at = models.DateTimeField(auto_now_add=True)
     actor = models.ForeignKey(

@@ -78,6 +78,7 @@ INSTALLED_APPS = [
     "jobs",
     "accounts",
     "rooms",
+    "files",
     "messaging",
     "realtime",
     "web",
@@ -415,6 +416,56 @@ if HTTPS_ONLY:
 # around it; TLS_PROXY=0 when Daphne terminates TLS (make run-tls).
 if env.bool("TLS_PROXY", default=not DEBUG):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# --- Files (files/) --------------------------------------------------------------
+
+# The local folder uploads are kept in, unless S3_BUCKET names an object store.
+MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(BASE_DIR / "media")))
+S3_BUCKET = env.str("S3_BUCKET", default="")
+_files_storage: dict[str, object]
+if S3_BUCKET:
+    _files_storage = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": S3_BUCKET,
+            "endpoint_url": env.str("S3_ENDPOINT_URL", default="") or None,
+            "access_key": env.str("S3_ACCESS_KEY_ID", default="") or None,
+            "secret_key": env.str("S3_SECRET_ACCESS_KEY", default="") or None,
+            "region_name": env.str("S3_REGION", default="") or None,
+            # Downloads redirect to a URL signed for at most five minutes; objects stay private.
+            "querystring_auth": True,
+            "querystring_expire": 300,
+            "default_acl": None,
+            "file_overwrite": False,
+            "addressing_style": env.str("S3_ADDRESSING_STYLE", default="path"),
+            "signature_version": "s3v4",
+        },
+    }
+else:
+    _files_storage = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(MEDIA_ROOT), "base_url": None},
+    }
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "files": _files_storage,
+}
+# One upload's largest size, and what one user may keep in all (bytes).
+UPLOAD_MAX_BYTES = env.int("UPLOAD_MAX_BYTES", default=25 * 1024 * 1024)
+UPLOAD_QUOTA_BYTES = env.int("UPLOAD_QUOTA_BYTES", default=1024 * 1024 * 1024)
+# Uploads one user may start, "count/period" (core.ratelimit).
+USER_UPLOAD_RATE = env.str("USER_UPLOAD_RATE", default="30/m")
+# Images larger than this many pixels are stored as plain files (a decompression bomb otherwise).
+IMAGE_MAX_PIXELS = env.int("IMAGE_MAX_PIXELS", default=50_000_000)
+# A deleted message's files stay this long for moderation, then leave storage.
+FILE_RETENTION_DAYS = env.int("FILE_RETENTION_DAYS", default=30)
+# Behind nginx ("accel": X-Accel-Redirect to /protected-files/) or Apache/Caddy ("sendfile": X-Sendfile)
+# the proxy sends local files itself; empty: Django streams them.
+FILES_ACCEL_REDIRECT = env.str("FILES_ACCEL_REDIRECT", default="")
+FILES_ACCEL_PREFIX = env.str("FILES_ACCEL_PREFIX", default="/protected-files/")
+# Uploads above this spill from memory to a temporary file as they arrive.
+FILE_UPLOAD_MAX_MEMORY_SIZE = 256 * 1024
 
 # --- Rate limits ------------------------------------------------------------------------
 

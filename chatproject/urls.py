@@ -9,6 +9,7 @@ from core import errors, health
 from core.api import ID_MAX
 from core.ratelimit import limit_form_login
 from core.security import ApiDocsView
+from files.api import views as files
 from messaging.api import views as messaging
 from realtime import views as realtime_views
 from rooms.api import views as rooms
@@ -70,6 +71,10 @@ api_v1 = [
     ),
     path("messages/<id:message_id>/report/", messaging.ReportView.as_view(), name="message-report"),
     path("search/messages/", messaging.SearchView.as_view(), name="search-messages"),
+    # Files: upload into a room, then download while the message is visible to the caller.
+    path("rooms/<id:room_id>/uploads/", files.UploadView.as_view(), name="room-uploads"),
+    path("files/<id:file_id>/", files.FileView.as_view(), name="file"),
+    path("files/<id:file_id>/thumbnail/", files.ThumbnailView.as_view(), name="file-thumbnail"),
 ]
 
 urlpatterns = [

@@ -165,7 +165,9 @@ class ApiErrorsMiddleware:
         try:
             request.get_host()
             # Read now: Django refuses a body over the limit, chunked ones too, as it reads it.
-            request.body  # noqa: B018 (kept on the request for the view)
+            # Not a multipart upload: its files stream to disk as parsed, never whole into memory.
+            if request.content_type != "multipart/form-data":
+                request.body  # noqa: B018 (kept on the request for the view)
         except SuspiciousOperation as exc:
             status_code, detail = suspicious_refusal(exc)
             return JsonResponse({"detail": detail}, status=status_code)

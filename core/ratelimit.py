@@ -210,3 +210,29 @@ def send_budget_require(user_id: int) -> None:
     wait = send_budget_spend(user_id)
     if wait is not None:
         raise RateLimited(detail="Too many messages. Slow down.", wait=math.ceil(wait))
+
+
+# --- Uploads --------------------------------------------------------------------------------
+
+
+def upload_budget_require(user_id: int) -> None:
+    """Count one upload against settings.USER_UPLOAD_RATE, or raise RateLimited (429 with Retry-After).
+
+    Its own fixed window, apart from the sending budget: a burst of files is
+    refused without slowing the user's messages.
+    """
+    if not settings.RATELIMIT_ENABLE:
+        return
+    allowed, seconds = parse_rate(settings.USER_UPLOAD_RATE)
+    now = time.time()
+    window = int(now // seconds)
+    key = f"{settings.RATELIMIT_CACHE_PREFIX}upload:{user_id}:{window}"
+    try:
+        cache.add(key, 0, seconds)
+        count = cache.incr(key)
+    except Exception:
+        _cache_unreachable()
+        return
+    if count > allowed:
+        wait = math.ceil((window + 1) * seconds - now)
+        raise RateLimited(detail="Too many uploads at once. Wait a moment and try again.", wait=max(1, wait))

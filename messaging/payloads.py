@@ -4,6 +4,7 @@ from typing import TypedDict
 
 from accounts.payloads import UserPayload, user_payload
 from core.wire import isoformat
+from files.payloads import FilePayload, file_payload
 from messaging.models import Message, MessageEdit, Report
 
 
@@ -26,6 +27,7 @@ class MessagePayload(TypedDict):
     deleted: bool
     reactions: list[ReactionPayload]
     mentions: list[int]
+    attachments: list[FilePayload]
 
 
 class EditPayload(TypedDict):
@@ -93,4 +95,6 @@ def message_payload(message: Message, *, new: bool = False) -> MessagePayload:
         "deleted": deleted,
         "reactions": [] if deleted or new else reactions_payload(message),
         "mentions": [] if deleted else mention_ids(message),
+        # Prefetched in position order (messaging.selectors.messages_with_details).
+        "attachments": [] if deleted else [file_payload(stored) for stored in message.attachments.all()],
     }

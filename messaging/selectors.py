@@ -11,6 +11,7 @@ from django.db.models.lookups import LessThanOrEqual
 
 from accounts.models import User
 from core.errors import NotFound
+from files.models import StoredFile
 from messaging.models import Message, MessageEdit, Reaction
 from rooms.models import Membership, Room
 from rooms.selectors import member_room_ids, membership_require
@@ -23,6 +24,7 @@ def messages_with_details() -> QuerySet[Message]:
     return Message.objects.select_related("author").prefetch_related(
         Prefetch("reactions", queryset=Reaction.objects.order_by("id")),
         Prefetch("mentions", queryset=User.objects.only("id")),
+        Prefetch("attachments", queryset=StoredFile.objects.order_by("position")),
     )
 
 

@@ -18,6 +18,8 @@ from accounts.payloads import user_payload
 from accounts.services import moderation_record
 from core.errors import Forbidden, Invalid, NotFound
 from core.text import has_visible_character
+from files import services as files_services
+from files.models import StoredFile
 from messaging import markdown
 from messaging.models import Message, MessageEdit, Reaction, Report
 from messaging.payloads import message_payload
@@ -137,20 +139,33 @@ def _require_live(message: Message) -> None:
 
 
 def message_post(
-    *, room: Room | int, author: User, body: object, client_id: object = None, parent: object = None
+    *,
+    room: Room | int,
+    author: User,
+    body: object = "",
+    client_id: object = None,
+    parent: object = None,
+    attachments: object = None,
 ) -> tuple[Message, bool]:
     """Save a message, or return the one this client_id already made; return it and whether it is new.
 
-    The broadcast goes out after commit. A concurrent retry with the same
-    client_id waits on the unique index, then finds the first message.
+    `attachments` lists the author's uploads into the room (files app); with
+    any, the body may be empty. The broadcast goes out after commit. A
+    concurrent retry with the same client_id waits on the unique index, then
+    finds the first message.
     """
-    clean_text = clean_body(body)
+    file_ids = files_services.clean_attachment_ids(attachments)
+    # With files attached, no text is needed: an empty or missing body stays empty.
+    without_text = body is None or (isinstance(body, str) and not body.strip())
+    clean_text = "" if file_ids and without_text else clean_body(body)
     clean_id = clean_client_id(client_id)
     if parent is not None and (not isinstance(parent, int) or isinstance(parent, bool) or parent < 1):
         raise Invalid({"parent": "Must be a message id."})
     room_id = room if isinstance(room, int) else room.pk
     try:
-        return _message_insert(room_id=room_id, author=author, body=clean_text, client_id=clean_id, parent_id=parent)
+        return _message_insert(
+            room_id=room_id, author=author, body=clean_text, client_id=clean_id, parent_id=parent, file_ids=file_ids
+        )
     except IntegrityError:
         if clean_id is None:
             raise
@@ -162,13 +177,13 @@ def message_post(
 
 @transaction.atomic
 def _message_insert(
-    *, room_id: int, author: User, body: str, client_id: str | None, parent_id: int | None
+    *, room_id: int, author: User, body: str, client_id: str | None, parent_id: int | None, file_ids: list[int]
 ) -> tuple[Message, bool]:
     # From the cache when it can: a post's only other statements are its two inserts.
     membership_cache.require_member(user=author, room_id=room_id)
     if parent_id is not None and not Message.objects.filter(pk=parent_id, room_id=room_id).exists():
         raise Invalid({"parent": "No such message in this room."})
-    html, mentioned = _render(body, room_id=room_id)
+    html, mentioned = _render(body, room_id=room_id) if body else ("", [])
     # A retry with a client_id already used fails on the unique index; message_post
     # then returns the first message. Not looked up first: retries are rare, posts are not.
     message = Message.objects.create(
@@ -177,6 +192,10 @@ def _message_insert(
     message.author = author
     # A new message has no reactions; skip the prefetch query (callers may still read them).
     message._prefetched_objects_cache = {"reactions": Reaction.objects.none()}  # type: ignore[attr-defined]
+    attached = files_services.attachments_claim(
+        file_ids=file_ids, uploader=author, room_id=room_id, message_id=message.pk
+    )
+    message._prefetched_objects_cache["attachments"] = _as_prefetched(message, attached)  # type: ignore[attr-defined]
     if mentioned:
         # Drops the cached mentions, so the payload reads them back.
         message.mentions.set(mentioned)
@@ -190,6 +209,32 @@ def _message_insert(
         payload={"room": room_id, "message": dict(message_payload(message, new=True))},
     )
     return message, True
+
+
+def _as_prefetched(message: Message, files: list[StoredFile]) -> object:
+    """The message's attachments queryset already holding `files`, as a prefetch leaves it: read without a query."""
+    holder = StoredFile.objects.filter(message=message).order_by("position")
+    holder._result_cache = list(files)  # type: ignore[attr-defined]
+    holder._prefetch_done = True  # type: ignore[attr-defined]
+    return holder
+
+
+def attachments_announce(message_id: int, actor_id: int | None) -> None:
+    """Record message.updated for a message whose attachments changed (a thumbnail made, a file removed).
+
+    Registered with files.services at start-up, and run in the files
+    service's transaction.
+    """
+    fresh = message_reload(message_id)
+    if fresh.deleted:
+        return
+    event_record(
+        type=Event.Type.MESSAGE_UPDATED,
+        room=fresh.room_id,
+        actor_id=actor_id,
+        message_id=fresh.pk,
+        payload={"room": fresh.room_id, "message": dict(message_payload(fresh))},
+    )
 
 
 # --- Editing and deleting ----------------------------------------------------------------

@@ -26,11 +26,13 @@ ALLOWED: dict[str, set[str]] = {
     "jobs": {"core"},
     "accounts": {"core", "jobs"},
     "rooms": {"core", "jobs", "accounts"},
-    "messaging": {"core", "jobs", "accounts", "rooms"},
-    "realtime": {"core", "jobs", "accounts", "rooms", "messaging"},
-    "web": {"core", "jobs", "accounts", "rooms", "messaging"},
+    # Files (uploads, storage, serving) sit below messaging, which attaches them to messages.
+    "files": {"core", "jobs", "accounts", "rooms"},
+    "messaging": {"core", "jobs", "accounts", "rooms", "files"},
+    "realtime": {"core", "jobs", "accounts", "rooms", "files", "messaging"},
+    "web": {"core", "jobs", "accounts", "rooms", "files", "messaging"},
     "client": set(),
-    "chatproject": {"core", "jobs", "accounts", "rooms", "messaging", "realtime", "web"},
+    "chatproject": {"core", "jobs", "accounts", "rooms", "files", "messaging", "realtime", "web"},
 }
 PROJECT_PACKAGES = set(ALLOWED)
 

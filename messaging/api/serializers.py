@@ -5,6 +5,8 @@ from rest_framework import serializers
 
 from accounts.api.serializers import UserSerializer
 from core.api import ID_MAX, StrictSerializer, TrimmedText, page_serializer
+from files.api.serializers import FileSerializer
+from files.services import ATTACHMENTS_MAX
 from messaging.services import CLIENT_ID_MAX, EMOJI_MAX
 
 
@@ -32,6 +34,7 @@ class MessageSerializer(serializers.Serializer):
         child=serializers.IntegerField(),
         help_text="Ids of the users the message @mentions, ascending; a mention is only ever read from here",
     )
+    attachments = FileSerializer(many=True, help_text="Files attached to the message, in order (empty when none)")
 
 
 MessagePageSerializer = page_serializer("MessagePageSerializer", MessageSerializer)
@@ -62,7 +65,20 @@ class StrictCharField(serializers.CharField):
 class MessagePostInput(StrictSerializer):
     # Length and emptiness are checked by the service, with the same messages
     # over REST and WebSocket; the cap here only bounds what is parsed.
-    body = TrimmedText(max_length=100_000, allow_blank=True, trim_whitespace=False, limit=settings.MESSAGE_MAX_LENGTH)
+    body = TrimmedText(
+        max_length=100_000,
+        allow_blank=True,
+        trim_whitespace=False,
+        limit=settings.MESSAGE_MAX_LENGTH,
+        required=False,
+        help_text="May be empty or left out when attachments are given",
+    )
+    attachments = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=ID_MAX),
+        required=False,
+        max_length=ATTACHMENTS_MAX,
+        help_text="Ids of the caller's uploads into this room, not attached before, in the order to show",
+    )
     client_id = StrictCharField(max_length=CLIENT_ID_MAX, required=False, allow_null=True, allow_blank=True)
     parent = serializers.IntegerField(  # type: ignore[assignment]  # a field, not Field.parent
         min_value=1, max_value=ID_MAX, required=False, allow_null=True

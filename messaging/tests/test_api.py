@@ -917,10 +917,10 @@ def test_search_refuses_bad_parameters(client_for, alice, params):
 
 # --- Query counts --------------------------------------------------------------------------
 
-# Authenticate, check membership, load the page, load its reactions, load its mentions.
-HISTORY_QUERIES = 5
-# Authenticate, load the page (the membership check is a subquery), load its reactions and mentions.
-SEARCH_QUERIES = 4
+# Authenticate, check membership, load the page, load its reactions, mentions and attachments.
+HISTORY_QUERIES = 6
+# Authenticate, load the page (the membership check is a subquery), load its reactions, mentions and attachments.
+SEARCH_QUERIES = 5
 
 
 @pytest.fixture
