@@ -15,6 +15,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from core.logs import ConnectionLogContext  # noqa: E402
 from core.sentry import wrap_websocket  # noqa: E402
+from files.asgi import upload_size_gate  # noqa: E402
 from realtime import daphne  # noqa: E402
 from realtime.auth import websocket_gate  # noqa: E402
 from realtime.delivery import doorbell  # noqa: E402
@@ -25,7 +26,8 @@ daphne.install()
 
 router = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        # An upload over the size limit is refused by its Content-Length, its body unread.
+        "http": upload_size_gate(django_asgi_app),
         # Outermost: a request id for every log line of the connection, then Sentry (when on).
         "websocket": ConnectionLogContext(wrap_websocket(websocket_gate(URLRouter(websocket_urlpatterns)))),
     }

@@ -340,3 +340,28 @@ def test_attachments_claim_keeps_the_given_order(upload, alice, lobby):
     message, _ = message_post(room=lobby, author=alice, body="three files", attachments=list(reversed(ids)))
     assert [stored.pk for stored in message.attachments.order_by("position")] == list(reversed(ids))
     assert attachments_claim(file_ids=[], uploader=alice, room_id=lobby.pk, message_id=message.pk) == []
+
+
+def test_the_asgi_gate_refuses_a_large_upload_without_reading_its_body(alice, lobby, settings):
+    from asgiref.sync import async_to_sync
+
+    from chatproject.asgi import application
+
+    settings.UPLOAD_MAX_BYTES = 1000
+    sent: list[dict[str, object]] = []
+
+    async def receive() -> dict[str, object]:
+        raise AssertionError("the body was read")
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": f"/api/v1/rooms/{lobby.pk}/uploads/",
+        "headers": [(b"content-length", b"50000000"), (b"host", b"127.0.0.1")],
+    }
+    async_to_sync(application)(scope, receive, send)
+    assert sent[0]["status"] == 413
+    assert b"too large" in sent[1]["body"]  # type: ignore[operator]
