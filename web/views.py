@@ -31,6 +31,6 @@ def chat(request: HttpRequest, room_id: int | None = None) -> HttpResponse:
         "max_length": settings.MESSAGE_MAX_LENGTH,
         "reactions": REACTIONS,
         # The page refuses a file over the limit before sending a byte of it.
-        "upload_max_bytes": getattr(settings, "UPLOAD_MAX_BYTES", 25 * 1024 * 1024),
+        "upload_max_bytes": settings.UPLOAD_MAX_BYTES,
     }
     return render(request, "chat/app.html", context)
