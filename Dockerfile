@@ -35,7 +35,8 @@ ENV CHAT_VERSION=${CHAT_VERSION} \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     DEBUG=0 \
-    SQLITE_PATH=/app/data/db.sqlite3
+    SQLITE_PATH=/app/data/db.sqlite3 \
+    MEDIA_ROOT=/app/data/media
 
 # A fixed uid, so orchestrators can check runAsNonRoot (deploy/k8s runs as 10001).
 RUN groupadd --system --gid 10001 chat \
@@ -67,8 +68,8 @@ RUN DEBUG=0 \
     SECRET_KEY=collectstatic-only-build-secret-never-used-to-sign-anything-0123456789 \
     ALLOWED_HOSTS=build.invalid \
     python manage.py collectstatic --noinput \
-    && mkdir -p /app/data \
-    && chown chat:chat /app/data
+    && mkdir -p /app/data/media \
+    && chown -R chat:chat /app/data
 
 USER chat
 

@@ -252,7 +252,7 @@ def test_no_secret_is_written_in_the_compose_file(compose: dict[str, Any]) -> No
     for path, value in walk(compose, ""):
         if re.search(r"SECRET|PASSWORD|TOKEN|DSN", path.rsplit(".", 1)[-1]):
             # The value may only come from .env, and a secret has no default.
-            assert re.fullmatch(r"\$\{[A-Z_]+(:\?[^}]*|:-)?\}", value), f"{path} = {value!r}"
+            assert re.fullmatch(r"\$\{[A-Z0-9_]+(:\?[^}]*|:-)?\}", value), f"{path} = {value!r}"
         assert not re.search(r"(?i)password=[^$]", value), path
 
 
