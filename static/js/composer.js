@@ -64,7 +64,7 @@ export class Composer {
 
   /** Attach files to the message being written in the open room. */
   attach(files) {
-    if (!files.length || this.roomId === undefined || this.form.hidden) return;
+    if (!files.length || this.roomId === undefined || this.form.hidden || this.input.disabled) return;
     this.tray.add(files);
     this.input.focus();
   }
@@ -72,7 +72,8 @@ export class Composer {
   onPaste(event) {
     const files = [...(event.clipboardData?.files ?? [])];
     if (!files.length) return; // plain text pastes as text
-    event.preventDefault();
+    // Text that came along (a file manager's path, a caption) still pastes; a picture alone does not leave its name.
+    if (!event.clipboardData.getData("text/plain")) event.preventDefault();
     const stamp = new Date().toISOString().slice(0, 19).replace("T", " ").replaceAll(":", ".");
     // A pasted screenshot is called "image.png" whatever it shows: give it a name worth keeping.
     this.attach(
