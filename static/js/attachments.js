@@ -167,6 +167,7 @@ export class AttachmentTray {
     for (const file of files) {
       const item = { key: `upload-${++trayKeys}`, roomId: this.roomId, file, loaded: 0, total: file.size };
       item.state = "uploading";
+      item.restart = () => this.start(item);
       this.items(item.roomId).set(item.key, item);
       this.element(item);
       if (file.type.startsWith("image/") && file.size <= LOCAL_PREVIEW_MAX_BYTES) this.readPreview(item);
@@ -197,6 +198,7 @@ export class AttachmentTray {
       item.loaded = loaded;
       item.total = total;
       this.update(item);
+      item.onProgress?.();
     });
     item.cancel = upload.cancel;
     this.update(item, { rebuild: true });
@@ -208,6 +210,7 @@ export class AttachmentTray {
         this.announce(`${item.file.name} uploaded.`);
         this.update(item, { rebuild: true });
         this.onChange();
+        item.onSettled?.();
       },
       (error) => {
         if (error instanceof UploadCancelled) return;
@@ -225,6 +228,7 @@ export class AttachmentTray {
     this.announce(`${item.file.name} was not uploaded. ${reason}`);
     this.update(item, { rebuild: true });
     this.onChange();
+    item.onSettled?.();
   }
 
   /** Take a file off the message (cancelling its upload if it is still going). */
@@ -238,20 +242,18 @@ export class AttachmentTray {
     this.onChange();
   }
 
-  /** What the open room's message can carry now: its stored files, and what is not ready yet. */
+  /** How many files the open room's message has, and how many of them failed. */
   summary(roomId = this.roomId) {
     const items = [...this.items(roomId).values()];
-    return {
-      ready: items.filter((item) => item.state === "ready").map((item) => item.stored),
-      uploading: items.filter((item) => item.state === "uploading").length,
-      failed: items.filter((item) => item.state === "failed").length,
-    };
+    return { count: items.length, failed: items.filter((item) => item.state === "failed").length };
   }
 
-  /** The message went: empty the room's tray. */
-  clear(roomId = this.roomId) {
+  /** The message is sent: hand its files over (uploads still going keep going) and empty the tray. */
+  take(roomId = this.roomId) {
+    const items = [...this.items(roomId).values()];
     this.items(roomId).clear();
     this.render();
+    return items;
   }
 
   announce(text) {

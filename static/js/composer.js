@@ -49,7 +49,8 @@ export class Composer {
       status: $("#upload-status"),
       maxBytes: uploadMaxBytes,
       onChange: () => {
-        if (this.error.textContent && !this.tray.summary().uploading) this.setError("");
+        const files = this.tray.summary();
+        if (this.fileError && !files.failed && files.count <= ATTACHMENTS_MAX) this.setError("");
       },
     });
     const picker = $("#attach-input");
@@ -141,8 +142,15 @@ export class Composer {
   }
 
   setError(text) {
+    this.fileError = false;
     this.error.textContent = text;
     this.input.setAttribute("aria-invalid", text ? "true" : "false");
+  }
+
+  /** An error about the attached files, cleared once they are put right. */
+  setFileError(text) {
+    this.setError(text);
+    this.fileError = true;
   }
 
   onKey(event) {
@@ -179,19 +187,14 @@ export class Composer {
   submit() {
     const body = this.input.value.trim();
     const files = this.tray.summary();
-    if (!body && !files.ready.length && !files.uploading && !files.failed) return;
-    if (files.uploading) {
-      const which = files.uploading === 1 ? "the file" : `${files.uploading} files`;
-      this.setError(`Wait for ${which} to finish uploading, or cancel the upload.`);
-      return;
-    }
+    if (!body && !files.count) return;
     if (files.failed) {
-      this.setError("A file could not be uploaded: retry it or remove it before sending.");
+      this.setFileError("A file could not be uploaded: retry it or remove it before sending.");
       return;
     }
-    if (files.ready.length > ATTACHMENTS_MAX) {
-      const extra = files.ready.length - ATTACHMENTS_MAX;
-      this.setError(`At most ${ATTACHMENTS_MAX} files go in one message: remove ${extra} and send them in another.`);
+    if (files.count > ATTACHMENTS_MAX) {
+      const extra = files.count - ATTACHMENTS_MAX;
+      this.setFileError(`At most ${ATTACHMENTS_MAX} files go in one message: remove ${extra} and send them in another.`);
       return;
     }
     // Counted in code points, as the server counts.
@@ -208,8 +211,8 @@ export class Composer {
     this.drafts.delete(this.roomId);
     this.onInput({ typing: false });
     this.lastTypingSent = 0;
-    this.tray.clear();
-    this.outbox.enqueue(this.roomId, newClientId(), body, files.ready);
+    // Files still uploading go with it: the message waits for them in its place in the queue.
+    this.outbox.enqueue(this.roomId, newClientId(), body, this.tray.take());
     this.timeline.scrollToBottom();
   }
 }

@@ -11,6 +11,10 @@
 // is overdue) is settled over REST with the same client_id: the server keeps
 // one copy whatever happened and returns it either way.
 //
+// A message may carry files (attachments.js) still uploading when it is
+// queued: it waits for them at its place in the queue, and fails, holding the
+// ones behind it, if one of them cannot be uploaded (Retry uploads it again).
+//
 // Item states (store.pending): queued → sending → (settled, removed) | failed.
 
 import { ApiError, api } from "./api.js";
@@ -39,22 +43,40 @@ export class Outbox {
     });
   }
 
-  /** Queue a message (with its uploaded files, if any) behind the room's others and show it at once. */
-  enqueue(roomId, clientId, body, attachments = []) {
-    this.store.addPending(roomId, clientId, body, attachments);
+  /** Queue a message (with its files, uploaded or on their way) behind the room's others and show it at once. */
+  enqueue(roomId, clientId, body, files = []) {
+    for (const file of files) {
+      // A file that finishes (or fails) may let the queue move on.
+      file.onSettled = () => this.store.emit("pending", { roomId });
+      file.onProgress = () =>
+        this.store.emit("upload", { roomId, key: file.key, loaded: file.loaded, total: file.total });
+    }
+    this.store.addPending(roomId, clientId, body, files);
   }
 
   /** What to post for a queued item: the same fields over the socket and over REST. */
   static content(item) {
     const content = { body: item.body, client_id: item.clientId };
-    if (item.attachments.length) content.attachments = item.attachments.map((file) => file.id);
+    if (item.files.length) content.attachments = item.files.map((file) => file.stored.id);
     return content;
+  }
+
+  /** Upload again the files of a message that could not be uploaded (when trying again can help). */
+  static restartFiles(item) {
+    for (const file of item.files) if (file.state === "failed" && file.retryable) file.restart();
   }
 
   /** Send the room's first message if it is ready to go and nothing is on its way. */
   pump(roomId) {
     const head = this.head(roomId);
     if (!head || head.state !== "queued" || head.notBefore > Date.now()) return;
+    const broken = head.files.find((file) => file.state === "failed");
+    if (broken) {
+      this.fail(head, { error: `${broken.file.name} was not uploaded. ${broken.error}`, retryable: broken.retryable });
+      return;
+    }
+    // Goes once its files are up: each one's news pumps the queue again.
+    if (head.files.some((file) => file.state !== "ready")) return;
     const frame = { type: "message.send", room: roomId, ...Outbox.content(head) };
     if (!this.socket.send(frame)) {
       this.fail(head, { error: NO_CONNECTION, retryable: true });
@@ -81,6 +103,7 @@ export class Outbox {
   /** The user asked to try a failed message again. */
   retry(item) {
     if (!navigator.onLine || this.socket.state === "stopped") return;
+    Outbox.restartFiles(item);
     if (this.socket.state !== "live") {
       // It goes by itself once connected.
       this.socket.reconnectNow();
@@ -98,6 +121,7 @@ export class Outbox {
         // Sent on a socket that closed before answering: a replay would have settled it.
         this.settleOverRest(head);
       } else if (head.state === "failed" && head.retryable) {
+        Outbox.restartFiles(head);
         this.store.updatePending(roomId, head.clientId, { state: "queued", error: "", notBefore: 0 });
       } else {
         this.pump(roomId);

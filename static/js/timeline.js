@@ -40,6 +40,9 @@ export class Timeline {
     store.addEventListener("pending", (event) => {
       if (event.detail.roomId === this.roomId) this.renderPending();
     });
+    store.addEventListener("upload", (event) => {
+      if (event.detail.roomId === this.roomId) this.showUploadProgress(event.detail);
+    });
     store.addEventListener("presence", () => this.refreshPresence());
     // Touch screens cannot hover: a tap on a message shows its actions.
     this.list.addEventListener("click", (event) => {
@@ -472,11 +475,24 @@ export class Timeline {
           }),
         ),
         item.body ? h("div", { class: "message-body pending-body", text: item.body }) : null,
-        item.attachments.length
+        item.files.length
           ? h(
               "ul",
               { class: "pending-files", "aria-label": "Files" },
-              item.attachments.map((file) => h("li", { text: `${file.name} (${formatSize(file.size)})` })),
+              item.files.map((file) =>
+                h(
+                  "li",
+                  { dataset: { uploadKey: file.key } },
+                  `${file.file.name} (${formatSize(file.file.size)}) `,
+                  file.state === "uploading"
+                    ? h("progress", {
+                        max: file.total || 1,
+                        value: file.loaded,
+                        "aria-label": `Uploading ${file.file.name}`,
+                      })
+                    : null,
+                ),
+              ),
             )
           : null,
         failed
@@ -490,12 +506,28 @@ export class Timeline {
               h("button", {
                 type: "button",
                 text: "Discard",
-                onclick: () => this.store.removePending(item.roomId, item.clientId),
+                onclick: () => {
+                  for (const file of item.files) file.cancel?.();
+                  this.store.removePending(item.roomId, item.clientId);
+                },
               }),
             )
-          : h("p", { class: "send-status", text: item.state === "sending" ? "Sending…" : "Waiting to send…" }),
+          : h("p", { class: "send-status", text: this.sendStatus(item) }),
       ),
     );
+  }
+
+  sendStatus(item) {
+    if (item.state === "sending") return "Sending…";
+    if (item.files.some((file) => file.state === "uploading")) return "Uploading files…";
+    return "Waiting to send…";
+  }
+
+  showUploadProgress({ key, loaded, total }) {
+    const progress = this.pendingList.querySelector(`li[data-upload-key="${CSS.escape(key)}"] progress`);
+    if (!progress) return;
+    progress.max = total || 1;
+    progress.value = loaded;
   }
 
   // --- Reactions ---------------------------------------------------------------------------------

@@ -17,8 +17,8 @@ import pytest
 from PIL import Image
 from playwright.sync_api import Page, expect
 
-from web.tests.browser.harness import REPO_ROOT, Server, unique
-from web.tests.browser.helpers import api_channel, composer, message
+from web.tests.browser.harness import REPO_ROOT, Server, call_api, unique
+from web.tests.browser.helpers import api_channel, composer, message, messages, send
 
 pytestmark = pytest.mark.browser
 
@@ -235,3 +235,36 @@ def test_a_failed_upload_says_why_and_retries_and_an_upload_can_be_cancelled_or_
     posted = message(page, "Shopping list")
     expect(posted.locator(".file-card")).to_have_count(1)
     expect(posted.locator(".file-card")).to_contain_text("notes.txt")
+
+
+def test_a_message_sent_while_its_file_uploads_waits_for_it_and_keeps_its_place(make_person, open_page, chat_server):
+    alice = make_person("alice")
+    room = api_channel(chat_server, alice, unique("queue"))
+    page = open_page(alice, f"/rooms/{room}/")
+    held: list[Any] = []
+    page.route(re.compile(r"/uploads/$"), lambda route: held.append(route))
+
+    drop_file(page, "plan.txt", "text/plain", b"The plan.\n")
+    expect(tray(page).get_by_role("progressbar", name="Uploading plan.txt")).to_be_visible()
+    send(page, "Here is the plan")
+    send(page, "Comments welcome")
+    # Both wait, in the order typed: the first for its file, the second for the first.
+    pending = page.locator("#pending-list article")
+    expect(pending).to_have_count(2)
+    expect(pending.nth(0)).to_contain_text("Uploading files…")
+    expect(pending.nth(0).get_by_role("progressbar", name="Uploading plan.txt")).to_be_visible()
+    expect(pending.nth(1)).to_contain_text("Waiting to send…")
+    for _ in range(50):  # the held upload reaches the route within moments
+        if held:
+            break
+        page.wait_for_timeout(100)
+    assert call_api(chat_server, "GET", f"rooms/{room}/messages/", token=alice.access)["results"] == []
+
+    held[0].continue_()
+    expect(pending).to_have_count(0)
+    expect(messages(page).locator(".message-body")).to_have_text(["Here is the plan", "Comments welcome"])
+    stored = call_api(chat_server, "GET", f"rooms/{room}/messages/", token=alice.access)["results"]
+    assert [message["body"] for message in stored] == ["Here is the plan", "Comments welcome"]
+    assert [file["name"] for file in stored[0]["attachments"]] == ["plan.txt"]
+    assert stored[1]["attachments"] == []
+    page.unroute(re.compile(r"/uploads/$"))
