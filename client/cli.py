@@ -302,6 +302,10 @@ def format_frame(frame: dict[str, Any], view: View) -> str | None:
             and previous.get("reactions") == message.get("reactions")
             and previous.get("attachments") != message.get("attachments")
         ):
+            kept = {file.get("id") for file in message.get("attachments") or []}
+            gone = [file.get("name", "?") for file in previous.get("attachments") or [] if file.get("id") not in kept]
+            if gone:
+                return f"[{label}] removed from {author}'s #{message['id']}: {', '.join(gone)}"
             return None  # only a thumbnail became ready: nothing to read in a terminal
         if previous is None or previous.get("body") != message.get("body"):
             if previous is None and not message.get("edited_at"):

@@ -341,6 +341,13 @@ def test_a_thumbnail_becoming_ready_prints_nothing() -> None:
     assert format_frame({"type": "message.updated", "room": 7, "message": message(attachments=[ready])}, view) is None
 
 
+def test_a_file_removed_by_a_moderator_is_reported() -> None:
+    view = view_of_bob()
+    format_frame({"type": "message.new", "room": 7, "message": message(attachments=[PHOTO, REPORT])}, view)
+    frame = {"type": "message.updated", "room": 7, "message": message(attachments=[PHOTO])}
+    assert format_frame(frame, view) == "[#general] removed from alice's #12: report.pdf"
+
+
 def test_sizes_read_as_people_say_them() -> None:
     assert [format_size(n) for n in (0, 1, 812, 1536, 25 * 1024 * 1024, 3 * 1024**3)] == [
         "0 bytes",

@@ -268,3 +268,31 @@ def test_a_message_sent_while_its_file_uploads_waits_for_it_and_keeps_its_place(
     assert [file["name"] for file in stored[0]["attachments"]] == ["plan.txt"]
     assert stored[1]["attachments"] == []
     page.unroute(re.compile(r"/uploads/$"))
+
+
+def test_a_sent_message_whose_file_fails_to_upload_holds_its_place_until_retried(make_person, open_page, chat_server):
+    alice = make_person("alice")
+    room = api_channel(chat_server, alice, unique("retry"))
+    page = open_page(alice, f"/rooms/{room}/")
+    page.watch.allow_console_error("ERR_FAILED")
+    held: list[Any] = []
+    page.route(re.compile(r"/uploads/$"), lambda route: held.append(route))
+
+    drop_file(page, "minutes.txt", "text/plain", b"Minutes.\n")
+    send(page, "The minutes")
+    send(page, "Read them before Friday")
+    for _ in range(50):  # the held upload reaches the route within moments
+        if held:
+            break
+        page.wait_for_timeout(100)
+    held[0].abort()  # the connection drops under the upload
+    page.unroute(re.compile(r"/uploads/$"))
+
+    pending = page.locator("#pending-list article")
+    expect(pending.nth(0)).to_contain_text("Not sent: minutes.txt was not uploaded. Could not reach the server.")
+    expect(pending.nth(1)).to_contain_text("Waiting to send…")
+    pending.nth(0).get_by_role("button", name="Retry").click()
+    expect(pending).to_have_count(0)
+    stored = call_api(chat_server, "GET", f"rooms/{room}/messages/", token=alice.access)["results"]
+    assert [message["body"] for message in stored] == ["The minutes", "Read them before Friday"]
+    assert [file["name"] for file in stored[0]["attachments"]] == ["minutes.txt"]
