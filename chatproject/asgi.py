@@ -15,14 +15,15 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from core.logs import ConnectionLogContext  # noqa: E402
 from core.sentry import wrap_websocket  # noqa: E402
-from files.asgi import upload_size_gate  # noqa: E402
+from files.asgi import refusal_for, upload_size_gate  # noqa: E402
 from realtime import daphne  # noqa: E402
 from realtime.auth import websocket_gate  # noqa: E402
 from realtime.delivery import doorbell  # noqa: E402
 from realtime.routing import websocket_urlpatterns  # noqa: E402
 
 # Adapt Daphne (close codes, shutdown, backpressure, direct writes); refuses to start where it cannot.
-daphne.install()
+# Uploads over the size limit are answered from their headers, before the body is received.
+daphne.install(refuse_early=refusal_for)
 
 router = ProtocolTypeRouter(
     {

@@ -29,15 +29,25 @@ def _content_length(scope: dict[str, Any]) -> int | None:
     return None
 
 
+def refusal_for(method: str, path: str, length: int | None) -> bytes | None:
+    """The JSON body of a 413 for a request refused by its declared size alone, else None.
+
+    Used here and by the Daphne adaptation that answers as soon as the
+    headers are in (realtime/daphne.py), before any of the body is received.
+    """
+    if method == "POST" and UPLOAD_PATH.match(path.split("?", 1)[0]) and declared_too_large(length):
+        return json.dumps({"detail": too_large_error().detail}).encode()
+    return None
+
+
 def upload_size_gate(app: ASGIApp) -> ASGIApp:
     async def gate(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if (
-            scope["type"] == "http"
-            and scope.get("method") == "POST"
-            and UPLOAD_PATH.match(scope.get("path", ""))
-            and declared_too_large(_content_length(scope))
-        ):
-            body = json.dumps({"detail": too_large_error().detail}).encode()
+        body = (
+            refusal_for(scope.get("method", ""), scope.get("path", ""), _content_length(scope))
+            if scope["type"] == "http"
+            else None
+        )
+        if body is not None:
             await send(
                 {
                     "type": "http.response.start",

@@ -29,6 +29,23 @@ What the patches do, and why (docs/performance.md has the measurements):
   without bound. A WebSocket send now waits while more than
   settings.WS_SEND_BUFFER_MAX bytes are buffered for its socket: the
   consumer's outbox then fills and drops it (4009).
+- Form bodies. Twisted parses every POST body typed multipart/form-data
+  (or urlencoded) into `request.args` before Daphne sees the request, all
+  in memory, though Daphne never reads `args` (it hands the raw body to the
+  application): a 20 MiB upload took the process 270 MiB above its resting
+  size. That parsing is skipped; Django parses the body itself, streaming
+  files to disk (bench/file_transfer.py, docs/performance.md).
+- Request bodies. Daphne reads a request's whole body (which Twisted keeps
+  in a temporary file past 100 KB) into 8 KiB messages and queues them all
+  at once for the application: a 20 MiB upload sat in memory as 2,560
+  chunks. The queue now keeps where each chunk lies in that file and reads
+  it when the application asks for it.
+- Early refusals. Twisted receives a request's whole body before Daphne
+  runs anything, so a 413 for an upload whose Content-Length is over the
+  limit came only after all of it had arrived. A refusal registered with
+  `install(refuse_early=...)` (files.asgi.refusal_for) is now answered as
+  soon as the headers are in; what the client still sends is read and
+  dropped, and the connection closes shortly after.
 - Direct writes. The event pump writes one event to hundreds of sockets;
   through the ASGI `send` each write is a coroutine, a Daphne dispatch and
   autobahn framing the same text again. Daphne's protocol object goes in
@@ -50,6 +67,7 @@ import asyncio
 import faulthandler
 import functools
 import inspect
+import io
 import logging
 import os
 import socket as stdlib_socket
@@ -58,6 +76,7 @@ import threading
 import time
 import weakref
 from collections import deque
+from collections.abc import Callable
 from importlib import metadata
 from typing import Any
 
@@ -80,8 +99,16 @@ _installed = False
 # --- The surface --------------------------------------------------------------------------------
 
 
-def install() -> None:
-    """Check the versions and the private state used here, then apply every patch (once)."""
+EarlyRefusal = Callable[[str, str, int | None], bytes | None]
+EARLY_REFUSAL_GRACE = 5.0
+
+
+def install(*, refuse_early: EarlyRefusal | None = None) -> None:
+    """Check the versions and the private state used here, then apply every patch (once).
+
+    `refuse_early(method, path, content_length)` returns the JSON body of a
+    413 to answer from the headers alone, or None to receive the request.
+    """
     global _installed
     if _installed:
         return
@@ -105,6 +132,10 @@ def install() -> None:
     _close_sockets_on_shutdown()
     _wait_for_slow_sockets()
     _expose_protocol()
+    _skip_twisted_form_parsing()
+    _bodies_stay_on_disk()
+    if refuse_early is not None:
+        _refuse_from_headers(refuse_early)
     _installed = True
 
 
@@ -232,6 +263,26 @@ def private_state_problems() -> list[str]:
     expect_method(WebSocketFactory, "__init__", ["self", "server_class"])
     expect_method(WebSocketFactory, "setProtocolOptions", ["self"])
     expect("failByDrop" in _parameters(WebSocketFactory.setProtocolOptions), "setProtocolOptions has no failByDrop")
+    from twisted.web import http as twisted_http
+
+    expect(callable(getattr(twisted_http, "_parseContentType", None)), "twisted.web.http._parseContentType is gone")
+    expect(
+        "_parseContentType" in twisted_http.Request.requestReceived.__code__.co_names,
+        "Request.requestReceived no longer decides form parsing with _parseContentType",
+    )
+    expect(callable(getattr(twisted_http.Request, "gotLength", None)), "Twisted's Request no longer has gotLength")
+    expect(
+        {"_command", "_path"} <= set(twisted_http.HTTPChannel.lineReceived.__code__.co_names),
+        "HTTPChannel no longer keeps the request line in _command and _path",
+    )
+    expect(
+        "gotLength" in twisted_http.HTTPChannel.allHeadersReceived.__code__.co_names,
+        "HTTPChannel.allHeadersReceived no longer calls gotLength",
+    )
+    expect(
+        callable(getattr(asyncio.Queue, "_put", None)) and callable(getattr(asyncio.Queue, "_get", None)),
+        "asyncio.Queue has no _put/_get to override",
+    )
     for state in ("STATE_OPEN", "STATE_CLOSED"):
         expect(isinstance(getattr(WebSocketProtocol, state, None), int), f"WebSocketProtocol.{state} is not an int")
     if problems:
@@ -424,6 +475,109 @@ def _expose_protocol() -> None:
         return original(self, protocol, scope)
 
     Server.create_application = create_application
+
+
+FORM_TYPES = (b"multipart/form-data", b"application/x-www-form-urlencoded")
+
+
+def _skip_twisted_form_parsing() -> None:
+    """Keep Twisted from parsing form bodies into `request.args`, which Daphne never reads."""
+    from twisted.web import http as twisted_http
+
+    original = twisted_http._parseContentType
+
+    @functools.wraps(original)
+    def content_type_for_args(line: bytes) -> bytes:
+        key = original(line)
+        # requestReceived parses the body only for these two types: for it, they are something else.
+        return b"" if key in FORM_TYPES else key
+
+    twisted_http._parseContentType = content_type_for_args
+
+
+class _ChunkOnDisk:
+    """Where a body chunk lies in the request's temporary file."""
+
+    __slots__ = ("length", "offset")
+
+    def __init__(self, offset: int, length: int) -> None:
+        self.offset, self.length = offset, length
+
+
+class _BodyOnDiskQueue(asyncio.Queue):  # type: ignore[type-arg]
+    """An HTTP request's input queue that leaves body chunks in Twisted's temporary file until they are read.
+
+    Daphne reads each chunk from `content` just before queueing it, so the
+    chunk ends where the file now stands.
+    """
+
+    _content: Any
+
+    def _put(self, item: Any) -> None:
+        body = item.get("body") if isinstance(item, dict) and item.get("type") == "http.request" else None
+        if isinstance(body, bytes) and body and not isinstance(self._content, io.BytesIO):
+            item = {**item, "body": _ChunkOnDisk(self._content.tell() - len(body), len(body))}
+        super()._put(item)
+
+    def _get(self) -> Any:
+        item = super()._get()
+        chunk = item.get("body") if isinstance(item, dict) else None
+        if isinstance(chunk, _ChunkOnDisk):
+            if self._content.closed:
+                # The request was abandoned before the application read its body.
+                return {"type": "http.disconnect"}
+            self._content.seek(chunk.offset)
+            item = {**item, "body": self._content.read(chunk.length)}
+        return item
+
+
+def _bodies_stay_on_disk() -> None:
+    """Give each HTTP request an input queue that reads its body chunks from disk as the application asks."""
+    from daphne.http_protocol import WebRequest
+    from daphne.server import Server
+
+    original = Server.create_application
+
+    @functools.wraps(original)
+    def create_application(self: Any, protocol: Any, scope: dict[str, Any]) -> Any:
+        queue = original(self, protocol, scope)
+        if queue is not None and isinstance(protocol, WebRequest) and type(queue) is asyncio.Queue:
+            queue.__class__ = _BodyOnDiskQueue
+            queue._content = protocol.content  # type: ignore[attr-defined]
+        return queue
+
+    Server.create_application = create_application
+
+
+def _refuse_from_headers(refuse_early: EarlyRefusal) -> None:
+    """Answer a request refused by its headers (a declared size) before its body arrives."""
+    from daphne.http_protocol import WebRequest
+    from twisted.internet import reactor
+
+    original = WebRequest.gotLength
+
+    @functools.wraps(original)
+    def got_length(self: Any, length: int | None) -> None:
+        original(self, length)
+        channel = self.channel
+        method = (getattr(channel, "_command", b"") or b"").decode("latin-1")
+        path = (getattr(channel, "_path", b"") or b"").decode("latin-1")
+        body = refuse_early(method, path, length)
+        if body is None:
+            return
+        # No "100 Continue" after this answer: the client must not send the body.
+        self.requestHeaders.removeHeader(b"Expect")
+        channel.transport.write(
+            b"HTTP/1.1 413 Request Entity Too Large\r\nContent-Type: application/json\r\n"
+            + f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+            + body
+        )
+        # Whatever still arrives is dropped unread into nothing; closing at once could
+        # reset the connection before the client reads the answer.
+        channel.dataReceived = lambda data: None
+        reactor.callLater(EARLY_REFUSAL_GRACE, channel.transport.loseConnection)  # type: ignore[attr-defined,arg-type]
+
+    WebRequest.gotLength = got_length
 
 
 def _plain_socket(transport: Any) -> Any:
