@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from core.api import StrictSerializer
+
 
 class FileSerializer(serializers.Serializer):
     """Output shape of a file (documentation; payloads are built by files.payloads)."""
@@ -16,5 +18,5 @@ class FileSerializer(serializers.Serializer):
     height = serializers.IntegerField(allow_null=True)
 
 
-class UploadInput(serializers.Serializer):
+class UploadInput(StrictSerializer):
     file = serializers.FileField(help_text="The file, as multipart form data")
