@@ -13,6 +13,7 @@ import ipaddress
 import secrets
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -477,6 +478,10 @@ else:
         "BACKEND": "django.core.files.storage.FileSystemStorage",
         "OPTIONS": {"location": str(MEDIA_ROOT), "base_url": None},
     }
+if S3_BUCKET:
+    # Previews and the image viewer load through a 302 to the bucket: the chat page may show images from there.
+    _bucket = urlsplit(env.str("S3_ENDPOINT_URL", default="") or "https://*.amazonaws.com")
+    SECURE_CSP["img-src"] = [CSP.SELF, "data:", f"{_bucket.scheme}://{_bucket.netloc}"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},

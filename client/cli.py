@@ -5,7 +5,9 @@
 
 The password comes from `--password`, the `CHAT_PASSWORD` environment
 variable, or a prompt. Lines typed on stdin are sent to the current room;
-lines starting with `/` are commands (`/help` lists them).
+lines starting with `/` are commands (`/help` lists them). `/upload PATH`
+shares a file; a message's files are printed under it with their name, size
+and address.
 
 The client keeps the delivery promise of docs/websocket.md from its side: it
 keeps the highest `event_id` it has seen, reconnects with
@@ -27,6 +29,7 @@ import base64
 import contextlib
 import getpass
 import json
+import mimetypes
 import os
 import random
 import re
@@ -39,7 +42,7 @@ import urllib.parse
 import urllib.request
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,6 +62,9 @@ QUIT_FLUSH_SECONDS = 5.0
 # Messages remembered to describe later edits and reactions.
 MESSAGE_MEMORY = 2000
 HTTP_TIMEOUT = 15.0
+# An upload may take a while on a slow link; its bytes are read from disk in chunks of this size.
+UPLOAD_TIMEOUT = 300.0
+UPLOAD_CHUNK = 64 * 1024
 
 CLOSE_BAD_CURSOR = 1008
 CLOSE_TOKEN_EXPIRED = 4001
@@ -74,6 +80,7 @@ Commands:
   /create <name>          create a public channel and switch to it
   /dm <username>          open a direct conversation and switch to it
   /history [n]            show the last n messages of the current room (default 20)
+  /upload <path>          share a file in the current room
   /quit                   leave (also end of input)
 Anything else is sent to the current room; start a line with // to send one beginning with /."""
 
@@ -93,8 +100,13 @@ class UsageError(ValueError):
     """A command line that cannot be run as typed."""
 
 
-COMMANDS = {"rooms", "join", "room", "create", "dm", "history", "quit", "help"}
-NEEDS_ARGUMENT = {"join": "/join <id or name>", "room": "/room <id or name>", "create": "/create <name>"}
+COMMANDS = {"rooms", "join", "room", "create", "dm", "history", "upload", "quit", "help"}
+NEEDS_ARGUMENT = {
+    "join": "/join <id or name>",
+    "room": "/room <id or name>",
+    "create": "/create <name>",
+    "upload": "/upload <path>",
+}
 
 
 def parse_line(line: str) -> Command | None:
@@ -150,6 +162,8 @@ class View:
     users: dict[int, str] = field(default_factory=dict)
     messages: OrderedDict[int, dict[str, Any]] = field(default_factory=OrderedDict)
     presence: dict[int, Any] = field(default_factory=dict)
+    # The server's address, to print files' paths as URLs to open or download.
+    server: str = ""
 
     @property
     def my_id(self) -> int | None:
@@ -211,10 +225,35 @@ class View:
         return next((r for r in self.rooms.values() if r.get("kind") == "channel" and r.get("slug") == slug), None)
 
 
+def format_size(size: Any) -> str:
+    """Return a size for people: "812 bytes", "1.4 MB" (powers of 1024, as the web page shows them)."""
+    value = float(size or 0)
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            break
+        value /= 1024
+    if unit == "bytes":
+        return "1 byte" if value == 1 else f"{int(value)} bytes"
+    return f"{value:.1f} {unit}" if value < 10 else f"{round(value)} {unit}"
+
+
+def _attachment_lines(view: View, message: dict[str, Any]) -> list[str]:
+    """One line per file of a message: name, size, type and the URL it downloads from."""
+    lines = []
+    for file in message.get("attachments") or []:
+        url = str(file.get("url") or "")
+        if url.startswith("/") and view.server:
+            url = view.server.rstrip("/") + url
+        kind = f", {file['content_type']}" if file.get("content_type") else ""
+        lines.append(f"    file: {file.get('name', '?')} ({format_size(file.get('size'))}{kind}) {url}")
+    return lines
+
+
 def _message_line(view: View, room_id: int, message: dict[str, Any]) -> str:
     author = message.get("author") or {}
     reply = f" (reply to #{message['parent']})" if message.get("parent") else ""
-    return f"[{view.room_label(room_id)}] {author.get('username', '?')}{reply}: {message.get('body', '')}"
+    line = f"[{view.room_label(room_id)}] {author.get('username', '?')}{reply}: {message.get('body', '')}"
+    return "\n".join([line, *_attachment_lines(view, message)])
 
 
 def _reactions_text(message: dict[str, Any]) -> str:
@@ -257,6 +296,17 @@ def format_frame(frame: dict[str, Any], view: View) -> str | None:
         author = (message.get("author") or {}).get("username", "?")
         if message.get("deleted"):
             return f"[{label}] {author}'s message #{message['id']} was deleted"
+        if (
+            previous is not None
+            and previous.get("body") == message.get("body")
+            and previous.get("reactions") == message.get("reactions")
+            and previous.get("attachments") != message.get("attachments")
+        ):
+            kept = {file.get("id") for file in message.get("attachments") or []}
+            gone = [file.get("name", "?") for file in previous.get("attachments") or [] if file.get("id") not in kept]
+            if gone:
+                return f"[{label}] removed from {author}'s #{message['id']}: {', '.join(gone)}"
+            return None  # only a thumbnail became ready: nothing to read in a terminal
         if previous is None or previous.get("body") != message.get("body"):
             if previous is None and not message.get("edited_at"):
                 return f"[{label}] {author}'s message #{message['id']}: {_reactions_text(message)}"
@@ -339,6 +389,21 @@ def ws_url(server: str, last_event_id: int | None) -> str:
         raise ValueError(f"Unsupported server URL {server!r}: use http:// or https://")
     query = f"last_event_id={last_event_id}" if last_event_id is not None else ""
     return urllib.parse.urlunsplit((scheme, parts.netloc, parts.path + "/ws/", query, ""))
+
+
+def readable_file(typed: str) -> tuple[str, int]:
+    """Return the path and size of the file a person typed (`~` expanded); raise UsageError if it cannot be read."""
+    path = os.path.expanduser(typed)
+    if not os.path.isfile(path):
+        raise UsageError(f"no file at {typed!r}")
+    if not os.access(path, os.R_OK):
+        raise UsageError(f"cannot read {typed!r}")
+    return path, os.path.getsize(path)
+
+
+def multipart_quote(name: str) -> str:
+    """Quote a file name for a multipart header as browsers do: `"`, CR and LF percent-encoded."""
+    return name.replace("\r", "%0D").replace("\n", "%0A").replace('"', "%22")
 
 
 def _token_claim(token: str, name: str) -> float | None:
@@ -426,8 +491,40 @@ class Api:
             request.add_header("Content-Type", "application/json")
         if auth and self.access:
             request.add_header("Authorization", f"Bearer {self.access}")
+        return self._send(request, timeout=HTTP_TIMEOUT)
+
+    def upload(self, path: str, file_path: str) -> Any:
+        """POST a file from disk as multipart field `file`, streamed in chunks; return the stored File."""
+        name = os.path.basename(file_path)
+        content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        boundary = uuid.uuid4().hex
+        head = (
+            f"--{boundary}\r\n"
+            f'Content-Disposition: form-data; name="file"; filename="{multipart_quote(name)}"\r\n'
+            f"Content-Type: {content_type}\r\n\r\n"
+        ).encode()
+        tail = f"\r\n--{boundary}--\r\n".encode()
+        size = os.path.getsize(file_path)
+
+        def body() -> Iterator[bytes]:
+            yield head
+            with open(file_path, "rb") as source:
+                while chunk := source.read(UPLOAD_CHUNK):
+                    yield chunk
+            yield tail
+
+        request = urllib.request.Request(self.base + path, data=body(), method="POST")  # noqa: S310 (http(s) only)
+        request.add_header("Accept", "application/json")
+        request.add_header("Content-Type", f"multipart/form-data; boundary={boundary}")
+        # A known length lets the server refuse an oversized file before reading it.
+        request.add_header("Content-Length", str(len(head) + size + len(tail)))
+        if self.access:
+            request.add_header("Authorization", f"Bearer {self.access}")
+        return self._send(request, timeout=UPLOAD_TIMEOUT)
+
+    def _send(self, request: urllib.request.Request, *, timeout: float) -> Any:
         try:
-            with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT) as response:  # noqa: S310
+            with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
                 raw = response.read()
         except urllib.error.HTTPError as error:
             raw = error.read()
@@ -478,7 +575,7 @@ class ChatClient:
         self.max_retries = max_retries
         self.out = out or (lambda line: print(line, flush=True))
         self.api = Api(server)
-        self.view = View()
+        self.view = View(server=server)
         self.current: int | None = None
         # The highest event_id seen; None until the first hello.
         self.cursor: int | None = None
@@ -758,15 +855,42 @@ class ChatClient:
     async def command_help(self, arg: str) -> None:
         self.out(HELP)
 
-    async def command_say(self, text: str) -> None:
+    async def command_say(self, text: str, attachments: list[int] | None = None) -> None:
         if self.current is None:
             self.out("! no current room: pick one with /room, /join, /create or /dm (/rooms lists yours)")
             return
         client_id = uuid.uuid4().hex
-        frame = {"type": "message.send", "room": self.current, "body": text, "client_id": client_id}
+        frame: dict[str, Any] = {"type": "message.send", "room": self.current, "body": text, "client_id": client_id}
+        if attachments:
+            frame["attachments"] = attachments
         self.pending[client_id] = frame
         if not await self.send_frame(frame):
             self.out("* not connected; the message will go out on reconnection")
+
+    async def command_upload(self, arg: str) -> None:
+        """Upload a file to the current room, then post it as a message through the same queue as text."""
+        if self.current is None:
+            self.out("! no current room: pick one with /room, /join, /create or /dm (/rooms lists yours)")
+            return
+        room_id = self.current
+        try:
+            file_path, size = await asyncio.to_thread(readable_file, arg)
+        except UsageError as error:
+            self.out(f"! {error}")
+            return
+        self.out(f"* uploading {os.path.basename(file_path)} ({format_size(size)})…")
+        path = f"rooms/{room_id}/uploads/"
+        try:
+            stored = await asyncio.to_thread(self.api.upload, path, file_path)
+        except ApiError as error:
+            if error.status != 401:
+                raise
+            await self.renew_tokens(force=True)
+            stored = await asyncio.to_thread(self.api.upload, path, file_path)
+        if self.current != room_id:
+            self.out(f"* uploaded {stored['name']}; switch back to {self.view.room_label(room_id)} to share it")
+            return
+        await self.command_say("", [stored["id"]])
 
     async def command_rooms(self, arg: str) -> None:
         await self.load_rooms()

@@ -27,4 +27,10 @@ REACTIONS = [
 @never_cache
 def chat(request: HttpRequest, room_id: int | None = None) -> HttpResponse:
     """Serve the app shell; `/rooms/<id>/` opens that room (the page's script reads the address)."""
-    return render(request, "chat/app.html", {"max_length": settings.MESSAGE_MAX_LENGTH, "reactions": REACTIONS})
+    context = {
+        "max_length": settings.MESSAGE_MAX_LENGTH,
+        "reactions": REACTIONS,
+        # The page refuses a file over the limit before sending a byte of it.
+        "upload_max_bytes": settings.UPLOAD_MAX_BYTES,
+    }
+    return render(request, "chat/app.html", context)

@@ -21,6 +21,8 @@ import pytest
 
 from client.cli import (
     BACKOFF_CAP,
+    Api,
+    ApiError,
     ChatClient,
     Command,
     UsageError,
@@ -28,6 +30,8 @@ from client.cli import (
     backoff_delay,
     describe_close,
     format_frame,
+    format_size,
+    multipart_quote,
     parse_line,
     refresh_delay,
     token_expiry,
@@ -83,6 +87,7 @@ def view_of_bob() -> View:
         ("/history", Command("history", "20")),
         ("/history 5", Command("history", "5")),
         ("/QUIT", Command("quit")),
+        ("/upload ~/My Pictures/cat.png", Command("upload", "~/My Pictures/cat.png")),
     ],
 )
 def test_parse_line_reads_text_and_commands(line: str, expected: Command) -> None:
@@ -99,6 +104,8 @@ def test_parse_line_ignores_blank_lines() -> None:
         "/join",
         "/room",
         "/create",
+        "/upload",
+        "/upload   ",
         "/dm",
         "/dm two words",
         "/history 0",
@@ -292,6 +299,171 @@ def test_client_shows_each_event_once_and_keeps_the_highest_id() -> None:
     assert client.live.is_set()
 
 
+# --- Files --------------------------------------------------------------------------------------
+
+PHOTO = {
+    "id": 31,
+    "name": "cat.png",
+    "content_type": "image/png",
+    "size": 2_411_724,
+    "url": "/api/v1/files/31/",
+    "thumbnail_url": None,
+    "width": 1600,
+    "height": 1200,
+}
+REPORT = {
+    **PHOTO,
+    "id": 32,
+    "name": "report.pdf",
+    "content_type": "application/pdf",
+    "size": 812,
+    "url": "/api/v1/files/32/",
+    "width": None,
+    "height": None,
+}
+
+
+def test_attachments_print_their_name_size_type_and_url_under_the_message() -> None:
+    view = view_of_bob()
+    view.server = "http://chat.example:8000"
+    frame = {"type": "message.new", "room": 7, "message": message(body="", attachments=[PHOTO, REPORT])}
+    assert format_frame(frame, view) == (
+        "[#general] alice: \n"
+        "    file: cat.png (2.3 MB, image/png) http://chat.example:8000/api/v1/files/31/\n"
+        "    file: report.pdf (812 bytes, application/pdf) http://chat.example:8000/api/v1/files/32/"
+    )
+
+
+def test_a_thumbnail_becoming_ready_prints_nothing() -> None:
+    view = view_of_bob()
+    format_frame({"type": "message.new", "room": 7, "message": message(attachments=[PHOTO])}, view)
+    ready = {**PHOTO, "thumbnail_url": "/api/v1/files/31/thumbnail/"}
+    assert format_frame({"type": "message.updated", "room": 7, "message": message(attachments=[ready])}, view) is None
+
+
+def test_a_file_removed_by_a_moderator_is_reported() -> None:
+    view = view_of_bob()
+    format_frame({"type": "message.new", "room": 7, "message": message(attachments=[PHOTO, REPORT])}, view)
+    frame = {"type": "message.updated", "room": 7, "message": message(attachments=[PHOTO])}
+    assert format_frame(frame, view) == "[#general] removed from alice's #12: report.pdf"
+
+
+def test_sizes_read_as_people_say_them() -> None:
+    assert [format_size(n) for n in (0, 1, 812, 1536, 25 * 1024 * 1024, 3 * 1024**3)] == [
+        "0 bytes",
+        "1 byte",
+        "812 bytes",
+        "1.5 KB",
+        "25 MB",
+        "3.0 GB",
+    ]
+
+
+def test_file_names_are_quoted_for_the_multipart_header_as_browsers_do() -> None:
+    assert multipart_quote('say "hi"\r\n.txt') == "say %22hi%22%0D%0A.txt"
+
+
+@pytest.fixture
+def upload_receiver() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """A loopback HTTP server that parses each multipart POST it receives and answers 201 with a File."""
+    import email.parser
+    import email.policy
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    received: list[dict[str, Any]] = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers["Content-Length"])
+            raw = self.rfile.read(length)
+            head = f"Content-Type: {self.headers['Content-Type']}\r\n\r\n".encode()
+            form = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + raw)
+            part = next(iter(form.iter_parts()))
+            received.append(
+                {
+                    "path": self.path,
+                    "authorization": self.headers["Authorization"],
+                    "length": length,
+                    "field": part.get_param("name", header="content-disposition"),
+                    "filename": part.get_filename(),
+                    "content_type": part.get_content_type(),
+                    "bytes": part.get_payload(decode=True),
+                }
+            )
+            status, reply = (413, {"file": ["Too big."]}) if "refuse" in self.path else (201, {"id": 5})
+            body = json.dumps(reply).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", received
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+def test_upload_sends_the_file_as_multipart_field_file_with_its_length(
+    upload_receiver: tuple[str, list[dict[str, Any]]], tmp_path: Path
+) -> None:
+    url, received = upload_receiver
+    content = bytes(range(256)) * 1000  # several read chunks, every byte value
+    path = tmp_path / "données brutes.bin"
+    path.write_bytes(content)
+    api = Api(url)
+    api.access = "token-123"
+
+    assert api.upload("rooms/7/uploads/", str(path)) == {"id": 5}
+
+    [request] = received
+    assert request["path"] == "/api/v1/rooms/7/uploads/"
+    assert request["authorization"] == "Bearer token-123"
+    assert request["field"] == "file"
+    assert request["filename"] == "données brutes.bin"
+    assert request["content_type"] == "application/octet-stream"
+    assert request["bytes"] == content
+
+
+def test_a_refused_upload_raises_with_the_servers_reason(
+    upload_receiver: tuple[str, list[dict[str, Any]]], tmp_path: Path
+) -> None:
+    url, _ = upload_receiver
+    path = tmp_path / "big.png"
+    path.write_bytes(b"x" * 10)
+    with pytest.raises(ApiError) as refused:
+        Api(url).upload("rooms/7/uploads/?refuse", str(path))
+    assert refused.value.status == 413
+    assert "file: Too big." in str(refused.value)
+
+
+def test_upload_without_a_current_room_or_file_says_so(tmp_path: Path) -> None:
+    printed: list[str] = []
+    client = ChatClient(server="http://127.0.0.1:1", username="bob", password="x", out=printed.append)
+    client.view = view_of_bob()
+
+    async def run() -> None:
+        await client.command_upload(str(tmp_path / "a.txt"))
+        client.current = 7
+        await client.command_upload(str(tmp_path / "missing.txt"))
+        await client.command_upload(str(tmp_path))
+
+    asyncio.run(run())
+    assert printed == [
+        "! no current room: pick one with /room, /join, /create or /dm (/rooms lists yours)",
+        f"! no file at {str(tmp_path / 'missing.txt')!r}",
+        f"! no file at {str(tmp_path)!r}",
+    ]
+
+
 # --- Two clients through a real server -------------------------------------------------------
 
 
@@ -429,6 +601,58 @@ def test_two_clients_chat_in_a_channel_through_a_real_server(chat_server: tuple[
 
         bob.type("/history 5")
         assert bob.expect("[#general] alice:") == "[#general] alice: hello bob"
+
+        for client in (alice, bob):
+            client.type("/quit")
+        assert alice.popen.wait(timeout=15) == 0
+        assert bob.popen.wait(timeout=15) == 0
+    finally:
+        for client in clients:
+            client.stop()
+
+
+def test_a_file_uploaded_from_the_terminal_reaches_the_other_client_with_a_working_url(
+    chat_server: tuple[str, dict[str, str]], tmp_path: Path
+) -> None:
+    url, env = chat_server
+    notes = tmp_path / "meeting notes.txt"
+    notes.write_text("Agenda: ship file sharing.\n")
+    clients: list[Process] = []
+
+    def start(name: str) -> Process:
+        args = [sys.executable, "-m", "client", "--server", url, "--username", name]
+        client = Process([*args, "--register", "--email", f"{name}@example.com"], env, stdin=True)
+        clients.append(client)
+        return client
+
+    try:
+        alice = start("alice")
+        alice.expect("* connected as alice")
+        bob = start("bob")
+        bob.expect("* connected as bob")
+        alice.type("/create General")
+        alice.expect("* now talking in #general")
+        bob.type("/join general")
+        bob.expect("* now talking in #general")
+        alice.expect("[#general] bob joined")
+
+        alice.type(f"/upload {notes}")
+        alice.expect("* uploading meeting notes.txt (27 bytes)")
+        assert bob.expect("[#general] alice:") == "[#general] alice: "
+        line = bob.expect("file: meeting notes.txt")
+        assert line.startswith("    file: meeting notes.txt (27 bytes, text/plain) http://127.0.0.1:")
+        file_url = line.rsplit(" ", 1)[1]
+
+        # The printed URL is the file: bob, a member, downloads exactly what alice sent.
+        credentials = json.dumps({"username": "bob", "password": PASSWORD}).encode()
+        token_request = urllib.request.Request(  # noqa: S310 (loopback)
+            f"{url}/api/v1/auth/token/", data=credentials, headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(token_request, timeout=10) as response:  # noqa: S310
+            access = json.loads(response.read())["access"]
+        download = urllib.request.Request(file_url, headers={"Authorization": f"Bearer {access}"})  # noqa: S310
+        with urllib.request.urlopen(download, timeout=10) as response:  # noqa: S310
+            assert response.read() == notes.read_bytes()
 
         for client in (alice, bob):
             client.type("/quit")

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.http import HttpResponseBase
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.parsers import MultiPartParser
+from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -23,6 +26,15 @@ from rooms.selectors import membership_require
 class UploadView(APIView):
     parser_classes = [MultiPartParser]
 
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        # A session sign-in (the web page) has its CSRF token checked by reading request.POST, which
+        # parses the multipart body during authentication: the handler that streams and caps it
+        # must be in place before then, and a declared size over the limit refused before that read.
+        request._request.upload_handlers = [SizeLimitedUploadHandler(request._request)]
+        if declared_too_large(declared_length(request)):
+            raise services.too_large_error()
+        super().initial(request, *args, **kwargs)
+
     @extend_schema(
         request={"multipart/form-data": UploadInput},
         responses={
@@ -34,13 +46,10 @@ class UploadView(APIView):
         summary="Upload a file into a room, to attach to a message",
     )
     def post(self, request: AuthedRequest, room_id: int) -> Response:
-        # Outsiders are refused before a byte of the body is read; then a declared size over the limit.
+        # With a bearer token, outsiders are refused before a byte of the body is read.
         membership_require(user=request.user, room=room_id)
-        if declared_too_large(declared_length(request)):
-            raise services.too_large_error()
         ratelimit.upload_budget_require(request.user.pk)
-        # Streamed to a temporary file, and stopped once past the limit (files.uploads).
-        request._request.upload_handlers = [SizeLimitedUploadHandler(request._request)]
+        # Streamed to a temporary file, and stopped once past the limit (files.uploads; see initial()).
         upload = request.FILES.get("file")
         unknown = sorted(set(request.data) - {"file"})
         if unknown:

@@ -48,7 +48,7 @@ function describe(status, body) {
   return `The server answered ${status}.`;
 }
 
-function csrfToken() {
+export function csrfToken() {
   const cookie = document.cookie.split("; ").find((part) => part.startsWith("csrftoken="));
   if (cookie) return decodeURIComponent(cookie.slice("csrftoken=".length));
   return document.querySelector('meta[name="csrf-token"]')?.content ?? "";

@@ -71,6 +71,7 @@ class App {
       outbox: this.outbox,
       timeline: this.timeline,
       maxLength: this.maxLength,
+      uploadMaxBytes: Number(root.dataset.uploadMaxBytes),
     });
     this.outsiders = new OutsiderNotice(store);
     this.notifier = new Notifier(store, { onOpen: (id) => this.openRoom(id), icon: root.dataset.icon });
@@ -312,6 +313,7 @@ class App {
     $("#connection-label").textContent = "Account deactivated";
     $("#composer-input").disabled = true;
     $("#send-button").disabled = true;
+    $("#attach-button").disabled = true;
   }
 
   // --- Read position -------------------------------------------------------------------------

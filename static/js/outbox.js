@@ -11,6 +11,10 @@
 // is overdue) is settled over REST with the same client_id: the server keeps
 // one copy whatever happened and returns it either way.
 //
+// A message may carry files (attachments.js) still uploading when it is
+// queued: it waits for them at its place in the queue, and fails, holding the
+// ones behind it, if one of them cannot be uploaded (Retry uploads it again).
+//
 // Item states (store.pending): queued → sending → (settled, removed) | failed.
 
 import { ApiError, api } from "./api.js";
@@ -39,16 +43,41 @@ export class Outbox {
     });
   }
 
-  /** Queue a message behind the room's others and show it at once. */
-  enqueue(roomId, clientId, body) {
-    this.store.addPending(roomId, clientId, body);
+  /** Queue a message (with its files, uploaded or on their way) behind the room's others and show it at once. */
+  enqueue(roomId, clientId, body, files = []) {
+    for (const file of files) {
+      // A file that finishes (or fails) may let the queue move on.
+      file.onSettled = () => this.store.emit("pending", { roomId });
+      file.onProgress = () =>
+        this.store.emit("upload", { roomId, key: file.key, loaded: file.loaded, total: file.total });
+    }
+    this.store.addPending(roomId, clientId, body, files);
+  }
+
+  /** What to post for a queued item: the same fields over the socket and over REST. */
+  static content(item) {
+    const content = { body: item.body, client_id: item.clientId };
+    if (item.files.length) content.attachments = item.files.map((file) => file.stored.id);
+    return content;
+  }
+
+  /** Upload again the files of a message that could not be uploaded (when trying again can help). */
+  static restartFiles(item) {
+    for (const file of item.files) if (file.state === "failed" && file.retryable) file.restart();
   }
 
   /** Send the room's first message if it is ready to go and nothing is on its way. */
   pump(roomId) {
     const head = this.head(roomId);
     if (!head || head.state !== "queued" || head.notBefore > Date.now()) return;
-    const frame = { type: "message.send", room: roomId, body: head.body, client_id: head.clientId };
+    const broken = head.files.find((file) => file.state === "failed");
+    if (broken) {
+      this.fail(head, { error: `${broken.file.name} was not uploaded. ${broken.error}`, retryable: broken.retryable });
+      return;
+    }
+    // Goes once its files are up: each one's news pumps the queue again.
+    if (head.files.some((file) => file.state !== "ready")) return;
+    const frame = { type: "message.send", room: roomId, ...Outbox.content(head) };
     if (!this.socket.send(frame)) {
       this.fail(head, { error: NO_CONNECTION, retryable: true });
       return;
@@ -74,6 +103,7 @@ export class Outbox {
   /** The user asked to try a failed message again. */
   retry(item) {
     if (!navigator.onLine || this.socket.state === "stopped") return;
+    Outbox.restartFiles(item);
     if (this.socket.state !== "live") {
       // It goes by itself once connected.
       this.socket.reconnectNow();
@@ -91,6 +121,7 @@ export class Outbox {
         // Sent on a socket that closed before answering: a replay would have settled it.
         this.settleOverRest(head);
       } else if (head.state === "failed" && head.retryable) {
+        Outbox.restartFiles(head);
         this.store.updatePending(roomId, head.clientId, { state: "queued", error: "", notBefore: 0 });
       } else {
         this.pump(roomId);
@@ -116,7 +147,7 @@ export class Outbox {
       return;
     }
     const retryable = TRANSIENT_CODES.has(frame.code);
-    const error = frame.fields?.body ?? (retryable ? "the server could not take it just now" : frame.detail);
+    const error = frame.fields?.body ?? frame.fields?.attachments ?? (retryable ? "the server could not take it just now" : frame.detail);
     this.fail(item, { error, retryable });
   }
 
@@ -133,12 +164,12 @@ export class Outbox {
     this.clearTimer(item.clientId);
     if (this.find(item.clientId) !== item) return; // settled meanwhile
     try {
-      const message = await api.post(`rooms/${item.roomId}/messages/`, { body: item.body, client_id: item.clientId });
+      const message = await api.post(`rooms/${item.roomId}/messages/`, Outbox.content(item));
       this.store.upsertMessage(message);
     } catch (error) {
       if (!(error instanceof ApiError)) throw error;
       if (this.find(item.clientId) !== item) return;
-      const reason = error.status === 0 ? NO_CONNECTION : (error.fields.body ?? error.message);
+      const reason = error.status === 0 ? NO_CONNECTION : (error.fields.body ?? error.fields.attachments ?? error.message);
       this.fail(item, { error: reason, retryable: error.retryable });
     }
   }

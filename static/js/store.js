@@ -7,6 +7,7 @@
 //   "room"      {roomId}                   a room's name, topic, role or members changed
 //   "messages"  {roomId, op, message?}     op: reset | upsert | prepend
 //   "pending"   {roomId}                   a message being sent was queued, changed or settled
+//   "upload"    {roomId, key, loaded, total}  a file of a message being sent uploaded some more
 //   "sent"      {message}                  a message sent from this page was stored
 //   "presence"  {userIds}
 //   "typing"    {roomId}
@@ -195,11 +196,12 @@ export class Store extends EventTarget {
     return pending;
   }
 
-  addPending(roomId, clientId, body) {
+  addPending(roomId, clientId, body, files = []) {
     this.pendingFor(roomId).set(clientId, {
       clientId,
       roomId,
       body,
+      files,
       state: "queued",
       error: "",
       retryable: true,

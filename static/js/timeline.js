@@ -3,6 +3,7 @@
 // deletes, reactions, and the messages still being sent (with Retry).
 
 import { ApiError, api } from "./api.js";
+import { ImageViewer, attachmentList, formatSize } from "./attachments.js";
 import { $, h, hueClass, initials, mentionsUser, safeHtml, toast, userLabel } from "./dom.js";
 import { clockTime, dayKey, dayLabel, fullTime } from "./time.js";
 
@@ -29,6 +30,7 @@ export class Timeline {
     this.pendingList = $("#pending-list");
     this.status = $("#history-status");
     this.picker = $("#reaction-picker");
+    this.viewer = new ImageViewer($("#image-viewer"));
     this.roomId = null;
     this.dividerBefore = null; // id of the first unread message when the room was opened
     this.editing = null; // {id, element}
@@ -37,6 +39,9 @@ export class Timeline {
     store.addEventListener("messages", (event) => this.onMessages(event.detail));
     store.addEventListener("pending", (event) => {
       if (event.detail.roomId === this.roomId) this.renderPending();
+    });
+    store.addEventListener("upload", (event) => {
+      if (event.detail.roomId === this.roomId) this.showUploadProgress(event.detail);
     });
     store.addEventListener("presence", () => this.refreshPresence());
     // Touch screens cannot hover: a tap on a message shows its actions.
@@ -383,6 +388,7 @@ export class Timeline {
           h("time", { datetime: message.created_at, title: fullTime(created), text: clockTime(created) }),
         ),
         body,
+        attachmentList(message, { onOpenImage: (files, index) => this.viewer.open(files, index) }),
         this.reactionList(message),
       ),
       actions,
@@ -468,7 +474,27 @@ export class Timeline {
             text: clockTime(item.createdAt),
           }),
         ),
-        h("div", { class: "message-body pending-body", text: item.body }),
+        item.body ? h("div", { class: "message-body pending-body", text: item.body }) : null,
+        item.files.length
+          ? h(
+              "ul",
+              { class: "pending-files", "aria-label": "Files" },
+              item.files.map((file) =>
+                h(
+                  "li",
+                  { dataset: { uploadKey: file.key } },
+                  `${file.file.name} (${formatSize(file.file.size)}) `,
+                  file.state === "uploading"
+                    ? h("progress", {
+                        max: file.total || 1,
+                        value: file.loaded,
+                        "aria-label": `Uploading ${file.file.name}`,
+                      })
+                    : null,
+                ),
+              ),
+            )
+          : null,
         failed
           ? h(
               "p",
@@ -480,12 +506,28 @@ export class Timeline {
               h("button", {
                 type: "button",
                 text: "Discard",
-                onclick: () => this.store.removePending(item.roomId, item.clientId),
+                onclick: () => {
+                  for (const file of item.files) file.cancel?.();
+                  this.store.removePending(item.roomId, item.clientId);
+                },
               }),
             )
-          : h("p", { class: "send-status", text: item.state === "sending" ? "Sending…" : "Waiting to send…" }),
+          : h("p", { class: "send-status", text: this.sendStatus(item) }),
       ),
     );
+  }
+
+  sendStatus(item) {
+    if (item.state === "sending") return "Sending…";
+    if (item.files.some((file) => file.state === "uploading")) return "Uploading files…";
+    return "Waiting to send…";
+  }
+
+  showUploadProgress({ key, loaded, total }) {
+    const progress = this.pendingList.querySelector(`li[data-upload-key="${CSS.escape(key)}"] progress`);
+    if (!progress) return;
+    progress.max = total || 1;
+    progress.value = loaded;
   }
 
   // --- Reactions ---------------------------------------------------------------------------------
