@@ -9,6 +9,7 @@ from core import errors, health
 from core.api import ID_MAX
 from core.ratelimit import limit_form_login
 from core.security import ApiDocsView
+from messaging.api import thread_views as threads
 from messaging.api import views as messaging
 from realtime import views as realtime_views
 from rooms.api import views as rooms
@@ -70,6 +71,11 @@ api_v1 = [
     ),
     path("messages/<id:message_id>/report/", messaging.ReportView.as_view(), name="message-report"),
     path("search/messages/", messaging.SearchView.as_view(), name="search-messages"),
+    # Threads and pins (messaging.threads, messaging.pins).
+    path("messages/<id:message_id>/thread/", threads.ThreadView.as_view(), name="message-thread"),
+    path("messages/<id:message_id>/thread/read/", threads.ThreadReadView.as_view(), name="message-thread-read"),
+    path("messages/<id:message_id>/follow/", threads.ThreadFollowView.as_view(), name="message-follow"),
+    path("threads/", threads.FollowedThreadListView.as_view(), name="threads"),
 ]
 
 urlpatterns = [

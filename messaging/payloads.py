@@ -26,6 +26,11 @@ class MessagePayload(TypedDict):
     deleted: bool
     reactions: list[ReactionPayload]
     mentions: list[int]
+    broadcast: bool
+    reply_count: int
+    last_reply_at: str | None
+    last_repliers: list[int]
+    pinned: bool
 
 
 class EditPayload(TypedDict):
@@ -93,4 +98,10 @@ def message_payload(message: Message, *, new: bool = False) -> MessagePayload:
         "deleted": deleted,
         "reactions": [] if deleted or new else reactions_payload(message),
         "mentions": [] if deleted else mention_ids(message),
+        "broadcast": message.broadcast,
+        # A thread's summary stays under a deleted root: its replies are still there.
+        "reply_count": message.reply_count,
+        "last_reply_at": isoformat(message.last_reply_at),
+        "last_repliers": list(message.last_replier_ids),
+        "pinned": message.pinned_at is not None and not deleted,
     }

@@ -12,6 +12,7 @@ from django.db.models.lookups import LessThanOrEqual
 from accounts.models import User
 from core.errors import NotFound
 from messaging.models import Message, MessageEdit, Reaction
+from messaging.threads import in_room_history
 from rooms.models import Membership, Room
 from rooms.selectors import member_room_ids, membership_require
 
@@ -35,7 +36,8 @@ def message_history(
     newer messages follow; otherwise the page ends just before `before` (or at
     the newest message) and `has_more` says whether older ones precede it.
     """
-    messages = messages_with_details().filter(room=room)
+    # Replies live in their threads; only broadcast ones are also in the room's history.
+    messages = messages_with_details().filter(in_room_history(), room=room)
     if after is not None:
         messages = messages.filter(id__gt=after)
         if before is not None:
@@ -151,11 +153,13 @@ class RoomMessageCounts:
     """The message side of a room summary: its newest message, and a reader's unread and mention counts."""
 
     def annotate(self, rooms: QuerySet[Room], user: User | None) -> QuerySet[Room]:
-        last_message_id = Message.objects.filter(room=OuterRef("pk")).order_by("-id").values("id")[:1]
+        # Thread replies are counted in their threads (messaging.threads), not in the room.
+        listed = Message.objects.filter(in_room_history())
+        last_message_id = listed.filter(room=OuterRef("pk")).order_by("-id").values("id")[:1]
         rooms = rooms.annotate(last_message_id=Subquery(last_message_id))
         if user is None:
             return rooms
-        unread = Message.objects.filter(
+        unread = listed.filter(
             room=OuterRef("pk"), id__gt=OuterRef("mine__last_read_message_id"), deleted_at__isnull=True
         ).exclude(author=user)
         # Unread messages that @mention the user: the sidebar's mention badge.
@@ -166,7 +170,8 @@ class RoomMessageCounts:
         )
 
     def newest_message_id(self, room_id: int) -> int:
-        return Message.objects.filter(room_id=room_id).order_by("-id").values_list("id", flat=True).first() or 0
+        listed = Message.objects.filter(in_room_history(), room_id=room_id)
+        return listed.order_by("-id").values_list("id", flat=True).first() or 0
 
 
 def _count_per_room(messages: QuerySet[Message]) -> QuerySet[Message, Any]:

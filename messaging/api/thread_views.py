@@ -1,0 +1,93 @@
+"""Threads API: a thread's replies, following, read positions and the followed-threads listing."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.requests import AuthedRequest
+from core.api import ID_MAX, LIMIT_PARAMETER, page_body, page_limit, query_int
+from messaging import threads
+from messaging.api.serializers import FollowedThreadPageSerializer, ReadInput, ThreadSerializer
+from messaging.payloads import message_payload
+
+
+class ThreadView(APIView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("after", int, description="Only replies with a higher id (page forwards)"),
+            LIMIT_PARAMETER,
+        ],
+        responses=ThreadSerializer,
+        summary="A thread: its root and its replies, ascending (any message of the thread names it)",
+    )
+    def get(self, request: AuthedRequest, message_id: int) -> Response:
+        root = threads.thread_root_for_member(user=request.user, message_id=message_id)
+        replies, has_more = threads.thread_replies(
+            root=root, after=query_int(request, "after", minimum=0, maximum=ID_MAX), limit=page_limit(request)
+        )
+        return Response(
+            {
+                "root": message_payload(root),
+                "results": [message_payload(reply) for reply in replies],
+                "has_more": has_more,
+            }
+        )
+
+
+class ThreadFollowView(APIView):
+    @extend_schema(request=None, responses={204: None}, summary="Follow a thread")
+    def put(self, request: AuthedRequest, message_id: int) -> Response:
+        root = threads.thread_root_for_member(user=request.user, message_id=message_id)
+        threads.thread_follow(user=request.user, root=root, following=True)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(responses={204: None}, summary="Stop following a thread")
+    def delete(self, request: AuthedRequest, message_id: int) -> Response:
+        root = threads.thread_root_for_member(user=request.user, message_id=message_id)
+        threads.thread_follow(user=request.user, root=root, following=False)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ThreadReadView(APIView):
+    @extend_schema(
+        request=ReadInput, responses={204: None}, summary="Move the caller's read position in a thread forward"
+    )
+    def post(self, request: AuthedRequest, message_id: int) -> Response:
+        root = threads.thread_root_for_member(user=request.user, message_id=message_id)
+        data = ReadInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        threads.thread_read(user=request.user, root=root, message_id=data.validated_data["message_id"])
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class FollowedThreadListView(APIView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("room", int, description="Only threads of this room"),
+            OpenApiParameter(
+                "before", int, description="The next page: threads whose latest activity id is lower than this"
+            ),
+            LIMIT_PARAMETER,
+        ],
+        responses=FollowedThreadPageSerializer,
+        summary="The threads the caller follows, latest reply first, with unread counts",
+    )
+    def get(self, request: AuthedRequest) -> Response:
+        states, has_more = threads.followed_threads(
+            user=request.user,
+            room_id=query_int(request, "room", minimum=1, maximum=ID_MAX),
+            before=query_int(request, "before", minimum=1, maximum=ID_MAX),
+            limit=page_limit(request),
+        )
+        results = [
+            {
+                "root": message_payload(state.root),
+                "unread_count": state.unread_count,  # type: ignore[attr-defined]
+                "last_read_id": state.last_read_id,
+            }
+            for state in states
+        ]
+        return Response(page_body(results, has_more))
