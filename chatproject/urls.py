@@ -76,6 +76,8 @@ api_v1 = [
     path("messages/<id:message_id>/thread/read/", threads.ThreadReadView.as_view(), name="message-thread-read"),
     path("messages/<id:message_id>/follow/", threads.ThreadFollowView.as_view(), name="message-follow"),
     path("threads/", threads.FollowedThreadListView.as_view(), name="threads"),
+    path("messages/<id:message_id>/pin/", threads.PinView.as_view(), name="message-pin"),
+    path("rooms/<id:room_id>/pins/", threads.PinListView.as_view(), name="room-pins"),
 ]
 
 urlpatterns = [

@@ -12,6 +12,7 @@ from django.db.models.lookups import LessThanOrEqual
 from accounts.models import User
 from core.errors import NotFound
 from messaging.models import Message, MessageEdit, Reaction
+from messaging.search import SearchFilters
 from messaging.threads import in_room_history
 from rooms.models import Membership, Room
 from rooms.selectors import member_room_ids, membership_require
@@ -51,6 +52,28 @@ def message_history(
     return list(reversed(page[:limit])), has_more
 
 
+def message_history_around(
+    *, room: Room, message_id: int, limit: int = HISTORY_DEFAULT_LIMIT
+) -> tuple[list[Message], bool, bool]:
+    """Return the page of a room's history centred on a message, whether older and whether newer ones lie beyond.
+
+    A reply that is not in the room's history is shown at its root. Raises
+    NotFound when the message is not in this room.
+    """
+    row = Message.objects.filter(pk=message_id, room=room).values("parent_id", "broadcast").first()
+    if row is None:
+        raise NotFound("Message not found in this room.")
+    centre = row["parent_id"] if row["parent_id"] is not None and not row["broadcast"] else message_id
+    listed = messages_with_details().filter(in_room_history(), room=room)
+    older = list(listed.filter(id__lt=centre).order_by("-id")[: limit + 1])
+    newer = list(listed.filter(id__gte=centre).order_by("id")[: limit + 1])
+    # Half the page before the message; where one side runs short, the other fills the page.
+    take_older = min(len(older), max((limit - 1) // 2, limit - len(newer)))
+    take_newer = min(len(newer), limit - take_older)
+    page = list(reversed(older[:take_older])) + newer[:take_newer]
+    return page, len(older) > take_older, len(newer) > take_newer
+
+
 def message_get_for_member(*, user: User, message_id: int) -> tuple[Message, Membership]:
     """Return a message and the caller's membership of its room, or raise NotFound/Forbidden."""
     message = messages_with_details().select_related("room").filter(pk=message_id).first()
@@ -78,19 +101,37 @@ SEARCH_WINDOWS = (4096, 32768)
 
 
 def message_search(
-    *, user: User, query: str, room_id: int | None = None, before: int | None = None, limit: int = 50
+    *,
+    user: User,
+    query: str,
+    room_id: int | None = None,
+    before: int | None = None,
+    limit: int = 50,
+    filters: SearchFilters | None = None,
 ) -> tuple[list[Message], bool]:
-    """Return a page of the caller's visible messages matching `query`, newest first.
+    """Return a page of the caller's visible messages matching `query` and `filters`, newest first.
 
     Only rooms the caller is a member of are searched: a membership subquery
-    guards it, whatever `room_id` says.
+    guards it, whatever `room_id` or the filters say. With filters, `query`
+    may be empty: every message the filters keep is found.
     """
     messages = messages_with_details().filter(room_id__in=member_room_ids(user=user), deleted_at__isnull=True)
     if room_id is not None:
         messages = messages.filter(room_id=room_id)
+    if filters is not None:
+        if filters.room_ids:
+            messages = messages.filter(room_id__in=filters.room_ids)
+        if filters.author_id is not None:
+            messages = messages.filter(author_id=filters.author_id)
+        if filters.since is not None:
+            messages = messages.filter(created_at__gte=filters.since)
+        if filters.until is not None:
+            messages = messages.filter(created_at__lt=filters.until)
     if before is not None:
         messages = messages.filter(id__lt=before)
-    if connection.vendor == "postgresql":
+    if not query:
+        page = list(messages.order_by("-id")[: limit + 1])
+    elif connection.vendor == "postgresql":
         # Served by the GIN index on to_tsvector('english', body) (migration 0002).
         matches = messages.extra(
             where=["to_tsvector('english'::regconfig, body) @@ websearch_to_tsquery('english'::regconfig, %s)"],

@@ -1,4 +1,4 @@
-"""Threads API: a thread's replies, following, read positions and the followed-threads listing."""
+"""Threads and pins API: a thread's replies, following, read positions, the followed-threads listing, pins."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ from rest_framework.views import APIView
 
 from accounts.requests import AuthedRequest
 from core.api import ID_MAX, LIMIT_PARAMETER, page_body, page_limit, query_int
-from messaging import threads
-from messaging.api.serializers import FollowedThreadPageSerializer, ReadInput, ThreadSerializer
+from messaging import pins, selectors, threads
+from messaging.api.serializers import FollowedThreadPageSerializer, MessageSerializer, ReadInput, ThreadSerializer
 from messaging.payloads import message_payload
+from rooms.selectors import membership_require
 
 
 class ThreadView(APIView):
@@ -91,3 +92,26 @@ class FollowedThreadListView(APIView):
             for state in states
         ]
         return Response(page_body(results, has_more))
+
+
+class PinView(APIView):
+    @extend_schema(
+        request=None, responses={204: None}, summary="Pin a message (a channel's owners and admins; anyone in a DM)"
+    )
+    def post(self, request: AuthedRequest, message_id: int) -> Response:
+        message, _ = selectors.message_get_for_member(user=request.user, message_id=message_id)
+        pins.message_pin(actor=request.user, message=message, pinned=True)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(responses={204: None}, summary="Unpin a message")
+    def delete(self, request: AuthedRequest, message_id: int) -> Response:
+        message, _ = selectors.message_get_for_member(user=request.user, message_id=message_id)
+        pins.message_pin(actor=request.user, message=message, pinned=False)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class PinListView(APIView):
+    @extend_schema(responses=MessageSerializer(many=True), summary="A room's pinned messages, newest pin first")
+    def get(self, request: AuthedRequest, room_id: int) -> Response:
+        membership = membership_require(user=request.user, room=room_id)
+        return Response([message_payload(message) for message in pins.pinned_messages(room=membership.room)])
