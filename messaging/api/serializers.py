@@ -99,6 +99,8 @@ class ThreadSerializer(serializers.Serializer):
     root = MessageSerializer()
     results = MessageSerializer(many=True)
     has_more = serializers.BooleanField()
+    following = serializers.BooleanField(help_text="Whether the caller follows this thread")
+    last_read_id = serializers.IntegerField(help_text="The caller's read position in this thread (0: none)")
 
 
 class FollowedThreadSerializer(serializers.Serializer):

@@ -29,11 +29,14 @@ class ThreadView(APIView):
         replies, has_more = threads.thread_replies(
             root=root, after=query_int(request, "after", minimum=0, maximum=ID_MAX), limit=page_limit(request)
         )
+        state = threads.thread_state(user=request.user, root=root)
         return Response(
             {
                 "root": message_payload(root),
                 "results": [message_payload(reply) for reply in replies],
                 "has_more": has_more,
+                "following": bool(state and state.following),
+                "last_read_id": state.last_read_id if state else 0,
             }
         )
 

@@ -63,7 +63,7 @@ def test_replies_stay_out_of_the_room_history_unless_broadcast(client_for, alice
     assert history[1]["broadcast"] is True
 
 
-def test_the_thread_lists_its_root_and_replies_ascending(client_for, alice, bob, lobby, say):
+def test_the_thread_lists_its_root_and_replies_ascending(client_for, alice, bob, carol, lobby, say):
     root = say(lobby, alice, "root")
     replies = [say(lobby, bob, f"reply {n}", parent=root.pk) for n in range(3)]
 
@@ -72,6 +72,8 @@ def test_the_thread_lists_its_root_and_replies_ascending(client_for, alice, bob,
     assert page["root"]["id"] == root.pk
     assert [reply["id"] for reply in page["results"]] == [replies[0].pk, replies[1].pk]
     assert page["has_more"] is True
+    assert (page["following"], page["last_read_id"]) == (True, 0)
+    assert client_for(carol).get(thread_url(root.pk)).json()["following"] is False
     rest = client_for(alice).get(thread_url(root.pk), {"after": replies[1].pk}).json()
     assert [reply["id"] for reply in rest["results"]] == [replies[2].pk]
     assert rest["has_more"] is False
