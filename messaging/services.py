@@ -109,11 +109,29 @@ def _regex_escape(name: str) -> str:
     return name.replace(".", r"\.").replace("-", r"\-")
 
 
+def _linkable_channels(body: str) -> dict[str, int]:
+    """Return {lower-cased slug: id} of the live public channels the body names with #.
+
+    Only public channels become links: naming a private one must not tell the
+    room that it exists.
+    """
+    names = markdown.mentioned_channels(body)
+    if not names:
+        return {}
+    rooms = Room.objects.filter(
+        slug__in=sorted(names)[:50],
+        kind=Room.Kind.CHANNEL,
+        visibility=Room.Visibility.PUBLIC,
+        deleted_at__isnull=True,
+    )
+    return {slug.lower(): pk for pk, slug in rooms.values_list("pk", "slug")}
+
+
 def _render(body: str, *, room_id: int) -> tuple[str, list[int]]:
     known = _mentionable_users(body, room_id=room_id)
     # Without a known name in the text there is no mention: skip the second parse.
     mentioned = list(markdown.mentioned_ids(known, body)) if known else []
-    return markdown.render(body, known_users=known), mentioned
+    return markdown.render(body, known_users=known, known_channels=_linkable_channels(body)), mentioned
 
 
 def _announce_update(message: Message, *, actor: User) -> Message:

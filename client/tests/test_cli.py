@@ -7,6 +7,7 @@ import base64
 import json
 import os
 import queue
+import re
 import socket
 import subprocess
 import sys
@@ -123,17 +124,36 @@ def test_parse_line_refuses_arguments_to_commands_that_take_none() -> None:
 
 def test_message_new_reads_as_room_author_and_body() -> None:
     frame = {"type": "message.new", "event_id": 3, "room": 7, "message": message()}
-    assert format_frame(frame, view_of_bob()) == "[#general] alice: hello"
+    assert format_frame(frame, view_of_bob()) == "[#general] alice: hello  #12"
 
 
 def test_direct_rooms_are_named_after_the_other_people() -> None:
     frame = {"type": "message.new", "event_id": 3, "room": 9, "message": message(room=9)}
-    assert format_frame(frame, view_of_bob()) == "[@alice] alice: hello"
+    assert format_frame(frame, view_of_bob()) == "[@alice] alice: hello  #12"
 
 
-def test_replies_name_their_parent() -> None:
+def test_replies_show_as_arrows_under_their_root_and_name_it() -> None:
     frame = {"type": "message.new", "event_id": 3, "room": 7, "message": message(parent=4)}
-    assert format_frame(frame, view_of_bob()) == "[#general] alice (reply to #4): hello"
+    assert format_frame(frame, view_of_bob()) == "[#general]   ↳ alice: hello  #12 (thread #4)"
+
+
+@pytest.mark.parametrize(
+    ("line", "command"),
+    [
+        ("/reply 12 sounds good", Command("reply", "12 sounds good")),
+        ("/reply #12   spaced  ", Command("reply", "12 spaced")),
+        ("/thread 12", Command("thread", "12")),
+        ("/thread #12", Command("thread", "#12")),
+    ],
+)
+def test_reply_and_thread_commands_parse(line: str, command: Command) -> None:
+    assert parse_line(line) == command
+
+
+@pytest.mark.parametrize("line", ["/reply", "/reply 12", "/reply twelve hi", "/reply ² hi", "/thread", "/thread x"])
+def test_reply_and_thread_commands_refuse_bad_arguments(line: str) -> None:
+    with pytest.raises(UsageError):
+        parse_line(line)
 
 
 def test_message_updated_tells_edits_reactions_and_deletions_apart() -> None:
@@ -284,8 +304,8 @@ def test_client_shows_each_event_once_and_keeps_the_highest_id() -> None:
     asyncio.run(feed())
     assert printed == [
         "* connected as bob (server at event 4)",
-        "[#general] alice: hello",
-        "[#general] alice: hello",
+        "[#general] alice: hello  #3",
+        "[#general] alice: hello  #4",
         "* caught up (event 4)",
     ]
     assert client.cursor == 4
@@ -424,11 +444,20 @@ def test_two_clients_chat_in_a_channel_through_a_real_server(chat_server: tuple[
         alice.expect("[#general] bob joined")
 
         alice.type("hello bob")
-        assert bob.expect("[#general] alice:") == "[#general] alice: hello bob"
+        line = bob.expect("[#general] alice:")
+        assert re.fullmatch(r"\[#general\] alice: hello bob  #\d+", line), line
         alice.expect("[#general] alice: hello bob")  # the sender's own socket hears it too
+        root_id = line.rsplit("#", 1)[1]
+
+        bob.type(f"/reply {root_id} hi from the thread")
+        assert alice.expect("[#general]   ↳ bob:").endswith(f"(thread #{root_id})")
 
         bob.type("/history 5")
-        assert bob.expect("[#general] alice:") == "[#general] alice: hello bob"
+        assert bob.expect("[#general] alice:") == line
+        assert bob.expect("[#general]   ↳") == f"[#general]   ↳ 1 reply (/thread {root_id})"
+        alice.type(f"/thread {root_id}")
+        alice.expect("[#general] alice: hello bob")
+        assert "hi from the thread" in alice.expect("[#general]   ↳ bob:")
 
         for client in (alice, bob):
             client.type("/quit")

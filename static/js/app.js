@@ -6,7 +6,7 @@
 // while a REST load is in flight wait in a queue and are applied after it.
 
 import { api, stopRequests } from "./api.js";
-import { $, h, mentionsUser, toast } from "./dom.js";
+import { $, CHANNEL_HREF, h, mentionsUser, toast } from "./dom.js";
 import { Composer } from "./composer.js";
 import { Notifier } from "./notify.js";
 import { Outbox } from "./outbox.js";
@@ -595,6 +595,14 @@ class App {
     window.addEventListener("focus", look);
     document.addEventListener("keydown", (event) => {
       if (event.key === "Escape" && this.root.classList.contains("sidebar-open")) this.closeSidebar();
+    });
+    // A #channel link in a message opens the channel here (a preview to join when you are not in it).
+    document.addEventListener("click", (event) => {
+      const link = event.target.closest?.("a.channel-link");
+      const match = link && (link.getAttribute("href") ?? "").match(CHANNEL_HREF);
+      if (!match || event.ctrlKey || event.metaKey || event.shiftKey) return;
+      event.preventDefault();
+      this.openRoom(Number(match[1]));
     });
   }
 

@@ -8,7 +8,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from web.tests.browser.harness import unique
+from web.tests.browser.harness import call_api, unique
 from web.tests.browser.helpers import act_on, api_channel, api_post, message
 
 pytestmark = pytest.mark.browser
@@ -95,4 +95,29 @@ def test_search_finds_a_message_and_opens_it_in_context(make_person, open_page, 
     found = message(page, "The launch code word is pelican")
     expect(found).to_be_in_viewport()
     expect(found).to_have_class(re.compile(r"\bhighlighted\b"))
+    assert not page.watch.errors, page.watch.errors
+
+
+def test_lists_quotes_and_channel_links_render_and_a_channel_link_opens_the_channel(
+    make_person, open_page, chat_server
+):
+    alice = make_person("alice")
+    here = api_channel(chat_server, alice, unique("here"))
+    there = call_api(chat_server, "POST", "rooms/", {"name": unique("there")}, token=alice.access)
+    api_post(
+        chat_server,
+        alice,
+        here,
+        f"Plan:\n\n- one\n- ~~two~~\n\n> quoted\n\nsee #{there['slug']} or https://example.com.",
+    )
+    page = open_page(alice, f"/rooms/{here}/")
+
+    plan = message(page, "Plan:")
+    expect(plan.locator("li")).to_have_count(2)
+    expect(plan.locator("li s")).to_have_text("two")
+    expect(plan.locator("blockquote")).to_have_text("quoted")
+    expect(plan.get_by_role("link", name="https://example.com")).to_have_attribute("href", "https://example.com")
+    plan.get_by_role("link", name=f"#{there['slug']}").click()
+
+    expect(page.get_by_role("heading", level=1)).to_have_text(f"#{there['name']}")
     assert not page.watch.errors, page.watch.errors
