@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import Q, Value
 
 from rooms.models import Room
 
@@ -24,12 +24,13 @@ class Message(models.Model):
     deleted_at = models.DateTimeField(null=True, blank=True)
     # Threads (messaging.threads): a reply's parent is always the thread's root.
     # A root keeps its thread's summary, kept in step in each reply's own transaction.
-    broadcast = models.BooleanField(default=False)
-    reply_count = models.PositiveIntegerField(default=0)
+    # Defaults in the database too: bulk loads (bench/history.py, index tests) insert rows without them.
+    broadcast = models.BooleanField(default=False, db_default=False)
+    reply_count = models.PositiveIntegerField(default=0, db_default=0)
     last_reply_id = models.BigIntegerField(null=True, blank=True)
     last_reply_at = models.DateTimeField(null=True, blank=True)
     # Ids of the authors of the newest live replies, newest first (at most THREAD_FACES).
-    last_replier_ids = models.JSONField(default=list, blank=True)
+    last_replier_ids = models.JSONField(default=list, db_default=Value([], output_field=models.JSONField()), blank=True)
     # Pins (messaging.pins).
     pinned_at = models.DateTimeField(null=True, blank=True)
     pinned_by = models.ForeignKey(
