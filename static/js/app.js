@@ -397,6 +397,16 @@ class App {
   }
 
   async openInitialRoom() {
+    // A permalink (/rooms/ID/?message=ID, from "Copy link") opens the conversation at that message.
+    const linked = Number(new URLSearchParams(window.location.search).get("message") || 0);
+    if (this.roomIdFromPath() && Number.isSafeInteger(linked) && linked > 0) {
+      try {
+        await this.openAt(await api.get(`messages/${linked}/`));
+        return;
+      } catch {
+        toast("That message does not exist, or you cannot see it.");
+      }
+    }
     const wanted = this.roomIdFromPath() ?? Number(localStorage.getItem(this.lastRoomKey) || 0);
     if (wanted && (this.store.rooms.has(wanted) || this.roomIdFromPath())) {
       await this.openRoom(wanted, { push: false, replace: true, focus: "composer" });

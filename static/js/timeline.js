@@ -407,6 +407,7 @@ export class Timeline {
             "☺+",
           ),
           h("button", { type: "button", text: "Reply in thread", onclick: () => this.onOpenThread(threadRoot) }),
+          h("button", { type: "button", text: "Copy link", onclick: () => this.copyLink(message) }),
           canPin
             ? h("button", {
                 type: "button",
@@ -696,6 +697,18 @@ export class Timeline {
     if (message && element.isConnected) element.replaceWith(this.messageElement(message));
     this.decorate();
     if (focusComposer) $("#composer-input")?.focus();
+  }
+
+  /** Copy a permalink: it opens the conversation at this message for anyone in the room. */
+  async copyLink(message) {
+    const link = `${window.location.origin}/rooms/${message.room}/?message=${message.id}`;
+    try {
+      await navigator.clipboard.writeText(link);
+      toast("Link copied.");
+    } catch {
+      // No clipboard (an insecure origin, or permission refused): show it to copy by hand.
+      toast(`Link: ${link}`);
+    }
   }
 
   async setPinned(messageId, pinned) {

@@ -121,3 +121,27 @@ def test_lists_quotes_and_channel_links_render_and_a_channel_link_opens_the_chan
 
     expect(page.get_by_role("heading", level=1)).to_have_text(f"#{there['name']}")
     assert not page.watch.errors, page.watch.errors
+
+
+def test_a_copied_link_opens_the_message_in_context_for_another_member(make_person, open_page, chat_server):
+    alice, bob = make_person("alice"), make_person("bob")
+    room = api_channel(chat_server, alice, unique("links"), members=(bob,))
+    api_post(chat_server, alice, room, "The decision we keep coming back to")
+    for n in range(1, 101):
+        api_post(chat_server, alice, room, f"Filler {n:03d}")
+    alice_page = open_page(alice, f"/rooms/{room}/", permissions=["clipboard-read", "clipboard-write"])
+    alice_page.get_by_role("searchbox", name="Search messages").fill("decision")
+    alice_page.get_by_role("searchbox", name="Search messages").press("Enter")
+    alice_page.get_by_role("complementary", name="Search results").get_by_role(
+        "button", name=re.compile("decision")
+    ).click()
+    act_on(alice_page, "The decision we keep", "Copy link")
+    link = alice_page.evaluate("navigator.clipboard.readText()")
+    assert re.fullmatch(rf"{re.escape(chat_server.url)}/rooms/{room}/\?message=\d+", link), link
+
+    bob_page = open_page(bob, link.removeprefix(chat_server.url))
+
+    found = message(bob_page, "The decision we keep coming back to")
+    expect(found).to_be_in_viewport()
+    expect(found).to_have_class(re.compile(r"\bhighlighted\b"))
+    assert not bob_page.watch.errors, bob_page.watch.errors
