@@ -95,7 +95,7 @@ PIECES = [
     "http://example.com/",
     "#general",
     "#",
-    "```js\" onclick=\"",
+    '```js" onclick="',
     '<a href="/rooms/1/">',
     '<a href="/admin/">',
     "//evil.example/",
