@@ -242,7 +242,10 @@ export class ThreadPanel {
       });
       this.input.value = "";
       this.broadcast.checked = false;
+      // Replying follows the thread (the server did it in the same transaction).
       this.following = true;
+      this.followButton.textContent = "Following";
+      this.followButton.setAttribute("aria-pressed", "true");
       this.store.upsertMessage(reply);
     } catch (error) {
       this.error.textContent = error instanceof ApiError ? (error.fields.body ?? error.message) : String(error);
