@@ -9,6 +9,7 @@ import { $, h, hueClass, initials, safeHtml, toast, userLabel } from "./dom.js";
 import { clockTime, fullTime } from "./time.js";
 
 const THREAD_PAGE = 200;
+const THREAD_PAGES_MAX = 10;
 const READ_DELAY_MS = 300;
 const REFRESH_DELAY_MS = 400;
 
@@ -140,6 +141,13 @@ export class ThreadPanel {
     this.error.textContent = "";
     try {
       const thread = await api.get(`messages/${rootId}/thread/?limit=${THREAD_PAGE}`);
+      // A long thread comes in pages, oldest first: read on to the newest, where live replies join.
+      let page = thread;
+      for (let pages = 1; page.has_more && page.results.length && pages < THREAD_PAGES_MAX; pages += 1) {
+        const after = page.results.at(-1).id;
+        page = await api.get(`messages/${thread.root.id}/thread/?after=${after}&limit=${THREAD_PAGE}`);
+        thread.results.push(...page.results);
+      }
       if (this.rootId !== rootId) return;
       this.rootId = thread.root.id;
       this.root = thread.root;

@@ -145,3 +145,24 @@ def test_a_copied_link_opens_the_message_in_context_for_another_member(make_pers
     expect(found).to_be_in_viewport()
     expect(found).to_have_class(re.compile(r"\bhighlighted\b"))
     assert not bob_page.watch.errors, bob_page.watch.errors
+
+
+def test_a_long_thread_opens_with_its_newest_replies(make_person, open_page, chat_server):
+    alice = make_person("alice")
+    room = api_channel(chat_server, alice, unique("long"))
+    root = api_post(chat_server, alice, room, "A long discussion")
+    for n in range(1, 206):
+        call_api(
+            chat_server,
+            "POST",
+            f"rooms/{room}/messages/",
+            {"body": f"Point {n:03d}", "parent": root["id"]},
+            token=alice.access,
+        )
+    page = open_page(alice, f"/rooms/{room}/")
+
+    message(page, "A long discussion").get_by_role("button", name=re.compile("^205 replies")).click()
+
+    replies = thread_panel(page).get_by_role("log", name="Replies")
+    expect(replies.locator("article")).to_have_count(205)
+    expect(replies.locator("article").last).to_contain_text("Point 205")
