@@ -13,6 +13,7 @@ from core.api import ID_MAX
 from core.ratelimit import limit_form_login
 from core.security import ApiDocsView
 from files.api import views as files
+from messaging.api import thread_views as threads
 from messaging.api import views as messaging
 from realtime import views as realtime_views
 from rooms.api import views as rooms
@@ -93,6 +94,13 @@ api_v1 = [
     path("rooms/<id:room_id>/uploads/", files.UploadView.as_view(), name="room-uploads"),
     path("files/<id:file_id>/", files.FileView.as_view(), name="file"),
     path("files/<id:file_id>/thumbnail/", files.ThumbnailView.as_view(), name="file-thumbnail"),
+    # Threads and pins (messaging.threads, messaging.pins).
+    path("messages/<id:message_id>/thread/", threads.ThreadView.as_view(), name="message-thread"),
+    path("messages/<id:message_id>/thread/read/", threads.ThreadReadView.as_view(), name="message-thread-read"),
+    path("messages/<id:message_id>/follow/", threads.ThreadFollowView.as_view(), name="message-follow"),
+    path("threads/", threads.FollowedThreadListView.as_view(), name="threads"),
+    path("messages/<id:message_id>/pin/", threads.PinView.as_view(), name="message-pin"),
+    path("rooms/<id:room_id>/pins/", threads.PinListView.as_view(), name="room-pins"),
 ]
 
 urlpatterns = [

@@ -81,6 +81,8 @@ Commands:
   /dm <username>          open a direct conversation and switch to it
   /history [n]            show the last n messages of the current room (default 20)
   /upload <path>          share a file in the current room
+  /reply <id> <text>      reply in the thread of message #id (replies show as ↳ under their root)
+  /thread <id>            show the thread of message #id: its first message and every reply
   /quit                   leave (also end of input)
 Anything else is sent to the current room; start a line with // to send one beginning with /."""
 
@@ -100,12 +102,14 @@ class UsageError(ValueError):
     """A command line that cannot be run as typed."""
 
 
-COMMANDS = {"rooms", "join", "room", "create", "dm", "history", "upload", "quit", "help"}
+COMMANDS = {"rooms", "join", "room", "create", "dm", "history", "upload", "reply", "thread", "quit", "help"}
 NEEDS_ARGUMENT = {
     "join": "/join <id or name>",
     "room": "/room <id or name>",
     "create": "/create <name>",
     "upload": "/upload <path>",
+    "reply": "/reply <id> <text>",
+    "thread": "/thread <id>",
 }
 
 
@@ -133,6 +137,13 @@ def parse_line(line: str) -> Command | None:
             arg = str(HISTORY_DEFAULT)
         if not _is_number(arg) or not 1 <= int(arg) <= HISTORY_MAX:
             raise UsageError(f"Usage: /history [n], n from 1 to {HISTORY_MAX}")
+    if name == "reply":
+        target, _, text = arg.partition(" ")
+        if not _is_number(target.lstrip("#")) or not text.strip():
+            raise UsageError("Usage: /reply <id> <text>")
+        arg = f"{target.lstrip('#')} {text.strip()}"
+    if name == "thread" and not _is_number(arg.lstrip("#")):
+        raise UsageError("Usage: /thread <id>")
     if name in ("rooms", "quit", "help") and arg:
         raise UsageError(f"/{name} takes no argument.")
     return Command(name, arg)
@@ -250,10 +261,26 @@ def _attachment_lines(view: View, message: dict[str, Any]) -> list[str]:
 
 
 def _message_line(view: View, room_id: int, message: dict[str, Any]) -> str:
-    author = message.get("author") or {}
-    reply = f" (reply to #{message['parent']})" if message.get("parent") else ""
-    line = f"[{view.room_label(room_id)}] {author.get('username', '?')}{reply}: {message.get('body', '')}"
+    """`[#room] alice: text  #12`, then a line per attached file; a thread reply is indented under its root.
+
+    A reply reads `[#room]   ↳ bob: text  #13 (thread #12)`.
+    """
+    author = (message.get("author") or {}).get("username", "?")
+    label = view.room_label(room_id)
+    if message.get("parent"):
+        line = f"[{label}]   ↳ {author}: {message.get('body', '')}  #{message['id']} (thread #{message['parent']})"
+    else:
+        line = f"[{label}] {author}: {message.get('body', '')}  #{message['id']}"
     return "\n".join([line, *_attachment_lines(view, message)])
+
+
+def _thread_hint(view: View, room_id: int, message: dict[str, Any]) -> str | None:
+    """Under a root in /history: how many replies it has, and how to read them."""
+    count = message.get("reply_count") or 0
+    if not count or message.get("parent"):
+        return None
+    noun = "reply" if count == 1 else "replies"
+    return f"[{view.room_label(room_id)}]   ↳ {count} {noun} (/thread {message['id']})"
 
 
 def _reactions_text(message: dict[str, Any]) -> str:
@@ -963,6 +990,37 @@ class ChatClient:
                 self.out(f"[{self.view.room_label(self.current)}] (message #{message['id']} deleted)")
             else:
                 self.out(_message_line(self.view, self.current, message))
+            hint = _thread_hint(self.view, self.current, message)
+            if hint:
+                self.out(hint)
+
+    async def command_reply(self, arg: str) -> None:
+        target, _, text = arg.partition(" ")
+        known = self.view.messages.get(int(target))
+        # The reply goes to the room of the message when it was seen here, else the current room.
+        room_id = known["room"] if known else self.current
+        if room_id is None:
+            self.out("! no current room: pick one with /room, /join, /create or /dm (/rooms lists yours)")
+            return
+        client_id = uuid.uuid4().hex
+        frame = {"type": "message.send", "room": room_id, "body": text, "client_id": client_id, "parent": int(target)}
+        self.pending[client_id] = frame
+        if not await self.send_frame(frame):
+            self.out("* not connected; the reply will go out on reconnection")
+
+    async def command_thread(self, arg: str) -> None:
+        thread = await self.rest("GET", f"messages/{int(arg.lstrip('#'))}/thread/?limit=200")
+        root = thread["root"]
+        self.view.remember_message(root)
+        if root.get("deleted"):
+            self.out(f"[{self.view.room_label(root['room'])}] (message #{root['id']} deleted)")
+        else:
+            self.out(_message_line(self.view, root["room"], root))
+        if not thread["results"]:
+            self.out(f"[{self.view.room_label(root['room'])}]   ↳ no replies yet (/reply {root['id']} <text>)")
+        for reply in thread["results"]:
+            self.view.remember_message(reply)
+            self.out(_message_line(self.view, root["room"], reply))
 
     def switch_to(self, room: dict[str, Any]) -> None:
         self.current = room["id"]

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import Q, Value
 
 from rooms.models import Room
 
@@ -22,6 +22,20 @@ class Message(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     edited_at = models.DateTimeField(null=True, blank=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
+    # Threads (messaging.threads): a reply's parent is always the thread's root.
+    # A root keeps its thread's summary, kept in step in each reply's own transaction.
+    # Defaults in the database too: bulk loads (bench/history.py, index tests) insert rows without them.
+    broadcast = models.BooleanField(default=False, db_default=False)
+    reply_count = models.PositiveIntegerField(default=0, db_default=0)
+    last_reply_id = models.BigIntegerField(null=True, blank=True)
+    last_reply_at = models.DateTimeField(null=True, blank=True)
+    # Ids of the authors of the newest live replies, newest first (at most THREAD_FACES).
+    last_replier_ids = models.JSONField(default=list, db_default=Value([], output_field=models.JSONField()), blank=True)
+    # Pins (messaging.pins).
+    pinned_at = models.DateTimeField(null=True, blank=True)
+    pinned_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     class Meta:
         constraints = [
@@ -34,6 +48,10 @@ class Message(models.Model):
         indexes = [
             # History pages and unread counts: keyset on id within a room.
             models.Index(fields=["room", "id"], name="message_room_id"),
+            # A thread's replies, its unread counts and its newest reply: keyset on id under the root.
+            models.Index(fields=["parent", "id"], name="message_parent_id"),
+            # A room's pinned messages, newest pin first.
+            models.Index(fields=["room", "pinned_at"], condition=Q(pinned_at__isnull=False), name="message_room_pins"),
         ]
         # PostgreSQL also has a GIN index on to_tsvector('english', body) for
         # search (migration 0002).
@@ -44,6 +62,28 @@ class Message(models.Model):
     @property
     def deleted(self) -> bool:
         return self.deleted_at is not None
+
+
+class ThreadState(models.Model):
+    """A user's relation to one thread: whether they follow it and how far they have read it."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="thread_states")
+    root = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="thread_states")
+    following = models.BooleanField(default=True)
+    # Only ever moves forward (a conditional update), like a room's read marker.
+    last_read_id = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "root"], name="thread_state_user_root_unique"),
+        ]
+        indexes = [
+            # threads/: the threads one user follows.
+            models.Index(fields=["user", "root"], condition=Q(following=True), name="thread_state_following"),
+        ]
+
+    def __str__(self) -> str:
+        return f"user {self.user_id} on thread {self.root_id} (read to {self.last_read_id})"
 
 
 class MessageEdit(models.Model):

@@ -28,6 +28,11 @@ class MessagePayload(TypedDict):
     reactions: list[ReactionPayload]
     mentions: list[int]
     attachments: list[FilePayload]
+    broadcast: bool
+    reply_count: int
+    last_reply_at: str | None
+    last_repliers: list[int]
+    pinned: bool
 
 
 class EditPayload(TypedDict):
@@ -97,4 +102,10 @@ def message_payload(message: Message, *, new: bool = False) -> MessagePayload:
         "mentions": [] if deleted else mention_ids(message),
         # Prefetched in position order (messaging.selectors.messages_with_details).
         "attachments": [] if deleted else [file_payload(stored) for stored in message.attachments.all()],
+        "broadcast": message.broadcast,
+        # A thread's summary stays under a deleted root: its replies are still there.
+        "reply_count": message.reply_count,
+        "last_reply_at": isoformat(message.last_reply_at),
+        "last_repliers": list(message.last_replier_ids),
+        "pinned": message.pinned_at is not None and not deleted,
     }

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import connection
-from django.db.models import Count, F, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery, Value
+from django.db.models import Count, Exists, F, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.db.models.lookups import LessThanOrEqual
 
@@ -13,6 +13,8 @@ from accounts.models import User
 from core.errors import NotFound
 from files.models import StoredFile
 from messaging.models import Message, MessageEdit, Reaction
+from messaging.search import SearchFilters
+from messaging.threads import in_room_history
 from rooms.models import Membership, Room
 from rooms.selectors import member_room_ids, membership_require
 
@@ -37,7 +39,8 @@ def message_history(
     newer messages follow; otherwise the page ends just before `before` (or at
     the newest message) and `has_more` says whether older ones precede it.
     """
-    messages = messages_with_details().filter(room=room)
+    # Replies live in their threads; only broadcast ones are also in the room's history.
+    messages = messages_with_details().filter(in_room_history(), room=room)
     if after is not None:
         messages = messages.filter(id__gt=after)
         if before is not None:
@@ -49,6 +52,28 @@ def message_history(
     page = list(messages.order_by("-id")[: limit + 1])
     has_more = len(page) > limit
     return list(reversed(page[:limit])), has_more
+
+
+def message_history_around(
+    *, room: Room, message_id: int, limit: int = HISTORY_DEFAULT_LIMIT
+) -> tuple[list[Message], bool, bool]:
+    """Return the page of a room's history centred on a message, whether older and whether newer ones lie beyond.
+
+    A reply that is not in the room's history is shown at its root. Raises
+    NotFound when the message is not in this room.
+    """
+    row = Message.objects.filter(pk=message_id, room=room).values("parent_id", "broadcast").first()
+    if row is None:
+        raise NotFound("Message not found in this room.")
+    centre = row["parent_id"] if row["parent_id"] is not None and not row["broadcast"] else message_id
+    listed = messages_with_details().filter(in_room_history(), room=room)
+    older = list(listed.filter(id__lt=centre).order_by("-id")[: limit + 1])
+    newer = list(listed.filter(id__gte=centre).order_by("id")[: limit + 1])
+    # Half the page before the message; where one side runs short, the other fills the page.
+    take_older = min(len(older), max((limit - 1) // 2, limit - len(newer)))
+    take_newer = min(len(newer), limit - take_older)
+    page = list(reversed(older[:take_older])) + newer[:take_newer]
+    return page, len(older) > take_older, len(newer) > take_newer
 
 
 def message_get_for_member(*, user: User, message_id: int) -> tuple[Message, Membership]:
@@ -78,19 +103,42 @@ SEARCH_WINDOWS = (4096, 32768)
 
 
 def message_search(
-    *, user: User, query: str, room_id: int | None = None, before: int | None = None, limit: int = 50
+    *,
+    user: User,
+    query: str,
+    room_id: int | None = None,
+    before: int | None = None,
+    limit: int = 50,
+    filters: SearchFilters | None = None,
 ) -> tuple[list[Message], bool]:
-    """Return a page of the caller's visible messages matching `query`, newest first.
+    """Return a page of the caller's visible messages matching `query` and `filters`, newest first.
 
     Only rooms the caller is a member of are searched: a membership subquery
-    guards it, whatever `room_id` says.
+    guards it, whatever `room_id` or the filters say. With filters, `query`
+    may be empty: every message the filters keep is found.
     """
     messages = messages_with_details().filter(room_id__in=member_room_ids(user=user), deleted_at__isnull=True)
     if room_id is not None:
         messages = messages.filter(room_id=room_id)
+    if filters is not None:
+        if filters.room_ids:
+            messages = messages.filter(room_id__in=filters.room_ids)
+        if filters.author_id is not None:
+            messages = messages.filter(author_id=filters.author_id)
+        if filters.since is not None:
+            messages = messages.filter(created_at__gte=filters.since)
+        if filters.until is not None:
+            messages = messages.filter(created_at__lt=filters.until)
+        if filters.has is not None:
+            attached = StoredFile.objects.filter(message=OuterRef("pk"))
+            if filters.has == "image":
+                attached = attached.filter(content_type__startswith="image/")
+            messages = messages.filter(Exists(attached))
     if before is not None:
         messages = messages.filter(id__lt=before)
-    if connection.vendor == "postgresql":
+    if not query:
+        page = list(messages.order_by("-id")[: limit + 1])
+    elif connection.vendor == "postgresql":
         # Served by the GIN index on to_tsvector('english', body) (migration 0002).
         matches = messages.extra(
             where=["to_tsvector('english'::regconfig, body) @@ websearch_to_tsquery('english'::regconfig, %s)"],
@@ -153,11 +201,13 @@ class RoomMessageCounts:
     """The message side of a room summary: its newest message, and a reader's unread and mention counts."""
 
     def annotate(self, rooms: QuerySet[Room], user: User | None) -> QuerySet[Room]:
-        last_message_id = Message.objects.filter(room=OuterRef("pk")).order_by("-id").values("id")[:1]
+        # Thread replies are counted in their threads (messaging.threads), not in the room.
+        listed = Message.objects.filter(in_room_history())
+        last_message_id = listed.filter(room=OuterRef("pk")).order_by("-id").values("id")[:1]
         rooms = rooms.annotate(last_message_id=Subquery(last_message_id))
         if user is None:
             return rooms
-        unread = Message.objects.filter(
+        unread = listed.filter(
             room=OuterRef("pk"), id__gt=OuterRef("mine__last_read_message_id"), deleted_at__isnull=True
         ).exclude(author=user)
         # Unread messages that @mention the user: the sidebar's mention badge.
@@ -168,7 +218,8 @@ class RoomMessageCounts:
         )
 
     def newest_message_id(self, room_id: int) -> int:
-        return Message.objects.filter(room_id=room_id).order_by("-id").values_list("id", flat=True).first() or 0
+        listed = Message.objects.filter(in_room_history(), room_id=room_id)
+        return listed.order_by("-id").values_list("id", flat=True).first() or 0
 
 
 def _count_per_room(messages: QuerySet[Message]) -> QuerySet[Message, Any]:

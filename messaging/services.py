@@ -24,6 +24,7 @@ from messaging import markdown
 from messaging.models import Message, MessageEdit, Reaction, Report
 from messaging.payloads import message_payload
 from messaging.selectors import message_reload
+from messaging.threads import thread_reply_filed, thread_reply_removed, thread_root_lock, thread_summary
 from rooms import membership_cache
 from rooms.events import Event, event_payloads_redact, event_payloads_replace_user, event_record
 from rooms.models import Membership, Room
@@ -110,11 +111,29 @@ def _regex_escape(name: str) -> str:
     return name.replace(".", r"\.").replace("-", r"\-")
 
 
+def _linkable_channels(body: str) -> dict[str, int]:
+    """Return {lower-cased slug: id} of the live public channels the body names with #.
+
+    Only public channels become links: naming a private one must not tell the
+    room that it exists.
+    """
+    names = markdown.mentioned_channels(body)
+    if not names:
+        return {}
+    rooms = Room.objects.filter(
+        slug__in=sorted(names)[:50],
+        kind=Room.Kind.CHANNEL,
+        visibility=Room.Visibility.PUBLIC,
+        deleted_at__isnull=True,
+    )
+    return {slug.lower(): pk for pk, slug in rooms.values_list("pk", "slug")}
+
+
 def _render(body: str, *, room_id: int) -> tuple[str, list[int]]:
     known = _mentionable_users(body, room_id=room_id)
     # Without a known name in the text there is no mention: skip the second parse.
     mentioned = list(markdown.mentioned_ids(known, body)) if known else []
-    return markdown.render(body, known_users=known), mentioned
+    return markdown.render(body, known_users=known, known_channels=_linkable_channels(body)), mentioned
 
 
 def _announce_update(message: Message, *, actor: User) -> Message:
@@ -146,13 +165,16 @@ def message_post(
     client_id: object = None,
     parent: object = None,
     attachments: object = None,
+    broadcast: object = False,
 ) -> tuple[Message, bool]:
     """Save a message, or return the one this client_id already made; return it and whether it is new.
 
     `attachments` lists the author's uploads into the room (files app); with
-    any, the body may be empty. The broadcast goes out after commit. A
-    concurrent retry with the same client_id waits on the unique index, then
-    finds the first message.
+    any, the body may be empty. With `parent` it is a reply, filed under the
+    thread's root (messaging.threads); `broadcast` also lists the reply in the
+    room's history. The broadcast goes out after commit. A concurrent retry
+    with the same client_id waits on the unique index, then finds the first
+    message.
     """
     file_ids = files_services.clean_attachment_ids(attachments)
     # With files attached, no text is needed: an empty or missing body stays empty.
@@ -161,10 +183,22 @@ def message_post(
     clean_id = clean_client_id(client_id)
     if parent is not None and (not isinstance(parent, int) or isinstance(parent, bool) or parent < 1):
         raise Invalid({"parent": "Must be a message id."})
+    if broadcast is None:
+        broadcast = False
+    if not isinstance(broadcast, bool):
+        raise Invalid({"broadcast": "Must be true or false."})
+    if broadcast and parent is None:
+        raise Invalid({"broadcast": "Only a reply in a thread can also be sent to the room."})
     room_id = room if isinstance(room, int) else room.pk
     try:
         return _message_insert(
-            room_id=room_id, author=author, body=clean_text, client_id=clean_id, parent_id=parent, file_ids=file_ids
+            room_id=room_id,
+            author=author,
+            body=clean_text,
+            client_id=clean_id,
+            parent_id=parent,
+            file_ids=file_ids,
+            broadcast=broadcast,
         )
     except IntegrityError:
         if clean_id is None:
@@ -177,17 +211,29 @@ def message_post(
 
 @transaction.atomic
 def _message_insert(
-    *, room_id: int, author: User, body: str, client_id: str | None, parent_id: int | None, file_ids: list[int]
+    *,
+    room_id: int,
+    author: User,
+    body: str,
+    client_id: str | None,
+    parent_id: int | None,
+    file_ids: list[int],
+    broadcast: bool,
 ) -> tuple[Message, bool]:
     # From the cache when it can: a post's only other statements are its two inserts.
     membership_cache.require_member(user=author, room_id=room_id)
-    if parent_id is not None and not Message.objects.filter(pk=parent_id, room_id=room_id).exists():
-        raise Invalid({"parent": "No such message in this room."})
+    root = thread_root_lock(parent_id=parent_id, room_id=room_id) if parent_id is not None else None
     html, mentioned = _render(body, room_id=room_id) if body else ("", [])
     # A retry with a client_id already used fails on the unique index; message_post
     # then returns the first message. Not looked up first: retries are rare, posts are not.
     message = Message.objects.create(
-        room_id=room_id, author=author, body=body, html=html, client_id=client_id, parent_id=parent_id
+        room_id=room_id,
+        author=author,
+        body=body,
+        html=html,
+        client_id=client_id,
+        parent_id=root.pk if root is not None else None,
+        broadcast=broadcast,
     )
     message.author = author
     # A new message has no reactions; skip the prefetch query (callers may still read them).
@@ -201,13 +247,12 @@ def _message_insert(
         message.mentions.set(mentioned)
     else:
         message._prefetched_objects_cache["mentions"] = User.objects.none()  # type: ignore[attr-defined]
-    event_record(
-        type=Event.Type.MESSAGE_NEW,
-        room=room_id,
-        actor_id=author.pk,
-        message_id=message.pk,
-        payload={"room": room_id, "message": dict(message_payload(message, new=True))},
-    )
+    payload: dict[str, object] = {"room": room_id, "message": dict(message_payload(message, new=True))}
+    if root is not None:
+        # The reply's counts change in its own transaction: no recount ever drifts.
+        thread_reply_filed(root=root, reply=message, mentioned=mentioned)
+        payload["thread"] = thread_summary(root)
+    event_record(type=Event.Type.MESSAGE_NEW, room=room_id, actor_id=author.pk, message_id=message.pk, payload=payload)
     return message, True
 
 
@@ -298,7 +343,10 @@ def message_delete(*, actor: User, message: Message, reason: str = "", via: str 
             status=Report.Status.RESOLVED, handled_by=actor, handled_at=message.deleted_at
         )
     fresh = message_reload(message.pk)
-    redacted = {"room": fresh.room_id, "message": dict(message_payload(fresh))}
+    redacted: dict[str, object] = {"room": fresh.room_id, "message": dict(message_payload(fresh))}
+    if message.parent_id is not None:
+        # Deleting a reply rewinds its thread's count, last reply and faces.
+        redacted["thread"] = thread_summary(thread_reply_removed(reply=message))
     # Earlier events must not replay the deleted text on resume.
     event_payloads_redact(message_id=message.pk, payload=redacted)
     event_record(

@@ -476,6 +476,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         body = _str_field(frame, "body", required=attachments is None)
         client_id = _str_field(frame, "client_id")
         parent = _int_field(frame, "parent", required=False)
+        broadcast = frame.get("broadcast", False)
+        if broadcast is not None and not isinstance(broadcast, bool):
+            raise FrameError("bad_request", "'broadcast' must be true or false.")
         await self._spend_send_budget()
         try:
             # The very function the REST POST calls: same checks, same idempotency.
@@ -487,6 +490,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 client_id=client_id,
                 parent=parent,
                 attachments=attachments,
+                broadcast=bool(broadcast),
             )
         except ServiceError as exc:
             raise _service_error(exc) from None
@@ -624,12 +628,25 @@ def _replay_batch(user: Any, after: int, through: int) -> list[Event]:
 
 @dbretry.idempotent
 def _post(
-    *, room: int, author: Any, body: str | None, client_id: str | None, parent: int | None, attachments: object = None
+    *,
+    room: int,
+    author: Any,
+    body: str | None,
+    client_id: str | None,
+    parent: int | None,
+    attachments: object = None,
+    broadcast: bool = False,
 ) -> None:
     """Post for a socket. Safe to run again if a lost connection hides whether it committed:
     a socket's send always names a client_id, and a second post with it returns the first."""
     services.message_post(
-        room=room, author=author, body=body, client_id=client_id, parent=parent, attachments=attachments
+        room=room,
+        author=author,
+        body=body,
+        client_id=client_id,
+        parent=parent,
+        attachments=attachments,
+        broadcast=broadcast,
     )
 
 

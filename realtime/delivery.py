@@ -102,6 +102,14 @@ def event_frame(event: Event, state: SocketState, *, replaying: bool = False) ->
             return None
         if kind == Event.Type.READ:
             return {"type": "read", "event_id": event.id, "room": room_id, "message_id": payload["message_id"]}
+        if kind == Event.Type.THREAD_READ:
+            return {
+                "type": "thread.read",
+                "event_id": event.id,
+                "room": room_id,
+                "root": payload["root"],
+                "message_id": payload["message_id"],
+            }
         return None
 
     if _is_added(event, user_id):
@@ -125,7 +133,11 @@ def event_frame(event: Event, state: SocketState, *, replaying: bool = False) ->
         return None
 
     if kind in (Event.Type.MESSAGE_NEW, Event.Type.MESSAGE_UPDATED):
-        return {"type": kind, "event_id": event.id, "room": room_id, "message": payload["message"]}
+        frame = {"type": kind, "event_id": event.id, "room": room_id, "message": payload["message"]}
+        if "thread" in payload:
+            # A reply's root summary after it (messaging.threads), so open clients update the root.
+            frame["thread"] = payload["thread"]
+        return frame
     if kind == Event.Type.ROOM_UPDATED:
         return {
             "type": "room.updated",

@@ -9,6 +9,7 @@ Emoji need a colour emoji font (Debian: fonts-noto-color-emoji).
 
 from __future__ import annotations
 
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -62,7 +63,7 @@ def seed(server: Server) -> dict[str, Any]:
     def post(person: dict[str, Any], room: int, body: str) -> int:
         return int(api(person, "POST", f"rooms/{room}/messages/", {"body": body})["id"])
 
-    post(alice, general, "Good morning everyone! The **release** is planned for Thursday.")
+    release = post(alice, general, "Good morning everyone! The **release** is planned for Thursday.")
     post(bob, general, "Great news. I pushed the fix for the login bug, see `accounts/views.py`.")
     hello = post(carol, general, "Nice work @bob! Does it also cover _password resets_?")
     api(alice, "POST", f"messages/{hello}/reactions/", {"emoji": "🎉"})
@@ -72,6 +73,13 @@ def seed(server: Server) -> dict[str, Any]:
     post(carol, general, "```\nmake test\nmake screenshots\n```\nAll green on my machine.")
     post(bob, general, "@alice can you review the notes before lunch?")
     api(carol, "POST", f"messages/{hello}/reactions/", {"emoji": "👍"})
+
+    for person, body in (
+        (bob, "Which build goes out, 4.2 or 4.2.1?"),
+        (carol, "4.2.1: it has the **release** notes fix."),
+        (alice, "4.2.1 it is. Thanks both!"),
+    ):
+        api(person, "POST", f"rooms/{general}/messages/", {"body": body, "parent": release})
 
     post(carol, design, "New icons are in the shared folder.")
     dm = api(bob, "POST", "dms/", {"users": [alice["id"]]})["id"]
@@ -134,6 +142,20 @@ def shoot(browser: Any, server: Server, demo: dict[str, Any]) -> None:
         settle(page)
         page.screenshot(path=OUT / f"members{suffix}.png")
         page.get_by_role("button", name="Close members").click()
+
+        page.get_by_role("button", name=re.compile("^3 replies")).click()
+        expect(page.get_by_role("log", name="Replies")).to_contain_text("4.2.1 it is")
+        settle(page)
+        page.screenshot(path=OUT / f"thread{suffix}.png")
+        page.get_by_role("button", name="Close thread").click()
+
+        search = page.get_by_role("searchbox", name="Search messages")
+        search.fill("release")
+        search.press("Enter")
+        expect(page.get_by_role("complementary", name="Search results").locator("mark").first).to_be_visible()
+        settle(page)
+        page.screenshot(path=OUT / f"search{suffix}.png")
+        page.get_by_role("button", name="Close search results").click()
 
         page.get_by_role("navigation", name="Rooms").get_by_role("button", name="Create a channel").click()
         dialog = page.get_by_role("dialog", name="Create a channel")

@@ -7,6 +7,7 @@ import base64
 import json
 import os
 import queue
+import re
 import socket
 import subprocess
 import sys
@@ -130,17 +131,36 @@ def test_parse_line_refuses_arguments_to_commands_that_take_none() -> None:
 
 def test_message_new_reads_as_room_author_and_body() -> None:
     frame = {"type": "message.new", "event_id": 3, "room": 7, "message": message()}
-    assert format_frame(frame, view_of_bob()) == "[#general] alice: hello"
+    assert format_frame(frame, view_of_bob()) == "[#general] alice: hello  #12"
 
 
 def test_direct_rooms_are_named_after_the_other_people() -> None:
     frame = {"type": "message.new", "event_id": 3, "room": 9, "message": message(room=9)}
-    assert format_frame(frame, view_of_bob()) == "[@alice] alice: hello"
+    assert format_frame(frame, view_of_bob()) == "[@alice] alice: hello  #12"
 
 
-def test_replies_name_their_parent() -> None:
+def test_replies_show_as_arrows_under_their_root_and_name_it() -> None:
     frame = {"type": "message.new", "event_id": 3, "room": 7, "message": message(parent=4)}
-    assert format_frame(frame, view_of_bob()) == "[#general] alice (reply to #4): hello"
+    assert format_frame(frame, view_of_bob()) == "[#general]   ↳ alice: hello  #12 (thread #4)"
+
+
+@pytest.mark.parametrize(
+    ("line", "command"),
+    [
+        ("/reply 12 sounds good", Command("reply", "12 sounds good")),
+        ("/reply #12   spaced  ", Command("reply", "12 spaced")),
+        ("/thread 12", Command("thread", "12")),
+        ("/thread #12", Command("thread", "#12")),
+    ],
+)
+def test_reply_and_thread_commands_parse(line: str, command: Command) -> None:
+    assert parse_line(line) == command
+
+
+@pytest.mark.parametrize("line", ["/reply", "/reply 12", "/reply twelve hi", "/reply ² hi", "/thread", "/thread x"])
+def test_reply_and_thread_commands_refuse_bad_arguments(line: str) -> None:
+    with pytest.raises(UsageError):
+        parse_line(line)
 
 
 def test_message_updated_tells_edits_reactions_and_deletions_apart() -> None:
@@ -291,8 +311,8 @@ def test_client_shows_each_event_once_and_keeps_the_highest_id() -> None:
     asyncio.run(feed())
     assert printed == [
         "* connected as bob (server at event 4)",
-        "[#general] alice: hello",
-        "[#general] alice: hello",
+        "[#general] alice: hello  #3",
+        "[#general] alice: hello  #4",
         "* caught up (event 4)",
     ]
     assert client.cursor == 4
@@ -328,7 +348,7 @@ def test_attachments_print_their_name_size_type_and_url_under_the_message() -> N
     view.server = "http://chat.example:8000"
     frame = {"type": "message.new", "room": 7, "message": message(body="", attachments=[PHOTO, REPORT])}
     assert format_frame(frame, view) == (
-        "[#general] alice: \n"
+        "[#general] alice:   #12\n"
         "    file: cat.png (2.3 MB, image/png) http://chat.example:8000/api/v1/files/31/\n"
         "    file: report.pdf (812 bytes, application/pdf) http://chat.example:8000/api/v1/files/32/"
     )
@@ -596,11 +616,20 @@ def test_two_clients_chat_in_a_channel_through_a_real_server(chat_server: tuple[
         alice.expect("[#general] bob joined")
 
         alice.type("hello bob")
-        assert bob.expect("[#general] alice:") == "[#general] alice: hello bob"
+        line = bob.expect("[#general] alice:")
+        assert re.fullmatch(r"\[#general\] alice: hello bob  #\d+", line), line
         alice.expect("[#general] alice: hello bob")  # the sender's own socket hears it too
+        root_id = line.rsplit("#", 1)[1]
+
+        bob.type(f"/reply {root_id} hi from the thread")
+        assert alice.expect("[#general]   ↳ bob:").endswith(f"(thread #{root_id})")
 
         bob.type("/history 5")
-        assert bob.expect("[#general] alice:") == "[#general] alice: hello bob"
+        assert bob.expect("[#general] alice:") == line
+        assert bob.expect("[#general]   ↳") == f"[#general]   ↳ 1 reply (/thread {root_id})"
+        alice.type(f"/thread {root_id}")
+        alice.expect("[#general] alice: hello bob")
+        assert "hi from the thread" in alice.expect("[#general]   ↳ bob:")
 
         for client in (alice, bob):
             client.type("/quit")
@@ -638,7 +667,7 @@ def test_a_file_uploaded_from_the_terminal_reaches_the_other_client_with_a_worki
 
         alice.type(f"/upload {notes}")
         alice.expect("* uploading meeting notes.txt (27 bytes)")
-        assert bob.expect("[#general] alice:") == "[#general] alice: "
+        assert bob.expect("[#general] alice:") == "[#general] alice:   #1"
         line = bob.expect("file: meeting notes.txt")
         assert line.startswith("    file: meeting notes.txt (27 bytes, text/plain) http://127.0.0.1:")
         file_url = line.rsplit(" ", 1)[1]

@@ -35,6 +35,13 @@ class MessageSerializer(serializers.Serializer):
         help_text="Ids of the users the message @mentions, ascending; a mention is only ever read from here",
     )
     attachments = FileSerializer(many=True, help_text="Files attached to the message, in order (empty when none)")
+    broadcast = serializers.BooleanField(help_text="A reply also listed in the room's history")
+    reply_count = serializers.IntegerField(help_text="Live replies in the thread this message starts")
+    last_reply_at = serializers.DateTimeField(allow_null=True)
+    last_repliers = serializers.ListField(
+        child=serializers.IntegerField(), help_text="Ids of the authors of the newest replies, newest first (at most 3)"
+    )
+    pinned = serializers.BooleanField()
 
 
 MessagePageSerializer = page_serializer("MessagePageSerializer", MessageSerializer)
@@ -83,6 +90,9 @@ class MessagePostInput(StrictSerializer):
     parent = serializers.IntegerField(  # type: ignore[assignment]  # a field, not Field.parent
         min_value=1, max_value=ID_MAX, required=False, allow_null=True
     )
+    broadcast = serializers.BooleanField(
+        required=False, default=False, help_text="With `parent`: also list the reply in the room's history"
+    )
 
 
 class MessageEditInput(StrictSerializer):
@@ -99,3 +109,20 @@ class ReportInput(StrictSerializer):
 
 class ReadInput(StrictSerializer):
     message_id = serializers.IntegerField(min_value=1, max_value=ID_MAX)
+
+
+class ThreadSerializer(serializers.Serializer):
+    root = MessageSerializer()
+    results = MessageSerializer(many=True)
+    has_more = serializers.BooleanField()
+    following = serializers.BooleanField(help_text="Whether the caller follows this thread")
+    last_read_id = serializers.IntegerField(help_text="The caller's read position in this thread (0: none)")
+
+
+class FollowedThreadSerializer(serializers.Serializer):
+    root = MessageSerializer()
+    unread_count = serializers.IntegerField()
+    last_read_id = serializers.IntegerField()
+
+
+FollowedThreadPageSerializer = page_serializer("FollowedThreadPageSerializer", FollowedThreadSerializer)

@@ -24,6 +24,7 @@ from messaging.api.serializers import (
     ReportSerializer,
 )
 from messaging.payloads import edit_payload, message_payload, report_payload
+from messaging.search import search_filters_parse
 from rooms.selectors import membership_require, room_require_visible
 
 
@@ -32,6 +33,11 @@ class MessageListView(APIView):
         parameters=[
             OpenApiParameter("before", int, description="Only messages with a lower id (page backwards)"),
             OpenApiParameter("after", int, description="Only messages with a higher id (page forwards)"),
+            OpenApiParameter(
+                "around",
+                int,
+                description="The page centred on this message of the room (permalinks); the reply also has `has_newer`",
+            ),
             LIMIT_PARAMETER,
         ],
         responses=MessagePageSerializer,
@@ -41,6 +47,15 @@ class MessageListView(APIView):
         membership = membership_require(user=request.user, room=room_id)
         before = query_int(request, "before", minimum=1, maximum=ID_MAX)
         after = query_int(request, "after", minimum=0, maximum=ID_MAX)
+        around = query_int(request, "around", minimum=1, maximum=ID_MAX)
+        if around is not None:
+            if before is not None or after is not None:
+                raise Invalid({"around": "Give around alone, without before or after."})
+            page, has_older, has_newer = selectors.message_history_around(
+                room=membership.room, message_id=around, limit=page_limit(request)
+            )
+            body = page_body([message_payload(message) for message in page], has_older)
+            return Response({**body, "has_newer": has_newer})
         messages, has_more = selectors.message_history(
             room=membership.room, before=before, after=after, limit=page_limit(request)
         )
@@ -130,8 +145,19 @@ class ReportView(APIView):
 class SearchView(APIView):
     @extend_schema(
         parameters=[
-            OpenApiParameter("q", str, required=True, description="Words to find"),
+            OpenApiParameter(
+                "q",
+                str,
+                required=True,
+                description="Words to find, and filters: in:#channel, from:@username, before:/after:YYYY-MM-DD",
+            ),
             OpenApiParameter("room", int, description="Only this room"),
+            OpenApiParameter("author", int, description="Only messages by this user id"),
+            OpenApiParameter(
+                "has", str, description="`file`: messages with a file attached; `image`: with an image among them"
+            ),
+            OpenApiParameter("since", str, description="Only messages from this day on (YYYY-MM-DD, UTC)"),
+            OpenApiParameter("until", str, description="Only messages up to the end of this day (YYYY-MM-DD, UTC)"),
             OpenApiParameter("before", int, description="Only messages with a lower id (the next page)"),
             LIMIT_PARAMETER,
         ],
@@ -140,14 +166,23 @@ class SearchView(APIView):
     )
     def get(self, request: AuthedRequest) -> Response:
         query = query_text(request, "q")
-        if not query:
+        filters = search_filters_parse(
+            user=request.user,
+            query=query,
+            author_id=query_int(request, "author", minimum=1, maximum=ID_MAX),
+            has=request.GET.get("has"),
+            since=query_text(request, "since") or None,
+            until=query_text(request, "until") or None,
+        )
+        if not filters.words and not filters.narrows:
             raise Invalid({"q": "Give some words to search for."})
         messages, has_more = selectors.message_search(
             user=request.user,
-            query=query,
+            query=filters.words,
             room_id=query_int(request, "room", minimum=1, maximum=ID_MAX),
             before=query_int(request, "before", minimum=1, maximum=ID_MAX),
             limit=page_limit(request),
+            filters=filters,
         )
         return Response(page_body([message_payload(message) for message in messages], has_more))
 

@@ -11,7 +11,8 @@ from messaging import markdown
 from rooms.services import room_join
 
 KNOWN = {"bob": 7, "carol.w": 8}
-ALLOWED_TAGS = {"p", "br", "em", "strong", "s", "code", "pre", "a", "span"}
+ALLOWED_TAGS = {"p", "br", "em", "strong", "s", "code", "pre", "a", "span", "ul", "ol", "li", "blockquote"}
+CHANNELS = {"general": 5}
 
 
 class Tags(HTMLParser):
@@ -84,12 +85,25 @@ HOSTILE = [
     "[@bob](javascript:alert(1))",
     "<style>body{display:none}</style>",
     "<!-- <script>alert(1)</script> -->",
+    # The constructs added later: lists, quotes, headings, bare URLs, #channels, code languages.
+    "- <script>alert(1)</script>\n- [x](javascript:alert(1))",
+    '1. <img src=x onerror=alert(1)>\n2. "><svg onload=alert(1)>',
+    "> <script>alert(1)</script>\n> > [x](data:text/html,hi)",
+    "# <script>alert(1)</script>",
+    "## [x](javascript:alert(1))",
+    "https://example.com/<script>alert(1)</script>",
+    'https://example.com/"onmouseover="alert(1)',
+    "javascript:alert(1) https://x.example/javascript:alert(1)",
+    '#general<script>alert(1)</script> #general" onclick="x',
+    '```js" onclick="alert(1)\nx\n```',
+    "```<script>\nx\n```",
+    "99999999999999999999. overflow",
 ]
 
 
 @pytest.mark.parametrize("body", HOSTILE)
 def test_hostile_bodies_render_harmless_html(body):
-    assert_harmless(markdown.render(body, known_users=KNOWN))
+    assert_harmless(markdown.render(body, known_users=KNOWN, known_channels=CHANNELS))
 
 
 @pytest.mark.parametrize(
@@ -163,10 +177,84 @@ def test_nested_markdown_renders_each_level():
     )
 
 
-def test_headings_lists_and_images_are_not_part_of_the_subset():
-    html = markdown.render("# title\n\n- item\n\n![alt](https://example.com/x.png)")
+def test_images_are_not_part_of_the_subset():
+    html = markdown.render("![alt](https://example.com/x.png)")
 
     assert {tag for tag, _ in Tags(html).tags} <= {"p", "a", "br"}
+
+
+@pytest.mark.parametrize(
+    ("body", "html"),
+    [
+        ("- one\n- two", "<ul>\n<li>one</li>\n<li>two</li>\n</ul>"),
+        ("* one\n* two", "<ul>\n<li>one</li>\n<li>two</li>\n</ul>"),
+        ("1. one\n2. two", "<ol>\n<li>one</li>\n<li>two</li>\n</ol>"),
+        ("3. three\n4. four", '<ol start="3">\n<li>three</li>\n<li>four</li>\n</ol>'),
+        ("> quoted\n> more", "<blockquote>\n<p>quoted<br>\nmore</p>\n</blockquote>"),
+        ("# Title\ntext", "<p><strong>Title</strong></p>\n<p>text</p>"),
+        ("### Small *title*", "<p><strong>Small <em>title</em></strong></p>"),
+    ],
+)
+def test_lists_quotes_and_headings_render_headings_as_bold_lines(body, html):
+    assert markdown.render(body) == html
+
+
+@pytest.mark.parametrize(
+    ("body", "href"),
+    [
+        ("see https://example.com/a?b=1.", "https://example.com/a?b=1"),
+        ("(https://example.com/x)", "https://example.com/x"),
+        ("https://en.example.org/wiki/Foo_(bar)!", "https://en.example.org/wiki/Foo_(bar)"),
+        ("HTTP://EXAMPLE.COM/", "HTTP://EXAMPLE.COM/"),
+    ],
+)
+def test_bare_urls_become_links_without_trailing_punctuation(body, href):
+    html = markdown.render(body)
+    (link,) = [attrs for tag, attrs in Tags(html).tags if tag == "a"]
+
+    assert link["href"] == href
+    assert f">{href}</a>" in html
+    assert link["rel"] == "noopener noreferrer nofollow"
+
+
+@pytest.mark.parametrize("body", ["`https://example.com`", "```\nhttps://example.com\n```", "ftp://example.com"])
+def test_urls_in_code_and_other_schemes_stay_text(body):
+    assert "<a " not in markdown.render(body)
+
+
+def test_a_url_inside_a_link_is_not_linked_twice():
+    html = markdown.render("[https://shown.example](https://target.example)")
+
+    assert html.count("<a ") == 1
+    assert 'href="https://target.example"' in html
+
+
+def test_known_channels_link_to_their_page_and_others_stay_text():
+    html = markdown.render("see #General, #nowhere, a#general and `#general`", known_channels=CHANNELS)
+
+    assert html.count('href="/rooms/5/"') == 1
+    assert ">#General</a>" in html
+    assert "#nowhere" in html
+    assert "<code>#general</code>" in html
+
+
+def test_the_sanitiser_keeps_only_a_channel_page_as_a_relative_link():
+    html = markdown.sanitize('<a href="/rooms/5/">ok</a><a href="/admin/">no</a><a href="//evil.example/">no</a>')
+
+    assert [attrs.get("href") for tag, attrs in Tags(html).tags if tag == "a"] == ["/rooms/5/", None, None]
+
+
+def test_a_code_block_keeps_only_a_plain_language_class():
+    assert 'class="language-c++"' in markdown.render("```c++\nx\n```")
+    assert "class=" not in markdown.render('```js" onclick="x\nx\n```')
+    assert "class=" not in markdown.sanitize('<code class="mention">x</code>')
+
+
+def test_a_posted_message_links_public_channels_only(alice, lobby, secret, say):
+    message = say(lobby, alice, f"see #{lobby.slug} and #{secret.slug}")
+
+    assert f'href="/rooms/{lobby.pk}/"' in message.html
+    assert f"/rooms/{secret.pk}/" not in message.html
 
 
 # --- Mentions -----------------------------------------------------------------------------------

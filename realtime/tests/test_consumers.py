@@ -879,6 +879,51 @@ async def test_read_frame_moves_the_marker_and_reaches_the_users_other_sockets(a
 
 
 @asynctest
+async def test_a_thread_read_reaches_only_the_readers_own_sockets(alice, bob, lobby) -> None:
+    from messaging import threads
+
+    root = await say(lobby, alice, "root")
+    reply = await say(lobby, bob, "reply", parent=root.pk)
+    laptop = await connect(alice)
+    bob_socket = await connect(bob)
+    await call(threads.thread_read, user=alice, root=root, message_id=reply.pk)
+    frame = await laptop.recv()
+    assert (frame["type"], frame["room"], frame["root"], frame["message_id"]) == (
+        "thread.read",
+        lobby.pk,
+        root.pk,
+        reply.pk,
+    )
+    await say(lobby, alice, "barrier")
+    assert [frame["type"] for frame in await bob_socket.until_message("barrier")] == ["message.new"]
+
+
+@asynctest
+async def test_a_broadcast_reply_sent_on_the_socket_carries_the_roots_new_summary(alice, bob, lobby) -> None:
+    root = await say(lobby, alice, "root")
+    socket = await connect(bob)
+    await socket.send(
+        {
+            "type": "message.send",
+            "room": lobby.pk,
+            "body": "also here",
+            "client_id": "b",
+            "parent": root.pk,
+            "broadcast": True,
+        }
+    )
+    frame = await socket.recv()
+    assert (frame["message"]["parent"], frame["message"]["broadcast"]) == (root.pk, True)
+    assert (frame["thread"]["root"], frame["thread"]["reply_count"], frame["thread"]["last_repliers"]) == (
+        root.pk,
+        1,
+        [bob.pk],
+    )
+    reply = await socket.error({**SEND, "room": lobby.pk, "parent": root.pk, "broadcast": "yes"})
+    assert reply["code"] == "bad_request"
+
+
+@asynctest
 async def test_read_frame_never_moves_the_marker_back(alice, bob, lobby) -> None:
     older = await say(lobby, bob, "older")
     newer = await say(lobby, bob, "newer")

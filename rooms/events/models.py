@@ -66,6 +66,7 @@ class Event(models.Model):
         MEMBER_LEFT = "member.left"
         MEMBER_ROLE = "member.role"
         READ = "read"
+        THREAD_READ = "thread.read"
         USER_UPDATED = "user.updated"
 
     id = models.BigAutoField(primary_key=True)

@@ -6,12 +6,14 @@
 // while a REST load is in flight wait in a queue and are applied after it.
 
 import { api, stopRequests } from "./api.js";
-import { $, h, mentionsUser, toast } from "./dom.js";
+import { $, CHANNEL_HREF, h, mentionsUser, toast } from "./dom.js";
 import { Composer } from "./composer.js";
 import { Notifier } from "./notify.js";
 import { Outbox } from "./outbox.js";
 import { OutsiderNotice } from "./outsiders.js";
 import { BrowseDialog, CreateDialog, DirectDialog, MembersPanel, SettingsDialog, confirmDialog } from "./panels.js";
+import { SearchPanel } from "./search.js";
+import { PinsPanel, ThreadPanel, ThreadsView } from "./threads.js";
 import { Sidebar } from "./sidebar.js";
 import { ChatSocket } from "./socket.js";
 import { Store } from "./store.js";
@@ -64,6 +66,7 @@ class App {
       onSeen: (roomId, messageId) => this.seen(roomId, messageId),
       onRetry: (item) => this.outbox.retry(item),
       socketLive: () => this.socket.state === "live",
+      onOpenThread: (rootId, highlightId = null) => this.thread.open(rootId, { highlightId }),
     });
     this.outbox = new Outbox(store, this.socket);
     this.composer = new Composer(store, {
@@ -84,6 +87,21 @@ class App {
     });
     this.directDialog = new DirectDialog({ store, onOpened: (room) => this.adopt(room) });
     this.settingsDialog = new SettingsDialog({ store, onDeleted: (id) => this.removed(id, { quiet: true }) });
+    // Threads, search results and pins share the space beside the conversation: one at a time.
+    const onOpenPanel = (panel) => this.sidePanelOpened(panel);
+    this.thread = new ThreadPanel(store, { onOpenPanel });
+    this.threads = new ThreadsView(store, {
+      onOpenPanel,
+      onOpenThread: async (root) => {
+        await this.openRoom(root.room, { around: root.id, focus: "none" });
+        await this.thread.open(root.id);
+      },
+    });
+    this.search = new SearchPanel(store, { onOpenPanel, onOpenResult: (message) => this.openAt(message) });
+    this.pins = new PinsPanel(store, { onOpenPanel, onJump: (message) => this.openAt(message) });
+    $("#members-button").addEventListener("click", () => {
+      if (!$("#members-panel").hidden) this.sidePanelOpened(this.members);
+    });
 
     store.addEventListener("room", (event) => {
       if (event.detail.roomId === store.activeRoomId && store.rooms.has(event.detail.roomId)) this.renderHeader();
@@ -122,6 +140,7 @@ class App {
     await Promise.race([hello, sleep(HELLO_WAIT_MS)]);
     this.started = true;
     await this.load();
+    this.threads.refresh();
   }
 
   /** Load (or reload) rooms and the open room's history over REST, then apply queued frames. */
@@ -186,10 +205,14 @@ class App {
     const store = this.store;
     switch (frame.type) {
       case "message.new":
-        this.messageNew(frame.message);
-        break;
       case "message.updated":
-        this.messageUpdated(frame.message);
+        if (frame.thread) store.patchThreadSummary(frame.room, frame.thread);
+        if (frame.message.parent && frame.message.author.id !== store.me.id) this.threads.refreshSoon();
+        if (frame.type === "message.new") this.messageNew(frame.message);
+        else this.messageUpdated(frame.message);
+        break;
+      case "thread.read":
+        this.threads.refreshSoon();
         break;
       case "room.added":
       case "room.updated":
@@ -224,7 +247,9 @@ class App {
     const store = this.store;
     const room = store.rooms.get(message.room);
     store.clearTyping(message.room, message.author.id);
-    if (room) {
+    // A reply only in its thread counts there, not in the room (threads.js shows it).
+    const inRoom = !message.parent || message.broadcast;
+    if (room && inRoom) {
       const fromOther = message.author.id !== store.me.id;
       const isNewer = message.id > (room.last_message_id ?? 0);
       const mentionsMe = fromOther && mentionsUser(message, store.me.id);
@@ -374,6 +399,16 @@ class App {
   }
 
   async openInitialRoom() {
+    // A permalink (/rooms/ID/?message=ID, from "Copy link") opens the conversation at that message.
+    const linked = Number(new URLSearchParams(window.location.search).get("message") || 0);
+    if (this.roomIdFromPath() && Number.isSafeInteger(linked) && linked > 0) {
+      try {
+        await this.openAt(await api.get(`messages/${linked}/`));
+        return;
+      } catch {
+        toast("That message does not exist, or you cannot see it.");
+      }
+    }
     const wanted = this.roomIdFromPath() ?? Number(localStorage.getItem(this.lastRoomKey) || 0);
     if (wanted && (this.store.rooms.has(wanted) || this.roomIdFromPath())) {
       await this.openRoom(wanted, { push: false, replace: true, focus: "composer" });
@@ -406,7 +441,21 @@ class App {
     this.openRoom(room.id);
   }
 
-  async openRoom(roomId, { push = true, replace = false, focus = "composer" } = {}) {
+  /** Open a message where it lives: its room at that message, and a reply in its thread beside it. */
+  async openAt(message) {
+    const inThreadOnly = message.parent && !message.broadcast;
+    await this.openRoom(message.room, { around: inThreadOnly ? message.parent : message.id, focus: "none" });
+    if (message.parent) await this.thread.open(message.parent, { highlightId: message.id, focus: false });
+  }
+
+  /** One side panel at a time: opening one closes the others. */
+  sidePanelOpened(opened) {
+    for (const panel of [this.thread, this.threads, this.search, this.pins, this.members]) {
+      if (panel !== opened) panel.close();
+    }
+  }
+
+  async openRoom(roomId, { push = true, replace = false, focus = "composer", around = null } = {}) {
     const store = this.store;
     const path = `/rooms/${roomId}/`;
     if (window.location.pathname !== path) {
@@ -433,7 +482,9 @@ class App {
     this.members.show(roomId);
     this.sidebar.render();
     this.notifier.updateTitle();
-    const shown = this.timeline.show(roomId);
+    this.pins.show(roomId);
+    if (this.thread.isOpen && this.thread.root?.room !== roomId) this.thread.close();
+    const shown = around ? this.timeline.showAround(roomId, around) : this.timeline.show(roomId);
     // Keyboard users land in the message box; on a phone that would pop the keyboard up.
     if (focus === "composer" && window.matchMedia("(min-width: 48rem)").matches) this.composer.focus();
     await shown;
@@ -556,6 +607,14 @@ class App {
     window.addEventListener("focus", look);
     document.addEventListener("keydown", (event) => {
       if (event.key === "Escape" && this.root.classList.contains("sidebar-open")) this.closeSidebar();
+    });
+    // A #channel link in a message opens the channel here (a preview to join when you are not in it).
+    document.addEventListener("click", (event) => {
+      const link = event.target.closest?.("a.channel-link");
+      const match = link && (link.getAttribute("href") ?? "").match(CHANNEL_HREF);
+      if (!match || event.ctrlKey || event.metaKey || event.shiftKey) return;
+      event.preventDefault();
+      this.openRoom(Number(match[1]));
     });
   }
 

@@ -530,3 +530,11 @@ export class ImageViewer {
     this.next.hidden = !several;
   }
 }
+
+let pageViewer = null;
+
+/** The page's one full-size viewer (the dialog #image-viewer), made on first use; the timeline and the side panels share it. */
+export function imageViewer() {
+  pageViewer ??= new ImageViewer(document.querySelector("#image-viewer"));
+  return pageViewer;
+}

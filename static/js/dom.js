@@ -38,8 +38,14 @@ const ALLOWED = {
   PRE: [],
   A: ["href", "title"],
   SPAN: ["class", "data-user-id"],
+  UL: [],
+  OL: ["start"],
+  LI: [],
+  BLOCKQUOTE: [],
 };
 const SAFE_URL = /^(https?:|mailto:)/i;
+// A #channel link: the channel's page here, opened in this page.
+export const CHANNEL_HREF = /^\/rooms\/(\d+)\/$/;
 
 /** Return a fragment holding `html` cut down to the message allow-list. */
 export function safeHtml(html) {
@@ -62,11 +68,15 @@ function cleanNode(node) {
   for (const name of allowed) {
     const value = node.getAttribute(name);
     if (value === null) continue;
-    if (name === "href" && !SAFE_URL.test(value.trim())) continue;
+    if (name === "href" && !SAFE_URL.test(value.trim()) && !CHANNEL_HREF.test(value)) continue;
     if (name === "class" && node.tagName === "SPAN" && value !== "mention") continue;
+    if (name === "class" && node.tagName === "CODE" && !/^language-[\w+#.-]{1,32}$/.test(value)) continue;
+    if (name === "start" && !/^\d{1,9}$/.test(value)) continue;
     element.setAttribute(name, value);
   }
-  if (element.tagName === "A") {
+  if (element.tagName === "A" && CHANNEL_HREF.test(element.getAttribute("href") ?? "")) {
+    element.classList.add("channel-link");
+  } else if (element.tagName === "A") {
     element.target = "_blank";
     element.rel = "noopener noreferrer nofollow";
   }

@@ -12,6 +12,7 @@
 //   "presence"  {userIds}
 //   "typing"    {roomId}
 //   "user"      {user}                     someone's name changed (already applied here)
+//   "reply"     {message}                  a thread reply arrived or changed (threads.js shows it)
 
 const TYPING_SHOWN_MS = 6000;
 
@@ -162,6 +163,11 @@ export class Store extends EventTarget {
   /** Add or replace one message (new, edited, deleted, reacted to). Return whether it was new. */
   upsertMessage(message) {
     this.settlePending(message);
+    if (message.parent) {
+      this.emit("reply", { message });
+      // A reply lives in its thread; the room lists it only when it was also sent there.
+      if (!message.broadcast) return false;
+    }
     const history = this.histories.get(message.room);
     if (history?.loading && !history.loaded) {
       // The first page is being fetched: keep this for when it lands.
@@ -183,6 +189,19 @@ export class Store extends EventTarget {
     }
     this.emit("messages", { roomId: message.room, op: "upsert", message, isNew });
     return isNew;
+  }
+
+  /** A thread's root has a new summary (`thread` of a reply's frame): show it under the root. */
+  patchThreadSummary(roomId, summary) {
+    const history = this.histories.get(roomId);
+    const root = history?.byId.get(summary.root);
+    if (!root) return;
+    const { root: _id, ...changes } = summary;
+    const updated = { ...root, ...changes };
+    history.byId.set(updated.id, updated);
+    const index = history.messages.findIndex((known) => known.id === updated.id);
+    if (index >= 0) history.messages[index] = updated;
+    this.emit("messages", { roomId, op: "upsert", message: updated, isNew: false });
   }
 
   // --- Messages being sent ----------------------------------------------------------------

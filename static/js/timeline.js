@@ -3,9 +3,10 @@
 // deletes, reactions, and the messages still being sent (with Retry).
 
 import { ApiError, api } from "./api.js";
-import { ImageViewer, attachmentList, formatSize } from "./attachments.js";
+import { attachmentList, formatSize, imageViewer } from "./attachments.js";
 import { $, h, hueClass, initials, mentionsUser, safeHtml, toast, userLabel } from "./dom.js";
 import { clockTime, dayKey, dayLabel, fullTime } from "./time.js";
+import { threadSummary } from "./threads.js";
 
 const PAGE = 50;
 // The server's largest page, and how many of them opening a room may read to reach the read marker.
@@ -17,8 +18,10 @@ const AT_BOTTOM_WITHIN_PX = 80;
 const GROUP_WITHIN_MS = 5 * 60 * 1000;
 
 export class Timeline {
-  constructor(store, { confirm, onSeen, onRetry, askPresence, maxLength, socketLive }) {
+  constructor(store, { confirm, onSeen, onRetry, askPresence, maxLength, socketLive, onOpenThread }) {
     this.store = store;
+    this.onOpenThread = onOpenThread;
+    this.highlightId = null; // a message opened from a link or search result
     this.confirm = confirm;
     this.onSeen = onSeen;
     this.onRetry = onRetry;
@@ -30,7 +33,7 @@ export class Timeline {
     this.pendingList = $("#pending-list");
     this.status = $("#history-status");
     this.picker = $("#reaction-picker");
-    this.viewer = new ImageViewer($("#image-viewer"));
+    this.viewer = imageViewer();
     this.roomId = null;
     this.dividerBefore = null; // id of the first unread message when the room was opened
     this.editing = null; // {id, element}
@@ -77,6 +80,7 @@ export class Timeline {
   /** Show a room; load its newest messages if they are not loaded yet. */
   async show(roomId) {
     this.roomId = roomId;
+    this.highlightId = null;
     this.editing = null;
     this.closePicker();
     const room = this.store.rooms.get(roomId);
@@ -119,6 +123,56 @@ export class Timeline {
     } finally {
       history.loading = false;
     }
+  }
+
+  /** Show a room at one message, highlighted: from a search result, a pin or a link (`?around=`). */
+  async showAround(roomId, messageId) {
+    this.roomId = roomId;
+    this.editing = null;
+    this.closePicker();
+    this.dividerBefore = null;
+    this.firstUnreadAfter = null;
+    this.highlightId = messageId;
+    this.list.replaceChildren();
+    this.renderPending();
+    const known = this.store.histories.get(roomId);
+    if (known?.loaded && known.byId.has(messageId)) {
+      this.renderAll({ scrollToUnread: true });
+      return;
+    }
+    this.store.histories.delete(roomId);
+    const history = this.store.history(roomId);
+    history.loading = true;
+    this.setStatus("Loading messages…");
+    try {
+      const page = await api.get(`rooms/${roomId}/messages/?around=${messageId}&limit=${PAGE}`);
+      let messages = page.results;
+      let hasNewer = page.has_newer;
+      // The page history grows from must reach the newest message, where live ones arrive.
+      for (let pages = 0; hasNewer && pages < UNREAD_PAGES_MAX * 2; pages += 1) {
+        const newer = await api.get(`rooms/${roomId}/messages/?after=${messages.at(-1).id}&limit=${PAGE_MAX}`);
+        messages = [...messages, ...newer.results];
+        hasNewer = newer.has_more;
+      }
+      // A reply outside the room's history is shown in its thread instead (the app opens it).
+      if (!messages.some((message) => message.id === messageId)) this.highlightId = null;
+      this.store.setHistory(roomId, messages, page.has_more);
+    } catch (error) {
+      if (this.roomId === roomId) this.setStatus(`Could not load messages: ${error.message}`);
+    } finally {
+      history.loading = false;
+    }
+  }
+
+  /** Scroll to the highlighted message and mark it, for the reader's eye and for assistive technology. */
+  showHighlight() {
+    const article = this.list.querySelector(`article[data-id="${this.highlightId}"]`);
+    if (!article) return false;
+    for (const other of this.list.querySelectorAll("article.highlighted")) other.classList.remove("highlighted");
+    article.classList.add("highlighted");
+    article.setAttribute("aria-current", "true");
+    article.scrollIntoView({ block: "center" });
+    return true;
   }
 
   /** Reload the open room's newest page (after a resync), keeping nothing stale. */
@@ -199,11 +253,14 @@ export class Timeline {
       );
       this.dividerBefore = first ? first.id : null;
     }
+    // Names first: a root's thread summary names repliers whose messages come after it.
+    this.store.rememberPeople(history.messages.map((message) => message.author));
     this.list.replaceChildren(...history.messages.map((message) => this.messageElement(message)));
     this.decorate();
     this.updateStatus();
     this.askPresence(history.messages.map((message) => message.author.id));
     if (!scrollToUnread) return;
+    if (this.highlightId !== null && this.showHighlight()) return;
     const divider = this.list.querySelector(".new-divider");
     if (divider) {
       this.scroller.scrollTop = divider.offsetTop - 16;
@@ -301,6 +358,9 @@ export class Timeline {
     const created = new Date(message.created_at);
     const room = this.store.rooms.get(message.room);
     const canModerate = room && ["owner", "admin"].includes(room.my_role) && room.kind === "channel";
+    // Pins: a channel's owners and admins; anyone in a direct conversation.
+    const canPin = room && (canModerate || (room.kind === "direct" && room.my_role));
+    const threadRoot = message.parent ?? message.id;
     const author = this.name(message.author);
     const classes = ["message"];
     if (mine) classes.push("mine");
@@ -351,6 +411,15 @@ export class Timeline {
             },
             "☺+",
           ),
+          h("button", { type: "button", text: "Reply in thread", onclick: () => this.onOpenThread(threadRoot) }),
+          h("button", { type: "button", text: "Copy link", onclick: () => this.copyLink(message) }),
+          canPin
+            ? h("button", {
+                type: "button",
+                text: message.pinned ? "Unpin" : "Pin",
+                onclick: () => this.setPinned(message.id, !message.pinned),
+              })
+            : null,
           mine
             ? h("button", { type: "button", text: "Edit", onclick: () => this.startEdit(message.id) })
             : null,
@@ -386,10 +455,20 @@ export class Timeline {
             ? h("span", { class: "author-username", text: `@${message.author.username}` })
             : null,
           h("time", { datetime: message.created_at, title: fullTime(created), text: clockTime(created) }),
+          message.pinned ? h("span", { class: "pinned-note", text: "Pinned" }) : null,
+          message.parent
+            ? h("button", {
+                type: "button",
+                class: "link-button in-thread",
+                text: "replied in a thread",
+                onclick: () => this.onOpenThread(message.parent, message.id),
+              })
+            : null,
         ),
         body,
         attachmentList(message, { onOpenImage: (files, index) => this.viewer.open(files, index) }),
         this.reactionList(message),
+        message.parent ? null : threadSummary(this.store, message, (rootId) => this.onOpenThread(rootId)),
       ),
       actions,
     );
@@ -660,6 +739,29 @@ export class Timeline {
     if (message && element.isConnected) element.replaceWith(this.messageElement(message));
     this.decorate();
     if (focusComposer) $("#composer-input")?.focus();
+  }
+
+  /** Copy a permalink: it opens the conversation at this message for anyone in the room. */
+  async copyLink(message) {
+    const link = `${window.location.origin}/rooms/${message.room}/?message=${message.id}`;
+    try {
+      await navigator.clipboard.writeText(link);
+      toast("Link copied.");
+    } catch {
+      // No clipboard (an insecure origin, or permission refused): show it to copy by hand.
+      toast(`Link: ${link}`);
+    }
+  }
+
+  async setPinned(messageId, pinned) {
+    try {
+      if (pinned) await api.post(`messages/${messageId}/pin/`);
+      else await api.delete(`messages/${messageId}/pin/`);
+      if (!this.socketLive()) this.store.upsertMessage(await api.get(`messages/${messageId}/`));
+      toast(pinned ? "Pinned to this room." : "Unpinned.");
+    } catch (error) {
+      toast(`Could not ${pinned ? "pin" : "unpin"} the message: ${error.message}`);
+    }
   }
 
   async reportMessage(messageId, author) {

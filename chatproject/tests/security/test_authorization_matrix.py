@@ -193,6 +193,36 @@ MATRIX: dict[tuple[str, str], Row] = {
     ),
     ("api:file", "GET"): same("401 404 404 200 200 200 404"),
     ("api:file-thumbnail", "GET"): same("401 404 404 200 200 200 404"),
+    # Threads and pins: members of the message's room; pinning in a channel is for owners and admins.
+    ("api:message-thread", "GET"): Row(
+        "401 403 403 200 200 200 403",
+        "401 404 404 200 200 200 404",
+    ),
+    ("api:message-thread-read", "POST"): Row(
+        "401 403 403 204 204 204 403",
+        "401 404 404 204 204 204 404",
+    ),
+    ("api:message-follow", "PUT"): Row(
+        "401 403 403 204 204 204 403",
+        "401 404 404 204 204 204 404",
+    ),
+    ("api:message-follow", "DELETE"): Row(
+        "401 403 403 204 204 204 403",
+        "401 404 404 204 204 204 404",
+    ),
+    ("api:threads", "GET"): same("401 200 200 200 200 200 200"),
+    ("api:message-pin", "POST"): Row(
+        "401 403 403 403 204 204 403",
+        "401 404 404 403 204 204 404",
+    ),
+    ("api:message-pin", "DELETE"): Row(
+        "401 403 403 403 204 204 403",
+        "401 404 404 403 204 204 404",
+    ),
+    ("api:room-pins", "GET"): Row(
+        "401 403 403 200 200 200 403",
+        "401 404 404 200 200 200 404",
+    ),
     # The OpenAPI document and its browsable docs are public.
     ("schema", "GET"): same("200 200 200 200 200 200 200"),
     ("docs", "GET"): same("200 200 200 200 200 200 200"),
@@ -319,6 +349,7 @@ BODIES: dict[tuple[str, str], Body] = {
     ("api:passkey", "PATCH"): {"name": "matrix"},
     ("api:passkey-login-verify", "POST"): {"credential": {}},
     ("api:room-uploads", "POST"): lambda w, v, c: {"file": _png()},
+    ("api:message-thread-read", "POST"): lambda w, v, c: {"message_id": w.messages[v].pk},
 }
 # Sent as multipart form data; everything else as JSON.
 MULTIPART = {("api:room-uploads", "POST")}

@@ -85,6 +85,20 @@ PIECES = [
     "\\",
     'https://example.com/?a=<b>&c="d"',
     "mailto:x@example.com",
+    # Lists, quotes, headings, bare URLs, #channels and code languages.
+    "\n- ",
+    "\n1. ",
+    "\n99999999999. ",
+    "\n> ",
+    "\n# ",
+    "https://",
+    "http://example.com/",
+    "#general",
+    "#",
+    '```js" onclick="',
+    '<a href="/rooms/1/">',
+    '<a href="/admin/">',
+    "//evil.example/",
 ]
 
 BODIES = st.lists(
@@ -96,6 +110,7 @@ BODIES = st.lists(
 DANGEROUS_TAGS = {"script", "style", "iframe", "object", "embed", "svg", "math", "img", "form", "base", "meta", "link"}
 URL_ATTRIBUTES = {"href", "src", "action", "formaction", "xlink:href", "data", "poster", "background"}
 BAD_SCHEME = re.compile(r"^(javascript|data|vbscript):", re.IGNORECASE)
+SAFE_HREF = re.compile(r"^(https?:|mailto:|/rooms/[0-9]+/$)", re.IGNORECASE)
 
 
 class Findings(HTMLParser):
@@ -118,6 +133,9 @@ class Findings(HTMLParser):
                 squeezed = re.sub(r"[\x00-\x20\x7f-\x9f\u200b]+", "", html.unescape(value))
                 if BAD_SCHEME.match(squeezed):
                     self.problems.append(f"{name}={value!r}")
+                # A link goes out over http(s) or mailto, or to a #channel's page here; nothing else.
+                if name == "href" and not SAFE_HREF.match(html.unescape(value)):
+                    self.problems.append(f"href={value!r}")
 
     handle_startendtag = handle_starttag
 
@@ -136,19 +154,20 @@ def problems_in(rendered: str) -> list[str]:
 
 
 KNOWN = {"alice": 1, "bob": 2}
+CHANNELS = {"general": 3}
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(BODIES)
 def test_no_body_renders_script_handlers_or_dangerous_urls(body: str) -> None:
-    rendered = markdown.render(body, known_users=KNOWN)
+    rendered = markdown.render(body, known_users=KNOWN, known_channels=CHANNELS)
     assert problems_in(rendered) == [], (body, rendered)
 
 
 @settings(max_examples=200, deadline=None)
 @given(st.text(max_size=300))
 def test_arbitrary_text_renders_nothing_dangerous(body: str) -> None:
-    assert problems_in(markdown.render(body, known_users=KNOWN)) == []
+    assert problems_in(markdown.render(body, known_users=KNOWN, known_channels=CHANNELS)) == []
 
 
 @settings(max_examples=200, deadline=None)
@@ -166,6 +185,7 @@ def test_the_checker_itself_spots_each_kind_of_danger() -> None:
     assert problems_in('<a href="data:text/html,x">x</a>')
     assert problems_in('<span onclick="x">x</span>')
     assert problems_in('<img src="x">')
+    assert problems_in('<a href="//evil.example/">x</a>')
     assert not problems_in('<a href="https://example.com">x</a> <code>&lt;script&gt;</code>')
 
 
