@@ -79,6 +79,7 @@ INSTALLED_APPS = [
     "accounts",
     "rooms",
     "messaging",
+    "notifications",
     "realtime",
     "web",
 ]

@@ -10,6 +10,7 @@ from core.api import ID_MAX
 from core.ratelimit import limit_form_login
 from core.security import ApiDocsView
 from messaging.api import views as messaging
+from notifications.api import views as notifications
 from realtime import views as realtime_views
 from rooms.api import views as rooms
 from web import views as pages
@@ -70,6 +71,9 @@ api_v1 = [
     ),
     path("messages/<id:message_id>/report/", messaging.ReportView.as_view(), name="message-report"),
     path("search/messages/", messaging.SearchView.as_view(), name="search-messages"),
+    # Notifications: preferences, per-room levels, Web Push subscriptions.
+    path("users/me/preferences/", notifications.PreferencesView.as_view(), name="preferences"),
+    path("rooms/<id:room_id>/notifications/", notifications.RoomNotificationsView.as_view(), name="room-notifications"),
 ]
 
 urlpatterns = [

@@ -27,10 +27,11 @@ ALLOWED: dict[str, set[str]] = {
     "accounts": {"core", "jobs"},
     "rooms": {"core", "jobs", "accounts"},
     "messaging": {"core", "jobs", "accounts", "rooms"},
+    "notifications": {"core", "jobs", "accounts", "rooms", "messaging"},
     "realtime": {"core", "jobs", "accounts", "rooms", "messaging"},
     "web": {"core", "jobs", "accounts", "rooms", "messaging"},
     "client": set(),
-    "chatproject": {"core", "jobs", "accounts", "rooms", "messaging", "realtime", "web"},
+    "chatproject": {"core", "jobs", "accounts", "rooms", "messaging", "notifications", "realtime", "web"},
 }
 PROJECT_PACKAGES = set(ALLOWED)
 
