@@ -344,6 +344,22 @@ REALTIME_DOORBELL = env.bool("REALTIME_DOORBELL", default=True)
 # How often the scheduler prunes the event record (rooms.tasks); `prune_events` does it by hand.
 EVENT_PRUNE_INTERVAL = timedelta(minutes=env.int("EVENT_PRUNE_INTERVAL_MINUTES", default=60))
 
+# --- Notifications (notifications/, docs/notifications.md) -------------------------------
+
+# A push goes out when a message is still unread this long after it was posted.
+PUSH_DELAY_SECONDS = env.int("PUSH_DELAY_SECONDS", default=15)
+# How often the worker's notifier reads the event record for new messages.
+NOTIFIER_INTERVAL_SECONDS = env.int("NOTIFIER_INTERVAL_SECONDS", default=2)
+# Web Push (VAPID, RFC 8292): URL-safe base64 of the raw P-256 keys. Unset with
+# DEBUG on, a key pair is generated into VAPID_KEY_FILE on first use (kept out of git).
+VAPID_PRIVATE_KEY = env.str("VAPID_PRIVATE_KEY", default="")
+VAPID_PUBLIC_KEY = env.str("VAPID_PUBLIC_KEY", default="")
+VAPID_SUBJECT = env.str("VAPID_SUBJECT", default="mailto:admin@localhost")
+VAPID_KEY_FILE = BASE_DIR / ".dev-vapid.json"
+# Push endpoints must be https; tests and local push services may allow http.
+PUSH_ALLOW_HTTP = env.bool("PUSH_ALLOW_HTTP", default=False)
+PUSH_TIMEOUT_SECONDS = env.float("PUSH_TIMEOUT_SECONDS", default=10.0)
+
 # --- Background jobs (jobs/, docs/jobs.md) ------------------------------------------------
 
 # Django's tasks framework on the job table: enqueueing writes a row in the

@@ -74,6 +74,9 @@ api_v1 = [
     # Notifications: preferences, per-room levels, Web Push subscriptions.
     path("users/me/preferences/", notifications.PreferencesView.as_view(), name="preferences"),
     path("rooms/<id:room_id>/notifications/", notifications.RoomNotificationsView.as_view(), name="room-notifications"),
+    path("push/vapid-key/", notifications.VapidKeyView.as_view(), name="push-vapid-key"),
+    path("push/subscriptions/", notifications.PushSubscriptionView.as_view(), name="push-subscriptions"),
+    path("push/test/", notifications.PushTestView.as_view(), name="push-test"),
 ]
 
 urlpatterns = [

@@ -22,3 +22,81 @@ class Preferences(models.Model):
 
     def __str__(self) -> str:
         return f"preferences of {self.user_id}"
+
+
+class NotifierCursor(models.Model):
+    """How far the notifier has read the event record: one row, moved in the transaction of each batch."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    position = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"notifier at event {self.position}"
+
+
+class Notification(models.Model):
+    """The notifier's decision that one person should hear of one message, and what came of it.
+
+    Written once per (person, message), in the same transaction as the
+    notifier's cursor, so a crash or a restart neither loses nor repeats it.
+    """
+
+    class Reason(models.TextChoices):
+        DM = "dm"
+        MENTION = "mention"
+        CHANNEL = "channel"  # @channel
+        ALL = "all"  # the room is at level `all`
+
+    class State(models.TextChoices):
+        PENDING = "pending"  # waiting for its delay
+        SENT = "sent"
+        SKIPPED = "skipped"  # read, deleted, edited away, muted… by then
+        NONE = "none"  # this channel is off for the person
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    room = models.ForeignKey("rooms.Room", on_delete=models.CASCADE, related_name="+")
+    message = models.ForeignKey("messaging.Message", on_delete=models.CASCADE, related_name="+")
+    reason = models.CharField(max_length=10, choices=Reason.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+    push_state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
+    # A dismiss push has gone to the person's devices (they read it somewhere).
+    dismissed = models.BooleanField(default=False)
+    email_state = models.CharField(max_length=10, choices=State.choices, default=State.NONE)
+    email_due_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "message"], name="notification_user_message_unique"),
+        ]
+        indexes = [
+            # The check job: one message's notifications.
+            models.Index(fields=["message"], name="notification_message"),
+            # Dismissal on read: a person's sent pushes in a room.
+            models.Index(fields=["user", "room", "message"], name="notification_user_room"),
+            # The email batcher: pending emails by when they are due.
+            models.Index(
+                fields=["email_due_at"],
+                condition=models.Q(email_state="pending"),
+                name="notification_email_due",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.reason} {self.message_id} for {self.user_id}"
+
+
+class PushSubscription(models.Model):
+    """One browser's Web Push subscription (RFC 8030): where to post, and the keys to encrypt for."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    endpoint = models.URLField(max_length=2000, unique=True)
+    p256dh = models.CharField(max_length=100)
+    auth = models.CharField(max_length=50)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_success_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["user"], name="push_subscription_user")]
+
+    def __str__(self) -> str:
+        return f"push subscription {self.pk} of {self.user_id}"

@@ -33,3 +33,30 @@ class RoomNotificationsSerializer(serializers.Serializer):
 class RoomNotificationsInput(StrictSerializer):
     level = serializers.ChoiceField(choices=NotifyLevel.choices, required=False)
     muted_until = serializers.DateTimeField(allow_null=True, required=False)
+
+
+class VapidKeySerializer(serializers.Serializer):
+    public_key = serializers.CharField(help_text="URL-safe base64 of the uncompressed P-256 point")
+
+
+class PushKeysInput(StrictSerializer):
+    p256dh = serializers.CharField(max_length=100)
+    auth = serializers.CharField(max_length=50)
+
+
+class PushSubscriptionInput(StrictSerializer):
+    endpoint = serializers.CharField(max_length=2000)
+    keys = PushKeysInput()
+
+
+class PushUnsubscribeInput(StrictSerializer):
+    endpoint = serializers.CharField(max_length=2000)
+
+
+class PushSubscriptionSerializer(serializers.Serializer):
+    endpoint = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
+class PushTestSerializer(serializers.Serializer):
+    subscriptions = serializers.IntegerField(help_text="How many browsers a test push was queued for")
