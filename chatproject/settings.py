@@ -359,6 +359,33 @@ VAPID_KEY_FILE = BASE_DIR / ".dev-vapid.json"
 # Push endpoints must be https; tests and local push services may allow http.
 PUSH_ALLOW_HTTP = env.bool("PUSH_ALLOW_HTTP", default=False)
 PUSH_TIMEOUT_SECONDS = env.float("PUSH_TIMEOUT_SECONDS", default=10.0)
+# Outgoing mail: EMAIL_URL=smtp://user:pass@host:587 (smtp+tls:// STARTTLS,
+# smtp+ssl:// TLS from the start); unset, emails are written to the console log.
+_mail = env.email_url("EMAIL_URL", default="consolemail://")
+_mail_options = {
+    "host": _mail.get("EMAIL_HOST"),
+    "port": _mail.get("EMAIL_PORT"),
+    "username": _mail.get("EMAIL_HOST_USER"),
+    "password": _mail.get("EMAIL_HOST_PASSWORD"),
+    "use_tls": _mail.get("EMAIL_USE_TLS"),
+    "use_ssl": _mail.get("EMAIL_USE_SSL"),
+    "timeout": env.int("EMAIL_TIMEOUT", default=30),
+}
+MAILERS = {
+    "default": {
+        "BACKEND": _mail["EMAIL_BACKEND"],
+        "OPTIONS": (
+            {name: value for name, value in _mail_options.items() if value is not None}
+            if _mail["EMAIL_BACKEND"].endswith("smtp.EmailBackend")
+            else {}
+        ),
+    }
+}
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Chat <chat@localhost>")
+# The address people reach the site at, for links in emails.
+SITE_URL = env.str("SITE_URL", default="http://localhost:8000").rstrip("/")
+# How often the worker gathers missed messages into emails.
+EMAIL_BATCH_INTERVAL_SECONDS = env.int("EMAIL_BATCH_INTERVAL_SECONDS", default=30)
 
 # --- Background jobs (jobs/, docs/jobs.md) ------------------------------------------------
 

@@ -10,6 +10,7 @@ from core.api import ID_MAX
 from core.ratelimit import limit_form_login
 from core.security import ApiDocsView
 from messaging.api import views as messaging
+from notifications import views as notification_pages
 from notifications.api import views as notifications
 from realtime import views as realtime_views
 from rooms.api import views as rooms
@@ -89,6 +90,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     # The web UI: account pages and the chat screen.
     path("", pages.chat, name="chat"),
+    path("sw.js", pages.service_worker, name="service-worker"),
+    path("email/unsubscribe/<str:token>/", notification_pages.email_unsubscribe, name="email-unsubscribe"),
     path("rooms/<id:room_id>/", pages.chat, name="chat-room"),
     path("signup/", account_pages.signup, name="signup"),
     path("login/", account_pages.login_page, name="login"),

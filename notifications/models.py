@@ -63,6 +63,9 @@ class Notification(models.Model):
     dismissed = models.BooleanField(default=False)
     email_state = models.CharField(max_length=10, choices=State.choices, default=State.NONE)
     email_due_at = models.DateTimeField(null=True, blank=True)
+    email_batch = models.ForeignKey(
+        "notifications.EmailBatch", null=True, blank=True, on_delete=models.SET_NULL, related_name="notifications"
+    )
 
     class Meta:
         constraints = [
@@ -100,3 +103,23 @@ class PushSubscription(models.Model):
 
     def __str__(self) -> str:
         return f"push subscription {self.pk} of {self.user_id}"
+
+
+class EmailBatch(models.Model):
+    """One missed-messages email: the notifications it gathers, written with the job that sends it.
+
+    `sent_at` is set once the SMTP server accepted it; a second attempt of
+    the job then sends nothing.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    # Why it was not sent, if it was not (the address refused, the account gone…).
+    failure = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        verbose_name_plural = "email batches"
+
+    def __str__(self) -> str:
+        return f"email {self.pk} to {self.user_id}"

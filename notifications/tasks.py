@@ -8,7 +8,9 @@ from django.conf import settings
 from django.utils import timezone
 
 import jobs
-from notifications import push
+
+# The push and email jobs live beside their code; importing them here registers them with the worker.
+from notifications import email, push  # noqa: F401
 from notifications.models import Notification
 from notifications.notifier import notifier_run, still_due
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
+from django.contrib.staticfiles import finders
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
@@ -28,3 +29,14 @@ REACTIONS = [
 def chat(request: HttpRequest, room_id: int | None = None) -> HttpResponse:
     """Serve the app shell; `/rooms/<id>/` opens that room (the page's script reads the address)."""
     return render(request, "chat/app.html", {"max_length": settings.MESSAGE_MAX_LENGTH, "reactions": REACTIONS})
+
+
+@never_cache
+def service_worker(request: HttpRequest) -> HttpResponse:
+    """Serve the service worker from the site's root, so that its scope is the whole site."""
+    path = finders.find("js/sw.js")
+    assert isinstance(path, str)
+    with open(path, encoding="utf-8") as source:
+        response = HttpResponse(source.read(), content_type="text/javascript; charset=utf-8")
+    response["Service-Worker-Allowed"] = "/"
+    return response

@@ -240,3 +240,69 @@ def subscribe(client_for: Callable[..., Any], receiver: PushReceiver) -> Callabl
 
 def dead_jobs() -> list[str]:
     return [job.last_error for job in Job.objects.filter(state=Job.State.DEAD)]
+
+
+class MailHandler:
+    """An aiosmtpd handler that keeps each delivered email, and refuses addresses that start with `bounce`."""
+
+    def __init__(self) -> None:
+        self.messages: list[Any] = []
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
+        if address.startswith("bounce"):
+            return "550 5.1.1 No such user here"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        import email
+        from email import policy
+
+        self.messages.append(email.message_from_bytes(envelope.content, policy=policy.default))
+        return "250 Message accepted for delivery"
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class MailServer:
+    handler: MailHandler
+    port: int
+    controller: Any = None
+
+    @property
+    def messages(self) -> list[Any]:
+        return self.handler.messages
+
+    def start(self) -> None:
+        from aiosmtpd.controller import Controller
+
+        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port)
+        self.controller.start()
+
+    def stop(self) -> None:
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
+
+
+@pytest.fixture
+def smtp_server(settings: Any) -> Iterator[MailServer]:
+    """A real SMTP server on loopback, and the site's mail pointed at it."""
+    server = MailServer(MailHandler(), free_port())
+    server.start()
+    settings.MAILERS = {
+        "default": {
+            "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+            "OPTIONS": {"host": "127.0.0.1", "port": server.port, "timeout": 5},
+        }
+    }
+    settings.SITE_URL = "https://chat.example.com"
+    yield server
+    server.stop()

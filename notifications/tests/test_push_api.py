@@ -105,3 +105,13 @@ def test_without_keys_in_production_push_says_it_is_not_configured(alice, client
 def test_push_routes_need_a_signed_in_user(anon) -> None:
     assert anon.get("/api/v1/push/vapid-key/").status_code == 401
     assert anon.post(SUBSCRIPTIONS, {}, format="json").status_code == 401
+
+
+def test_the_service_worker_is_served_from_the_root(client) -> None:
+    response = client.get("/sw.js")
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/javascript")
+    assert response["Service-Worker-Allowed"] == "/"
+    source = response.content.decode()
+    for handled in ('addEventListener("push"', '"notificationclick"', '"dismiss"', "setAppBadge"):
+        assert handled in source

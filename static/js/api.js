@@ -92,5 +92,5 @@ export const api = {
   get: (path) => request("GET", path),
   post: (path, body = {}) => request("POST", path, body),
   patch: (path, body) => request("PATCH", path, body),
-  delete: (path) => request("DELETE", path),
+  delete: (path, body) => request("DELETE", path, body),
 };
