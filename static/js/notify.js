@@ -77,7 +77,7 @@ export class Notifier {
 
   async offerPush() {
     if (!pushSupported() || Notification.permission === "denied") return;
-    if (Notification.permission === "granted") {
+    if (await pushSubscribed()) {
       // Keep the server's copy of this browser's subscription current (200 when known).
       pushSubscribe().catch(() => {});
       return;
