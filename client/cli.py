@@ -153,9 +153,9 @@ def _notify_argument(arg: str) -> str:
         return f"{head} {rest[0].lower()}"
     if head == "dnd" and len(rest) == 1 and rest[0].lower() == "off":
         return "dnd off"
-    if head in ("mute", "dnd", "delay") and len(rest) == 1 and _is_number(rest[0]):
-        if 1 <= int(rest[0]) <= NOTIFY_MINUTES_MAX:
-            return f"{head} {int(rest[0])}"
+    minutes = len(rest) == 1 and _is_number(rest[0]) and 1 <= int(rest[0]) <= NOTIFY_MINUTES_MAX
+    if head in ("mute", "dnd", "delay") and minutes:
+        return f"{head} {int(rest[0])}"
     if head == "tz" and len(rest) == 1:
         return f"tz {rest[0]}"
     raise UsageError(NOTIFY_USAGE)
