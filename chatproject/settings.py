@@ -360,8 +360,11 @@ VAPID_KEY_FILE = BASE_DIR / ".dev-vapid.json"
 PUSH_ALLOW_HTTP = env.bool("PUSH_ALLOW_HTTP", default=False)
 PUSH_TIMEOUT_SECONDS = env.float("PUSH_TIMEOUT_SECONDS", default=10.0)
 # Outgoing mail: EMAIL_URL=smtp://user:pass@host:587 (smtp+tls:// STARTTLS,
-# smtp+ssl:// TLS from the start); unset, emails are written to the console log.
-_mail = env.email_url("EMAIL_URL", default="consolemail://")
+# smtp+ssl:// TLS from the start).
+# Without EMAIL_URL: printed to the console in debug; in production dropped, with a log line.
+_mail = environ.Env.email_url_config(env.str("EMAIL_URL", default="") or "consolemail://")
+if not env.str("EMAIL_URL", default="") and not DEBUG:
+    _mail["EMAIL_BACKEND"] = "core.mail.UnconfiguredEmailBackend"
 _mail_options = {
     "host": _mail.get("EMAIL_HOST"),
     "port": _mail.get("EMAIL_PORT"),

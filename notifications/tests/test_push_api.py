@@ -115,3 +115,15 @@ def test_the_service_worker_is_served_from_the_root(client) -> None:
     source = response.content.decode()
     for handled in ('addEventListener("push"', '"notificationclick"', '"dismiss"', "setAppBadge"):
         assert handled in source
+
+
+def test_vapid_keys_prints_a_pair_that_signs_and_verifies(capsys) -> None:
+    from django.core.management import call_command
+    from py_vapid import Vapid02
+
+    call_command("vapid_keys")
+    lines = dict(line.split("=", 1) for line in capsys.readouterr().out.split())
+    signer = Vapid02.from_raw(lines["VAPID_PRIVATE_KEY"].encode())
+    header = signer.sign({"sub": "mailto:ops@example.com", "aud": "https://push.example.com"})["Authorization"]
+    assert f"k={lines['VAPID_PUBLIC_KEY']}" in header
+    assert Vapid02.verify(header)
