@@ -478,6 +478,9 @@ AUTH_RATE_LIMITS = {
     "login": {"ip": "30/m", "username": "10/5m"},
     "refresh": {"ip": "60/m", "username": "30/m"},
     "password": {"ip": "30/h", "username": "10/h"},
+    # Password reset emails: per address asked for ("username" is the email here), and tries of a token.
+    "password_reset": {"ip": "20/h", "username": "5/h"},
+    "password_reset_confirm": {"ip": "30/h"},
 }
 # What one user may send, over REST and all their sockets together: messages
 # posted and typing notices, "count/period" with a fixed window (core.ratelimit).

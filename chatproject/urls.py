@@ -3,7 +3,9 @@ from django.urls import include, path, re_path, register_converter
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.views import SpectacularAPIView
 
+from accounts import password_pages
 from accounts import views as account_pages
+from accounts.api import password_reset
 from accounts.api import views as accounts
 from core import errors, health
 from core.api import ID_MAX
@@ -46,6 +48,10 @@ api_v1 = [
     path("auth/token/", accounts.TokenView.as_view(), name="token"),
     path("auth/token/refresh/", accounts.TokenRefresh.as_view(), name="token-refresh"),
     path("auth/logout/", accounts.LogoutView.as_view(), name="logout"),
+    path("auth/password/reset/", password_reset.PasswordResetView.as_view(), name="password-reset"),
+    path(
+        "auth/password/reset/confirm/", password_reset.PasswordResetConfirmView.as_view(), name="password-reset-confirm"
+    ),
     path("users/me/", accounts.MeView.as_view(), name="me"),
     path("users/", accounts.UserListView.as_view(), name="users"),
     path("users/<id:user_id>/", accounts.UserDetailView.as_view(), name="user"),
@@ -97,6 +103,8 @@ urlpatterns = [
     path("login/", account_pages.login_page, name="login"),
     path("logout/", account_pages.logout_page, name="logout"),
     path("profile/", account_pages.profile, name="profile"),
+    path("password/reset/", password_pages.reset_request, name="password-reset-page"),
+    path("password/reset/confirm/", password_pages.reset_confirm, name="password-reset-confirm-page"),
     # Unknown API paths answer JSON, in DEBUG too, so clients can always parse the reply.
     # CSRF-exempt like every API view: a POST to a wrong API path is a JSON 404, not an HTML 403.
     re_path(r"^api/", csrf_exempt(errors.not_found)),
