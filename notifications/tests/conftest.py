@@ -70,6 +70,8 @@ class PushReceiver:
         self.vapid_public_key = vapid_public_key
         self.browsers: dict[str, Browser] = {}
         self.refused: list[str] = []
+        # Called with each push before it is answered; a status it returns is answered instead.
+        self.intercept: Callable[[str], int | None] | None = None
         self.lock = threading.Lock()
         receiver = self
 
@@ -127,6 +129,8 @@ class PushReceiver:
 
     def receive(self, path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str]]:
         name = path.rsplit("/", 1)[-1]
+        if self.intercept is not None and (status := self.intercept(name)) is not None:
+            return status, {}
         with self.lock:
             browser = self.browsers.get(name)
             if browser is None:
