@@ -1,4 +1,9 @@
-"""Notification settings on the chat screen: the bell menu of a room, and the settings dialog."""
+"""Notifications on the chat screen: the bell menu of a room, the settings dialog, the service worker.
+
+Headless Chromium has no push service to subscribe at, so the service
+worker test hands it pushes through the DevTools protocol, as a push
+service would.
+"""
 
 from __future__ import annotations
 
@@ -59,3 +64,47 @@ def test_the_settings_dialog_changes_email_and_do_not_disturb(make_person, open_
     assert prefs["email_delay_seconds"] == 900
     assert prefs["timezone"] == "Europe/Paris"
     assert prefs["dnd_until"] is not None
+
+
+def test_the_service_worker_shows_a_pushed_message_and_closes_it_on_dismiss(make_person, open_page, chat_server):
+    alice = make_person("alice")
+    page = open_page(alice, "/", permissions=["notifications"])
+    scope = page.evaluate(
+        """async () => {
+            const registration = await navigator.serviceWorker.register("/sw.js", { scope: "/" });
+            await navigator.serviceWorker.ready;
+            return registration.scope;
+        }"""
+    )
+    assert scope == f"{chat_server.url}/"
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("ServiceWorker.enable")
+    registrations: list[dict] = []
+    cdp.on("ServiceWorker.workerRegistrationUpdated", lambda event: registrations.extend(event["registrations"]))
+    for _ in range(50):
+        if registrations:
+            break
+        page.wait_for_timeout(100)
+    registration_id = registrations[0]["registrationId"]
+
+    def deliver(payload: str) -> None:
+        cdp.send(
+            "ServiceWorker.deliverPushMessage",
+            {"origin": f"{chat_server.url}/", "registrationId": registration_id, "data": payload},
+        )
+
+    shown = """async () => (await (await navigator.serviceWorker.ready).getNotifications())
+        .map((n) => ({ title: n.title, body: n.body, tag: n.tag, url: n.data.url }))"""
+    deliver(
+        '{"type": "message", "room": 7, "message_id": 41, "title": "Bob in #news",'
+        ' "body": "Lunch?", "url": "/rooms/7/#message-41"}'
+    )
+    page.wait_for_function(f"({shown})().then((list) => list.length === 1)")
+    assert page.evaluate(shown) == [
+        {"title": "Bob in #news", "body": "Lunch?", "tag": "message-41", "url": "/rooms/7/#message-41"}
+    ]
+    # The same message pushed again (a retry after a crash) replaces its notification: still one.
+    deliver('{"type": "message", "room": 7, "message_id": 41, "title": "Bob in #news", "body": "Lunch!", "url": "/"}')
+    page.wait_for_function(f"({shown})().then((list) => list.length === 1 && list[0].body === 'Lunch!')")
+    deliver('{"type": "dismiss", "room": 7, "message_id": 41}')
+    page.wait_for_function(f"({shown})().then((list) => list.length === 0)")
