@@ -33,7 +33,7 @@ from django.utils import timezone
 
 import jobs
 from notifications.models import EmailBatch, Notification
-from notifications.notifier import still_due
+from notifications.notifier import still_due_among
 from notifications.services import preferences_of
 
 UNSUBSCRIBE_SALT = "notifications.email-unsubscribe"
@@ -59,10 +59,6 @@ def unsubscribe_url(user_id: int) -> str:
     return f"{settings.SITE_URL}/email/unsubscribe/{unsubscribe_token(user_id)}/"
 
 
-def _email_still_due(notification: Notification, *, now: datetime) -> bool:
-    return preferences_of(notification.user_id).email and still_due(notification, now=now)
-
-
 def batch_for_user(user_id: int, *, now: datetime) -> EmailBatch | None:
     """Gather the person's due emails into one batch and queue its sending; return it (None: nothing due)."""
     with transaction.atomic():
@@ -72,7 +68,9 @@ def batch_for_user(user_id: int, *, now: datetime) -> EmailBatch | None:
             .select_related("message__room", "user")
             .order_by("id")
         )
-        keep = [notification for notification in due if _email_still_due(notification, now=now)]
+        wanted = preferences_of(user_id).email
+        still = still_due_among(due, now=now) if wanted else set()
+        keep = [notification for notification in due if notification.pk in still]
         skipped = [notification.pk for notification in due if notification not in keep]
         Notification.objects.filter(pk__in=skipped).update(email_state=Notification.State.SKIPPED)
         if not keep:

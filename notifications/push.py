@@ -173,13 +173,32 @@ def _enqueue_once(key: str, *args: Any) -> None:
     backend.enqueue_once(push_deliver, key, args)  # type: ignore[attr-defined]
 
 
+def message_pushes_enqueue(notifications: list[Notification]) -> int:
+    """Queue each notification's push to each of its person's browsers (once each, whatever retries).
+
+    The job key `push:<notification>:<subscription>` is unique in the job
+    table, so a second call for the same notifications writes nothing.
+    Returns how many pushes were queued.
+    """
+    by_user: dict[int, list[int]] = {}
+    user_ids = {n.user_id for n in notifications}
+    for user_id, subscription_id in PushSubscription.objects.filter(user_id__in=user_ids).values_list("user_id", "pk"):
+        by_user.setdefault(user_id, []).append(subscription_id)
+    queued = 0
+    for notification in notifications:
+        subscriptions = by_user.get(notification.user_id, [])
+        if not subscriptions:
+            continue
+        payload = message_payload(notification)
+        for subscription_id in subscriptions:
+            _enqueue_once(f"push:{notification.pk}:{subscription_id}", subscription_id, payload, 0)
+            queued += 1
+    return queued
+
+
 def message_push_enqueue(notification: Notification) -> int:
-    """Queue the message's push to each of the person's browsers (once each, whatever retries); return how many."""
-    payload = message_payload(notification)
-    subscriptions = list(PushSubscription.objects.filter(user_id=notification.user_id).values_list("pk", flat=True))
-    for subscription_id in subscriptions:
-        _enqueue_once(f"push:{notification.pk}:{subscription_id}", subscription_id, payload, 0)
-    return len(subscriptions)
+    """Queue one notification's pushes (`message_pushes_enqueue`); return how many."""
+    return message_pushes_enqueue([notification])
 
 
 def dismiss_enqueue(*, user_id: int, room_id: int, message_id: int) -> None:

@@ -12,7 +12,7 @@ import jobs
 # The push and email jobs live beside their code; importing them here registers them with the worker.
 from notifications import email, push  # noqa: F401
 from notifications.models import Notification
-from notifications.notifier import notifier_run, still_due
+from notifications.notifier import notifier_run, still_due_among
 
 
 @jobs.task(max_attempts=10, retry_delay=timedelta(seconds=5), retry_delay_max=timedelta(minutes=5))
@@ -33,19 +33,16 @@ def message_notifications_check(message_id: int) -> int:
     Returns how many were sent.
     """
     now = timezone.now()
-    pending = (
+    pending = list(
         Notification.objects.select_for_update()
         .filter(message_id=message_id, push_state=Notification.State.PENDING)
-        .select_related("message__room", "user")
+        .select_related("message__room", "message__author")
         .order_by("user_id")
     )
-    sent = 0
-    for notification in pending:
-        if still_due(notification, now=now):
-            notification.push_state = Notification.State.SENT
-            push.message_push_enqueue(notification)
-            sent += 1
-        else:
-            notification.push_state = Notification.State.SKIPPED
-        notification.save(update_fields=["push_state"])
-    return sent
+    due = still_due_among(pending, now=now)
+    push.message_pushes_enqueue([n for n in pending if n.pk in due])
+    Notification.objects.filter(pk__in=due).update(push_state=Notification.State.SENT)
+    Notification.objects.filter(pk__in=[n.pk for n in pending if n.pk not in due]).update(
+        push_state=Notification.State.SKIPPED
+    )
+    return len(due)

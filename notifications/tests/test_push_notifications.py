@@ -323,3 +323,24 @@ def test_a_person_deleted_before_the_check_gets_nothing(alice, bob, dm, subscrib
     worker.after(DELAY + 1)
     assert phone.received == []
     assert dead_jobs() == []
+
+
+def test_checking_a_message_costs_the_same_queries_for_three_people_or_twelve(alice, make_user, worker) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from notifications.tasks import message_notifications_check
+
+    def check_queries(size: int) -> int:
+        members = [make_user(f"member{size}x{n}") for n in range(size)]
+        room = room_services.room_create(creator=alice, name=f"crowd {size}")
+        for member in members:
+            room_services.room_join(user=member, room=room)
+        message = post(room, alice, "@channel hello")
+        worker.notice()
+        assert Notification.objects.filter(message=message).count() == size
+        with CaptureQueriesContext(connection) as queries:
+            assert message_notifications_check.call(message.pk) == size
+        return len(queries)
+
+    assert check_queries(3) == check_queries(12)
