@@ -1,4 +1,4 @@
-"""The web UI's password reset pages: ask for a link by email, then choose a new password."""
+"""The web UI's pages behind emailed links: password reset (ask, then choose), and email confirmation."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters
 
+from accounts.email_verification import LINK_INVALID, email_verify
 from accounts.password_reset import TOKEN_INVALID, password_reset_confirm, password_reset_request
 from core import ratelimit
 from core.errors import Invalid
@@ -70,3 +71,15 @@ def reset_confirm(request: HttpRequest) -> HttpResponse:
             messages.success(request, "Your password is changed. Log in with the new one.")
             return redirect("login")
     return render(request, "accounts/password_reset_confirm.html", {"form": form, "token": token})
+
+
+@never_cache
+def email_verify_page(request: HttpRequest, token: str) -> HttpResponse:
+    """The link of a verification email: confirm the address, then on to the log-in page."""
+    try:
+        email_verify(token=token)
+    except Invalid:
+        messages.error(request, LINK_INVALID)
+    else:
+        messages.success(request, "Your email address is confirmed. You can log in.")
+    return redirect("login")

@@ -82,4 +82,6 @@ def password_reset_confirm(*, token: str, password: str) -> User:
     except ValidationError as error:
         raise Invalid({"password": " ".join(error.messages)}) from error
     with transaction.atomic():
+        # The emailed link proves the address, as the verification link would have.
+        User.objects.filter(pk=user.pk, email_verified=False).update(email_verified=True)
         return user_set_password(user=user, password=password)

@@ -387,6 +387,8 @@ MAILERS = {
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Chat <chat@localhost>")
 # The address people reach the site at, for links in emails.
 SITE_URL = env.str("SITE_URL", default="http://localhost:8000").rstrip("/")
+# New accounts confirm their email address (a link by email) before they can sign in.
+EMAIL_VERIFICATION = env.bool("EMAIL_VERIFICATION", default=False)
 # How often the worker gathers missed messages into emails.
 EMAIL_BATCH_INTERVAL_SECONDS = env.int("EMAIL_BATCH_INTERVAL_SECONDS", default=30)
 

@@ -105,6 +105,7 @@ urlpatterns = [
     path("profile/", account_pages.profile, name="profile"),
     path("password/reset/", password_pages.reset_request, name="password-reset-page"),
     path("password/reset/confirm/", password_pages.reset_confirm, name="password-reset-confirm-page"),
+    path("email/verify/<str:token>/", password_pages.email_verify_page, name="email-verify"),
     # Unknown API paths answer JSON, in DEBUG too, so clients can always parse the reply.
     # CSRF-exempt like every API view: a POST to a wrong API path is a JSON 404, not an HTML 403.
     re_path(r"^api/", csrf_exempt(errors.not_found)),

@@ -7,6 +7,7 @@ from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.serializers import TokenObtainPairSerializer, TokenRefreshSerializer
 from rest_framework_simplejwt.tokens import RefreshToken
 
+from accounts.email_verification import UNVERIFIED
 from accounts.models import User
 from accounts.services import DISPLAY_NAME_MAX, tokens_refresh
 from accounts.tokens import refresh_token_issue
@@ -62,6 +63,9 @@ class TokenObtainInput(TokenObtainPairSerializer):
 
     @classmethod
     def get_token(cls, user: User) -> RefreshToken:  # type: ignore[override]
+        # Called once the password is right: only the owner learns the address is unconfirmed.
+        if not user.email_verified:
+            raise AuthenticationFailed(UNVERIFIED, "email_unverified")
         return refresh_token_issue(user)
 
 

@@ -1,4 +1,4 @@
-"""Password reset by email, through a real SMTP server on loopback."""
+"""Password reset by email, and email verification for new accounts, through a real SMTP server on loopback."""
 
 from __future__ import annotations
 
@@ -129,3 +129,77 @@ def test_the_web_pages_lead_from_the_log_in_page_to_a_new_password(alice, client
     )
     assert "Your password is changed" in response.content.decode()
     assert authenticate(username="alice", password=NEW_PASSWORD) is not None
+
+
+# --- EMAIL_VERIFICATION=1 -------------------------------------------------------------------
+
+
+def verification_link(mailbox: MailServer) -> str:
+    [email] = mailbox.messages
+    assert email["Subject"] == "Confirm your email address"
+    text = next(part.get_content() for part in email.walk() if part.get_content_type() == "text/plain")
+    match = re.search(r"https://chat\.example\.com(/email/verify/\S+/)", text)
+    assert match, text
+    return match.group(1)
+
+
+REGISTRATION = {"username": "newcomer", "email": "newcomer@example.com", "password": "a fine long passphrase"}
+SIGN_IN = {"username": "newcomer", "password": "a fine long passphrase"}
+
+
+def test_with_email_verification_a_newcomer_signs_in_only_after_following_the_link(
+    anon, client, mailbox, settings
+) -> None:
+    settings.EMAIL_VERIFICATION = True
+    registered = anon.post("/api/v1/auth/register/", REGISTRATION, format="json")
+    assert registered.status_code == 201
+    assert registered.json()["email_verification_required"] is True
+    assert "access" not in registered.json()
+    refused = anon.post("/api/v1/auth/token/", SIGN_IN, format="json")
+    assert refused.status_code == 401
+    assert refused.json()["detail"].startswith("Confirm your email address first")
+    wrong = anon.post("/api/v1/auth/token/", {**SIGN_IN, "password": "not it at all"}, format="json")
+    assert "Confirm" not in wrong.json()["detail"]  # only the password's owner learns it
+
+    run_jobs()
+    response = client.get(verification_link(mailbox), follow=True)
+    assert "Your email address is confirmed" in response.content.decode()
+    assert anon.post("/api/v1/auth/token/", SIGN_IN, format="json").status_code == 200
+
+
+def test_with_email_verification_the_log_in_page_asks_to_confirm_first(client, mailbox, settings) -> None:
+    settings.EMAIL_VERIFICATION = True
+    signed_up = client.post("/signup/", {**REGISTRATION, "display_name": ""}, follow=True)
+    assert "follow the link we emailed you" in signed_up.content.decode()
+    page = client.post("/login/", SIGN_IN)
+    assert "Confirm your email address first" in page.content.decode()
+    assert "_auth_user_id" not in client.session
+
+
+def test_a_forged_or_foreign_verification_link_confirms_nothing(anon, client, mailbox, settings) -> None:
+    settings.EMAIL_VERIFICATION = True
+    anon.post("/api/v1/auth/register/", REGISTRATION, format="json")
+    response = client.get("/email/verify/forged-token/", follow=True)
+    assert "invalid or has expired" in response.content.decode()
+    assert anon.post("/api/v1/auth/token/", SIGN_IN, format="json").status_code == 401
+
+
+def test_a_password_reset_by_email_also_confirms_the_address(anon, mailbox, settings) -> None:
+    settings.EMAIL_VERIFICATION = True
+    anon.post("/api/v1/auth/register/", REGISTRATION, format="json")
+    run_jobs()
+    mailbox.messages.clear()
+    anon.post("/api/v1/auth/password/reset/", {"email": "newcomer@example.com"}, format="json")
+    run_jobs()
+    token = reset_token(mailbox)
+    confirm = {"token": token, "password": "another fine passphrase"}
+    assert anon.post("/api/v1/auth/password/reset/confirm/", confirm, format="json").status_code == 204
+    signed_in = anon.post("/api/v1/auth/token/", {**SIGN_IN, "password": "another fine passphrase"}, format="json")
+    assert signed_in.status_code == 200
+
+
+def test_without_email_verification_newcomers_sign_in_at_once(anon, mailbox) -> None:
+    registered = anon.post("/api/v1/auth/register/", REGISTRATION, format="json")
+    assert "access" in registered.json()
+    run_jobs()
+    assert mailbox.messages == []
