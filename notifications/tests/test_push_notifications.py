@@ -344,3 +344,14 @@ def test_checking_a_message_costs_the_same_queries_for_three_people_or_twelve(al
         return len(queries)
 
     assert check_queries(3) == check_queries(12)
+
+
+def test_operators_see_notifications_in_the_admin_but_change_nothing(alice, bob, dm, subscribe, worker, admin_client):
+    subscribe(bob)
+    post(dm, alice, "seen by the admin")
+    worker.notice()
+    for page in ("notification", "pushsubscription", "preferences", "emailbatch"):
+        assert admin_client.get(f"/admin/notifications/{page}/").status_code == 200
+    notification = Notification.objects.get()
+    assert admin_client.get(f"/admin/notifications/notification/{notification.pk}/change/").status_code == 200
+    assert admin_client.get("/admin/notifications/notification/add/").status_code == 403
