@@ -63,7 +63,7 @@ def batch_for_user(user_id: int, *, now: datetime) -> EmailBatch | None:
     """Gather the person's due emails into one batch and queue its sending; return it (None: nothing due)."""
     with transaction.atomic():
         due = list(
-            Notification.objects.select_for_update()
+            Notification.objects.select_for_update(of=("self",))
             .filter(user_id=user_id, email_state=Notification.State.PENDING, email_due_at__lte=now)
             .select_related("message__room", "user")
             .order_by("id")

@@ -34,7 +34,7 @@ def message_notifications_check(message_id: int) -> int:
     """
     now = timezone.now()
     pending = list(
-        Notification.objects.select_for_update()
+        Notification.objects.select_for_update(of=("self",))
         .filter(message_id=message_id, push_state=Notification.State.PENDING)
         .select_related("message__room", "message__author")
         .order_by("user_id")
