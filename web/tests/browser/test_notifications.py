@@ -47,8 +47,8 @@ def test_the_settings_dialog_changes_email_and_do_not_disturb(make_person, open_
     alice = make_person("alice")
     page = open_page(alice, "/")
     page.watch.allow_console_error("status of 400")  # the unknown time zone, refused on purpose
-    page.get_by_role("button", name="Notification settings").click()
-    dialog = page.get_by_role("dialog", name="Notification settings")
+    page.get_by_role("button", name="Notification preferences").click()
+    dialog = page.get_by_role("dialog", name="Notification preferences")
     dialog.get_by_label("Email me about missed direct messages and mentions").uncheck()
     dialog.get_by_label("Email after").select_option(label="15 minutes unread")
     dialog.get_by_label("Do not disturb", exact=True).select_option(label="For 1 hour")
