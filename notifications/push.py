@@ -41,7 +41,7 @@ from py_vapid import Vapid02
 from pywebpush import WebPusher
 
 import jobs
-from core.errors import Invalid, ServiceError
+from core.errors import Invalid, NotFound
 from notifications.models import PushSubscription
 
 if TYPE_CHECKING:
@@ -75,11 +75,8 @@ def generate_vapid_keys() -> tuple[str, str]:
     return _b64(private), _b64(public)
 
 
-class PushNotConfigured(ServiceError):
-    """Web Push is off: production without VAPID keys."""
-
-    code = "push_not_configured"
-    http_status = 503
+class PushNotConfigured(NotFound):
+    """Web Push is off: production without VAPID keys (there is no key to give: 404, not a server error)."""
 
 
 def vapid_keys() -> tuple[str, str]:

@@ -98,7 +98,7 @@ def test_without_keys_in_production_push_says_it_is_not_configured(alice, client
     settings.DEBUG = False
     settings.VAPID_PRIVATE_KEY = settings.VAPID_PUBLIC_KEY = ""
     response = client_for(alice).get("/api/v1/push/vapid-key/")
-    assert response.status_code == 503
+    assert response.status_code == 404
     assert "not configured" in response.json()["detail"]
 
 

@@ -7,7 +7,7 @@
 // open. "Not now" hides the offer for good (on this browser).
 
 import { api } from "./api.js";
-import { $ } from "./dom.js";
+import { $, toast } from "./dom.js";
 
 const BODY_MAX = 180;
 const DISMISSED_KEY = "chat.push-offer-dismissed";
@@ -83,11 +83,18 @@ export class Notifier {
       return;
     }
     if (localStorage.getItem(DISMISSED_KEY)) return;
+    try {
+      await api.get("push/vapid-key/"); // 404 when the server has no Web Push keys: nothing to offer
+    } catch {
+      return;
+    }
     this.button.hidden = this.dismissButton.hidden = false;
     this.button.addEventListener("click", async () => {
       // Browsers only ask in response to a click, never on page load.
       try {
         await pushSubscribe();
+      } catch (error) {
+        toast(`Could not turn notifications on: ${error.message}`);
       } finally {
         this.button.hidden = this.dismissButton.hidden = Notification.permission === "default";
       }

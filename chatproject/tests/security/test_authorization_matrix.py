@@ -320,6 +320,7 @@ def _push_configured(settings: Any) -> None:
 
     settings.VAPID_PRIVATE_KEY, settings.VAPID_PUBLIC_KEY = generate_vapid_keys()
 
+
 QUERIES: dict[tuple[str, str], Callable[[World], dict[str, str]]] = {
     ("api:search-messages", "GET"): lambda w: {"q": "hello"},
     ("api:presence", "GET"): lambda w: {"users": f"{w.users['member'].pk},{w.target.pk}"},
