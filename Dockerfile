@@ -57,6 +57,7 @@ COPY jobs ./jobs
 COPY accounts ./accounts
 COPY rooms ./rooms
 COPY messaging ./messaging
+COPY notifications ./notifications
 COPY realtime ./realtime
 COPY web ./web
 COPY templates ./templates

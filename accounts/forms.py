@@ -16,6 +16,7 @@ from django.contrib.auth.forms import AuthenticationForm, PasswordChangeForm
 from django.contrib.auth.signals import user_login_failed
 
 from accounts import oidc
+from accounts.email_verification import UNVERIFIED
 from accounts.mfa import mfa_enabled
 from accounts.services import DISPLAY_NAME_MAX
 from core.errors import ServiceError
@@ -70,7 +71,13 @@ class LoginForm(AuthenticationForm):
         "invalid_login": "That username and password do not match an account.",
         # Shown only to someone who gave the account's password (see clean).
         "inactive": "This account is deactivated. If you think that is a mistake, ask the people who run this chat.",
+        "unverified": UNVERIFIED,
     }
+
+    def confirm_login_allowed(self, user: Any) -> None:
+        super().confirm_login_allowed(user)
+        if not user.email_verified:
+            raise forms.ValidationError(self.error_messages["unverified"], code="unverified")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

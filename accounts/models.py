@@ -56,6 +56,9 @@ class User(AbstractUser):
     # tokens carry the value they were minted under (accounts.tokens), and
     # browser sessions hold a hash that includes it.
     token_version = models.PositiveIntegerField(default=0)
+    # False for an account registered with EMAIL_VERIFICATION=1 until its owner
+    # follows the emailed link (accounts.email_verification); it cannot sign in before.
+    email_verified = models.BooleanField(default=True)
 
     objects: ClassVar[ChatUserManager] = ChatUserManager()  # type: ignore[assignment]
 

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Callable, Iterable
 
 import structlog
+from django.conf import settings
 from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Group, Permission
 from django.contrib.auth.password_validation import validate_password
@@ -108,9 +109,15 @@ def user_register(
         raise Invalid(errors)
     try:
         with transaction.atomic():
+            # Staff creating an account vouch for its address; a newcomer proves theirs by email.
+            verify = settings.EMAIL_VERIFICATION and actor is None
             user = User.objects.create_user(
-                username=username, email=email, password=password, display_name=display_name
+                username=username, email=email, password=password, display_name=display_name, email_verified=not verify
             )
+            if verify:
+                from accounts.tasks import email_verification_send
+
+                email_verification_send.enqueue(user.pk)
     except IntegrityError:
         # Lost a race for the same name or address.
         raise Invalid({"username": "That username or email is taken."}) from None

@@ -86,6 +86,9 @@ def signup(request: HttpRequest) -> HttpResponseBase:
         except Invalid as error:
             add_service_errors(form, error)
         else:
+            if not user.email_verified:
+                messages.success(request, "Almost there: follow the link we emailed you to confirm your address.")
+                return redirect("login")
             login(request, user, backend=MODEL_BACKEND)
             return redirect(_next_url(request))
     context = {"form": form, "next": _next_url(request), "refusal": _refusal_text(wait) if wait else ""}

@@ -81,6 +81,7 @@ INSTALLED_APPS = [
     "rooms",
     "files",
     "messaging",
+    "notifications",
     "realtime",
     "web",
 ]
@@ -376,6 +377,54 @@ REALTIME_DOORBELL = env.bool("REALTIME_DOORBELL", default=True)
 # How often the scheduler prunes the event record (rooms.tasks); `prune_events` does it by hand.
 EVENT_PRUNE_INTERVAL = timedelta(minutes=env.int("EVENT_PRUNE_INTERVAL_MINUTES", default=60))
 
+# --- Notifications (notifications/, docs/notifications.md) -------------------------------
+
+# A push goes out when a message is still unread this long after it was posted.
+PUSH_DELAY_SECONDS = env.int("PUSH_DELAY_SECONDS", default=15)
+# How often the worker's notifier reads the event record for new messages.
+NOTIFIER_INTERVAL_SECONDS = env.int("NOTIFIER_INTERVAL_SECONDS", default=2)
+# Web Push (VAPID, RFC 8292): URL-safe base64 of the raw P-256 keys. Unset with
+# DEBUG on, a key pair is generated into VAPID_KEY_FILE on first use (kept out of git).
+VAPID_PRIVATE_KEY = env.str("VAPID_PRIVATE_KEY", default="")
+VAPID_PUBLIC_KEY = env.str("VAPID_PUBLIC_KEY", default="")
+VAPID_SUBJECT = env.str("VAPID_SUBJECT", default="mailto:admin@localhost")
+VAPID_KEY_FILE = BASE_DIR / ".dev-vapid.json"
+# Push endpoints must be https; tests and local push services may allow http.
+PUSH_ALLOW_HTTP = env.bool("PUSH_ALLOW_HTTP", default=False)
+PUSH_TIMEOUT_SECONDS = env.float("PUSH_TIMEOUT_SECONDS", default=10.0)
+# Outgoing mail: EMAIL_URL=smtp://user:pass@host:587 (smtp+tls:// STARTTLS,
+# smtp+ssl:// TLS from the start).
+# Without EMAIL_URL: printed to the console in debug; in production dropped, with a log line.
+_mail = environ.Env.email_url_config(env.str("EMAIL_URL", default="") or "consolemail://")
+if not env.str("EMAIL_URL", default="") and not DEBUG:
+    _mail["EMAIL_BACKEND"] = "core.mail.UnconfiguredEmailBackend"
+_mail_options = {
+    "host": _mail.get("EMAIL_HOST"),
+    "port": _mail.get("EMAIL_PORT"),
+    "username": _mail.get("EMAIL_HOST_USER"),
+    "password": _mail.get("EMAIL_HOST_PASSWORD"),
+    "use_tls": _mail.get("EMAIL_USE_TLS"),
+    "use_ssl": _mail.get("EMAIL_USE_SSL"),
+    "timeout": env.int("EMAIL_TIMEOUT", default=30),
+}
+MAILERS = {
+    "default": {
+        "BACKEND": _mail["EMAIL_BACKEND"],
+        "OPTIONS": (
+            {name: value for name, value in _mail_options.items() if value is not None}
+            if _mail["EMAIL_BACKEND"].endswith("smtp.EmailBackend")
+            else {}
+        ),
+    }
+}
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Chat <chat@localhost>")
+# The address people reach the site at, for links in emails.
+SITE_URL = env.str("SITE_URL", default="http://localhost:8000").rstrip("/")
+# New accounts confirm their email address (a link by email) before they can sign in.
+EMAIL_VERIFICATION = env.bool("EMAIL_VERIFICATION", default=False)
+# How often the worker gathers missed messages into emails.
+EMAIL_BATCH_INTERVAL_SECONDS = env.int("EMAIL_BATCH_INTERVAL_SECONDS", default=30)
+
 # --- Background jobs (jobs/, docs/jobs.md) ------------------------------------------------
 
 # Django's tasks framework on the job table: enqueueing writes a row in the
@@ -520,6 +569,9 @@ AUTH_RATE_LIMITS = {
     "password": {"ip": "30/h", "username": "10/h"},
     # Wrong second-factor codes (accounts.mfa): only failures count, per account ("user:<id>").
     "mfa": {"ip": "30/10m", "username": "5/5m"},
+    # Password reset emails: per address asked for ("username" is the email here), and tries of a token.
+    "password_reset": {"ip": "20/h", "username": "5/h"},
+    "password_reset_confirm": {"ip": "30/h"},
 }
 # What one user may send, over REST and all their sockets together: messages
 # posted and typing notices, "count/period" with a fixed window (core.ratelimit).

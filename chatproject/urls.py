@@ -3,10 +3,11 @@ from django.urls import include, path, re_path, register_converter
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.views import SpectacularAPIView
 
-from accounts import oidc
+from accounts import oidc, password_pages
 from accounts import views as account_pages
 from accounts.api import mfa_views as accounts_mfa
 from accounts.api import passkey_views as accounts_passkeys
+from accounts.api import password_reset
 from accounts.api import views as accounts
 from core import errors, health
 from core.api import ID_MAX
@@ -15,6 +16,8 @@ from core.security import ApiDocsView
 from files.api import views as files
 from messaging.api import thread_views as threads
 from messaging.api import views as messaging
+from notifications import views as notification_pages
+from notifications.api import views as notifications
 from realtime import views as realtime_views
 from rooms.api import views as rooms
 from web import views as pages
@@ -64,6 +67,10 @@ api_v1 = [
     path("auth/webauthn/passkeys/<id:passkey_id>/", accounts_passkeys.PasskeyDetailView.as_view(), name="passkey"),
     # A sign-in is named by its token family's UUID, not a database integer id.
     path("auth/sign-ins/<uuid:sign_in>/", accounts_mfa.SignInDetailView.as_view(), name="sign-in"),
+    path("auth/password/reset/", password_reset.PasswordResetView.as_view(), name="password-reset"),
+    path(
+        "auth/password/reset/confirm/", password_reset.PasswordResetConfirmView.as_view(), name="password-reset-confirm"
+    ),
     path("users/me/", accounts.MeView.as_view(), name="me"),
     path("users/", accounts.UserListView.as_view(), name="users"),
     path("users/<id:user_id>/", accounts.UserDetailView.as_view(), name="user"),
@@ -101,6 +108,12 @@ api_v1 = [
     path("threads/", threads.FollowedThreadListView.as_view(), name="threads"),
     path("messages/<id:message_id>/pin/", threads.PinView.as_view(), name="message-pin"),
     path("rooms/<id:room_id>/pins/", threads.PinListView.as_view(), name="room-pins"),
+    # Notifications: preferences, per-room levels, Web Push subscriptions.
+    path("users/me/preferences/", notifications.PreferencesView.as_view(), name="preferences"),
+    path("rooms/<id:room_id>/notifications/", notifications.RoomNotificationsView.as_view(), name="room-notifications"),
+    path("push/vapid-key/", notifications.VapidKeyView.as_view(), name="push-vapid-key"),
+    path("push/subscriptions/", notifications.PushSubscriptionView.as_view(), name="push-subscriptions"),
+    path("push/test/", notifications.PushTestView.as_view(), name="push-test"),
 ]
 
 urlpatterns = [
@@ -113,6 +126,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     # The web UI: account pages and the chat screen.
     path("", pages.chat, name="chat"),
+    path("sw.js", pages.service_worker, name="service-worker"),
+    path("email/unsubscribe/<str:token>/", notification_pages.email_unsubscribe, name="email-unsubscribe"),
     path("rooms/<id:room_id>/", pages.chat, name="chat-room"),
     path("signup/", account_pages.signup, name="signup"),
     path("login/", account_pages.login_page, name="login"),
@@ -123,6 +138,9 @@ urlpatterns = [
     path("oidc/authenticate/", oidc.sign_in_request, name="oidc-authenticate"),
     path("oidc/callback/", oidc.sign_in_callback, name="oidc-callback"),
     path("profile/two-factor/", account_pages.two_factor, name="two-factor"),
+    path("password/reset/", password_pages.reset_request, name="password-reset-page"),
+    path("password/reset/confirm/", password_pages.reset_confirm, name="password-reset-confirm-page"),
+    path("email/verify/<str:token>/", password_pages.email_verify_page, name="email-verify"),
     # Unknown API paths answer JSON, in DEBUG too, so clients can always parse the reply.
     # CSRF-exempt like every API view: a POST to a wrong API path is a JSON 404, not an HTML 403.
     re_path(r"^api/", csrf_exempt(errors.not_found)),

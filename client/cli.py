@@ -44,6 +44,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -83,6 +84,13 @@ Commands:
   /upload <path>          share a file in the current room
   /reply <id> <text>      reply in the thread of message #id (replies show as ↳ under their root)
   /thread <id>            show the thread of message #id: its first message and every reply
+  /notify                 show your notification settings and the current room's
+  /notify all|mentions|none   what of the current room notifies you while away
+  /notify mute <minutes>|unmute   mute the current room for a while, or unmute it
+  /notify email on|off    emails of missed DMs and mentions (/notify delay <minutes> sets when)
+  /notify push on|off     Web Push to your browsers
+  /notify dnd <minutes>|off   do not disturb
+  /notify tz <zone>       your time zone (e.g. Europe/Paris)
   /quit                   leave (also end of input)
 Anything else is sent to the current room; start a line with // to send one beginning with /."""
 
@@ -102,7 +110,12 @@ class UsageError(ValueError):
     """A command line that cannot be run as typed."""
 
 
-COMMANDS = {"rooms", "join", "room", "create", "dm", "history", "upload", "reply", "thread", "quit", "help"}
+COMMANDS = {"rooms", "join", "room", "create", "dm", "history", "upload", "reply", "thread", "notify", "quit", "help"}
+NOTIFY_USAGE = (
+    "Usage: /notify [all|mentions|none | mute <minutes> | unmute | email on|off | push on|off"
+    " | delay <minutes> | dnd <minutes>|off | tz <zone>]"
+)
+NOTIFY_MINUTES_MAX = 7 * 24 * 60
 NEEDS_ARGUMENT = {
     "join": "/join <id or name>",
     "room": "/room <id or name>",
@@ -144,9 +157,31 @@ def parse_line(line: str) -> Command | None:
         arg = f"{target.lstrip('#')} {text.strip()}"
     if name == "thread" and not _is_number(arg.lstrip("#")):
         raise UsageError("Usage: /thread <id>")
+    if name == "notify":
+        arg = _notify_argument(arg)
     if name in ("rooms", "quit", "help") and arg:
         raise UsageError(f"/{name} takes no argument.")
     return Command(name, arg)
+
+
+def _notify_argument(arg: str) -> str:
+    """Check a /notify argument; return it normalised (lower-cased words, single spaces)."""
+    words = arg.split()
+    if not words:
+        return ""
+    head, rest = words[0].lower(), words[1:]
+    if head in ("all", "mentions", "none", "unmute") and not rest:
+        return head
+    if head in ("email", "push") and len(rest) == 1 and rest[0].lower() in ("on", "off"):
+        return f"{head} {rest[0].lower()}"
+    if head == "dnd" and len(rest) == 1 and rest[0].lower() == "off":
+        return "dnd off"
+    minutes = len(rest) == 1 and _is_number(rest[0]) and 1 <= int(rest[0]) <= NOTIFY_MINUTES_MAX
+    if head in ("mute", "dnd", "delay") and minutes:
+        return f"{head} {int(rest[0])}"
+    if head == "tz" and len(rest) == 1:
+        return f"tz {rest[0]}"
+    raise UsageError(NOTIFY_USAGE)
 
 
 def _is_number(text: str) -> bool:
@@ -258,6 +293,21 @@ def _attachment_lines(view: View, message: dict[str, Any]) -> list[str]:
         kind = f", {file['content_type']}" if file.get("content_type") else ""
         lines.append(f"    file: {file.get('name', '?')} ({format_size(file.get('size'))}{kind}) {url}")
     return lines
+
+
+def _in_minutes(minutes: int) -> str:
+    """An ISO 8601 UTC timestamp `minutes` from now."""
+    moment = datetime.now(UTC) + timedelta(minutes=minutes)
+    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _room_setting_text(setting: dict[str, Any]) -> str:
+    levels = {"all": "every message", "mentions": "mentions only", "none": "nothing"}
+    text = f"notifies {levels.get(setting.get('level', ''), setting.get('level'))}"
+    muted = setting.get("muted_until")
+    if muted and datetime.fromisoformat(muted.replace("Z", "+00:00")) > datetime.now(UTC):
+        text += f", muted until {muted}"
+    return text
 
 
 def _message_line(view: View, room_id: int, message: dict[str, Any]) -> str:
@@ -1021,6 +1071,41 @@ class ChatClient:
         for reply in thread["results"]:
             self.view.remember_message(reply)
             self.out(_message_line(self.view, root["room"], reply))
+
+    async def command_notify(self, arg: str) -> None:
+        head, _, value = arg.partition(" ")
+        room_path = f"rooms/{self.current}/notifications/" if self.current is not None else None
+        if head in ("all", "mentions", "none", "mute", "unmute"):
+            if room_path is None:
+                self.out("! no current room: pick one with /room first")
+                return
+            body: dict[str, Any] = {"level": head}
+            if head == "mute":
+                body = {"muted_until": _in_minutes(int(value))}
+            elif head == "unmute":
+                body = {"muted_until": None}
+            setting = await self.rest("PATCH", room_path, body)
+            self.out(f"* {self.view.room_label(self.current)}: {_room_setting_text(setting)}")  # type: ignore[arg-type]
+            return
+        changes: dict[str, Any] = {}
+        if head in ("email", "push"):
+            changes[head] = value == "on"
+        elif head == "delay":
+            changes["email_delay_seconds"] = int(value) * 60
+        elif head == "dnd":
+            changes["dnd_until"] = None if value == "off" else _in_minutes(int(value))
+        elif head == "tz":
+            changes["timezone"] = value
+        prefs = await self.rest("PATCH" if changes else "GET", "users/me/preferences/", changes or None)
+        dnd = prefs.get("dnd_until")
+        self.out(
+            f"* push {'on' if prefs['push'] else 'off'}; email {'on' if prefs['email'] else 'off'}"
+            f" after {prefs['email_delay_seconds'] // 60} min unread; do not disturb"
+            f" {'until ' + dnd if dnd else 'off'}; time zone {prefs['timezone']}"
+        )
+        if room_path is not None and not changes:
+            setting = await self.rest("GET", room_path)
+            self.out(f"* {self.view.room_label(self.current)}: {_room_setting_text(setting)}")  # type: ignore[arg-type]
 
     def switch_to(self, room: dict[str, Any]) -> None:
         self.current = room["id"]

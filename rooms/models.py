@@ -5,6 +5,19 @@ from django.db import models
 from django.db.models import Q
 
 
+class NotifyLevel(models.TextChoices):
+    """How much of a room a member hears about while away."""
+
+    ALL = "all"
+    MENTIONS = "mentions"
+    NONE = "none"
+
+
+def default_notify_level(kind: str) -> str:
+    """DMs notify every message; channels only mentions, until the member chooses otherwise."""
+    return NotifyLevel.ALL if kind == Room.Kind.DIRECT else NotifyLevel.MENTIONS
+
+
 class Room(models.Model):
     """A channel (public or private) or a direct conversation between a set of people."""
 
@@ -85,6 +98,10 @@ class Membership(models.Model):
     # are the member's to replay.
     joined_event_id = models.BigIntegerField(null=True, blank=True)
     last_read_message_id = models.BigIntegerField(default=0)
+    # Notification settings for this room ("" = the default for the room's kind;
+    # the notifications app reads and writes them).
+    notify_level = models.CharField(max_length=10, blank=True, default="")
+    muted_until = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [

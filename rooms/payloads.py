@@ -4,7 +4,7 @@ from typing import NotRequired, TypedDict
 
 from accounts.payloads import UserPayload, user_payload
 from core.wire import isoformat
-from rooms.models import Ban, Membership, Room
+from rooms.models import Ban, Membership, Room, default_notify_level
 
 
 class RoomPayload(TypedDict):
@@ -21,6 +21,8 @@ class RoomPayload(TypedDict):
     mention_count: int
     last_read_message_id: int
     last_message_id: int | None
+    notify_level: str
+    muted_until: str | None
     members: NotRequired[list[UserPayload]]
 
 
@@ -61,6 +63,8 @@ def room_payload(room: Room) -> RoomPayload:
         "mention_count": getattr(room, "mention_count", 0) or 0,
         "last_read_message_id": getattr(room, "last_read_message_id", 0) or 0,
         "last_message_id": getattr(room, "last_message_id", None),
+        "notify_level": getattr(room, "notify_level", "") or default_notify_level(room.kind),
+        "muted_until": isoformat(getattr(room, "muted_until", None)),
     }
     if room.is_direct:
         payload["members"] = [user_payload(user) for user in getattr(room, "member_list", [])]

@@ -80,6 +80,8 @@ def rooms_annotated(user: User | None) -> QuerySet[Room]:
         rooms = rooms.annotate(mine=FilteredRelation("memberships", condition=Q(memberships__user=user))).annotate(
             my_role=F("mine__role"),
             last_read_message_id=Coalesce(F("mine__last_read_message_id"), Value(0)),
+            notify_level=F("mine__notify_level"),
+            muted_until=F("mine__muted_until"),
         )
     return _message_counts.annotate(rooms, user)
 

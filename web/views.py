@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
+from django.contrib.staticfiles import finders
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
@@ -34,3 +35,14 @@ def chat(request: HttpRequest, room_id: int | None = None) -> HttpResponse:
         "upload_max_bytes": settings.UPLOAD_MAX_BYTES,
     }
     return render(request, "chat/app.html", context)
+
+
+@never_cache
+def service_worker(request: HttpRequest) -> HttpResponse:
+    """Serve the service worker from the site's root, so that its scope is the whole site."""
+    path = finders.find("js/sw.js")
+    assert isinstance(path, str)
+    with open(path, encoding="utf-8") as source:
+        response = HttpResponse(source.read(), content_type="text/javascript; charset=utf-8")
+    response["Service-Worker-Allowed"] = "/"
+    return response

@@ -13,6 +13,7 @@ from rest_framework_simplejwt.serializers import (
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from accounts import oidc
+from accounts.email_verification import UNVERIFIED
 from accounts.models import SecurityLogEntry, User
 from accounts.services import DISPLAY_NAME_MAX, tokens_refresh
 from accounts.signin import api_sign_in, password_step
@@ -73,6 +74,9 @@ class TokenObtainInput(TokenObtainPairSerializer):
 
     @classmethod
     def get_token(cls, user: User) -> RefreshToken:  # type: ignore[override]
+        # Called once the password is right: only the owner learns the address is unconfirmed.
+        if not user.email_verified:
+            raise AuthenticationFailed(UNVERIFIED, "email_unverified")
         return refresh_token_issue(user)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, str]:

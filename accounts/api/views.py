@@ -55,6 +55,10 @@ class RegisterView(APIView):
         data = RegisterInput(data=request.data)
         data.is_valid(raise_exception=True)
         user = services.user_register(**data.validated_data)
+        if not user.email_verified:
+            # EMAIL_VERIFICATION=1: no tokens until the emailed link is followed.
+            body = {"user": me_payload(user), "email_verification_required": True}
+            return Response(body, status=status.HTTP_201_CREATED)
         return Response({"user": me_payload(user), **services.tokens_for(user)}, status=status.HTTP_201_CREATED)
 
 

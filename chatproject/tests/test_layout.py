@@ -29,10 +29,11 @@ ALLOWED: dict[str, set[str]] = {
     # Files (uploads, storage, serving) sit below messaging, which attaches them to messages.
     "files": {"core", "jobs", "accounts", "rooms"},
     "messaging": {"core", "jobs", "accounts", "rooms", "files"},
+    "notifications": {"core", "jobs", "accounts", "rooms", "messaging"},
     "realtime": {"core", "jobs", "accounts", "rooms", "files", "messaging"},
     "web": {"core", "jobs", "accounts", "rooms", "files", "messaging"},
     "client": set(),
-    "chatproject": {"core", "jobs", "accounts", "rooms", "files", "messaging", "realtime", "web"},
+    "chatproject": {"core", "jobs", "accounts", "rooms", "files", "messaging", "notifications", "realtime", "web"},
 }
 PROJECT_PACKAGES = set(ALLOWED)
 

@@ -121,6 +121,33 @@ def test_parse_line_refuses_malformed_commands(line: str) -> None:
         parse_line(line)
 
 
+@pytest.mark.parametrize(
+    ("line", "arg"),
+    [
+        ("/notify", ""),
+        ("/notify Mentions", "mentions"),
+        ("/notify mute 60", "mute 60"),
+        ("/notify unmute", "unmute"),
+        ("/notify email OFF", "email off"),
+        ("/notify push on", "push on"),
+        ("/notify dnd 30", "dnd 30"),
+        ("/notify dnd off", "dnd off"),
+        ("/notify delay 5", "delay 5"),
+        ("/notify tz Europe/Paris", "tz Europe/Paris"),
+    ],
+)
+def test_parse_line_reads_notify_settings(line: str, arg: str) -> None:
+    assert parse_line(line) == Command("notify", arg)
+
+
+@pytest.mark.parametrize(
+    "line", ["/notify loud", "/notify mute", "/notify mute soon", "/notify mute 0", "/notify email maybe", "/notify tz"]
+)
+def test_parse_line_refuses_unknown_notify_settings(line: str) -> None:
+    with pytest.raises(UsageError, match="/notify"):
+        parse_line(line)
+
+
 def test_parse_line_refuses_arguments_to_commands_that_take_none() -> None:
     with pytest.raises(UsageError):
         parse_line("/quit now")
@@ -682,6 +709,14 @@ def test_a_file_uploaded_from_the_terminal_reaches_the_other_client_with_a_worki
         download = urllib.request.Request(file_url, headers={"Authorization": f"Bearer {access}"})  # noqa: S310
         with urllib.request.urlopen(download, timeout=10) as response:  # noqa: S310
             assert response.read() == notes.read_bytes()
+
+        bob.type("/notify all")
+        assert bob.expect("* #general:") == "* #general: notifies every message"
+        bob.type("/notify email off")
+        bob.expect("* push on; email off after 2 min unread; do not disturb off; time zone UTC")
+        bob.type("/notify")
+        bob.expect("* push on; email off")
+        bob.expect("* #general: notifies every message")
 
         for client in (alice, bob):
             client.type("/quit")

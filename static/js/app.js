@@ -8,6 +8,7 @@
 import { api, stopRequests } from "./api.js";
 import { $, CHANNEL_HREF, h, mentionsUser, toast } from "./dom.js";
 import { Composer } from "./composer.js";
+import { BellMenu, PreferencesDialog } from "./notifications.js";
 import { Notifier } from "./notify.js";
 import { Outbox } from "./outbox.js";
 import { OutsiderNotice } from "./outsiders.js";
@@ -78,6 +79,8 @@ class App {
     });
     this.outsiders = new OutsiderNotice(store);
     this.notifier = new Notifier(store, { onOpen: (id) => this.openRoom(id), icon: root.dataset.icon });
+    this.bellMenu = new BellMenu(store);
+    this.preferencesDialog = new PreferencesDialog();
     this.members = new MembersPanel(store, { confirm, askPresence, onNewRoom: (room) => this.adopt(room) });
     this.createDialog = new CreateDialog({ onCreated: (room) => this.adopt(room) });
     this.browseDialog = new BrowseDialog({
@@ -476,6 +479,7 @@ class App {
     $("#composer").hidden = false;
     $("#messages").hidden = false;
     this.renderHeader();
+    this.bellMenu.render();
     this.renderTyping();
     this.composer.show(room);
     this.outsiders.render();

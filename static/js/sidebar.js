@@ -2,6 +2,7 @@
 // presence dots for conversations, and Alt+↑/↓ to move between rooms.
 
 import { $, h } from "./dom.js";
+import { isMuted } from "./store.js";
 
 export class Sidebar {
   constructor(store, { onOpen }) {
@@ -28,9 +29,11 @@ export class Sidebar {
     const label = store.roomLabel(room);
     const unread = room.unread_count || 0;
     const mentions = room.mention_count || 0;
+    const muted = isMuted(room);
     // The accessible name carries what the badges show.
     const spoken = [
       room.kind === "channel" && room.visibility === "private" ? `${label} (private)` : label,
+      muted ? "muted" : "",
       unread ? `${unread} unread` : "",
       mentions ? `${mentions} mention${mentions === 1 ? "" : "s"}` : "",
     ]
@@ -54,7 +57,7 @@ export class Sidebar {
       "a",
       {
         href: `/rooms/${room.id}/`,
-        class: `room-link${active ? " active" : ""}${unread ? " unread" : ""}`,
+        class: `room-link${active ? " active" : ""}${unread ? " unread" : ""}${muted ? " muted" : ""}`,
         "aria-current": active ? "page" : false,
         "aria-label": spoken,
         // Whose accounts a conversation is with, whatever names they chose.

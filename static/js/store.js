@@ -19,6 +19,13 @@ const TYPING_SHOWN_MS = 6000;
 // Room fields that differ per reader: an event's shared room payload carries
 // zeros for them, so they are kept from what this page already knows.
 const PERSONAL_FIELDS = ["unread_count", "mention_count", "last_read_message_id"];
+// The reader's notification settings for a room: kept like the counts, but not zeroed.
+const SETTING_FIELDS = ["notify_level", "muted_until"];
+
+/** Whether the reader silenced a room: level "none", or muted until a time still to come. */
+export function isMuted(room) {
+  return room.notify_level === "none" || (room.muted_until != null && new Date(room.muted_until) > new Date());
+}
 
 export class Store extends EventTarget {
   constructor(me) {
@@ -61,6 +68,7 @@ export class Store extends EventTarget {
     const merged = { ...known, ...room };
     if (known && !personal) {
       for (const field of PERSONAL_FIELDS) merged[field] = known[field];
+      for (const field of SETTING_FIELDS) if (field in known) merged[field] = known[field];
     }
     for (const field of PERSONAL_FIELDS) merged[field] ??= 0;
     if (known && room.members === undefined && known.members) merged.members = known.members;
@@ -116,7 +124,8 @@ export class Store extends EventTarget {
     let unread = 0;
     let mentions = 0;
     for (const room of this.rooms.values()) {
-      if (!room.my_role) continue;
+      // Muted rooms stay out of the title's count.
+      if (!room.my_role || isMuted(room)) continue;
       unread += room.unread_count || 0;
       mentions += room.mention_count || 0;
     }

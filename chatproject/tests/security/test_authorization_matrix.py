@@ -223,6 +223,23 @@ MATRIX: dict[tuple[str, str], Row] = {
         "401 403 403 200 200 200 403",
         "401 404 404 200 200 200 404",
     ),
+    # Notifications: each person's own preferences and browsers; a room's setting is its members'.
+    ("api:password-reset", "POST"): same("202 202 202 202 202 202 202"),
+    ("api:password-reset-confirm", "POST"): same("400 400 400 400 400 400 400"),  # the token is no good
+    ("api:preferences", "GET"): same("401 200 200 200 200 200 200"),
+    ("api:preferences", "PATCH"): same("401 200 200 200 200 200 200"),
+    ("api:room-notifications", "GET"): Row(
+        "401 403 403 200 200 200 403",
+        "401 404 404 200 200 200 404",
+    ),
+    ("api:room-notifications", "PATCH"): Row(
+        "401 403 403 200 200 200 403",
+        "401 404 404 200 200 200 404",
+    ),
+    ("api:push-vapid-key", "GET"): same("401 200 200 200 200 200 200"),
+    ("api:push-subscriptions", "POST"): same("401 201 201 201 201 201 201"),
+    ("api:push-subscriptions", "DELETE"): same("401 204 204 204 204 204 204"),
+    ("api:push-test", "POST"): same("401 202 202 202 202 202 202"),
     # The OpenAPI document and its browsable docs are public.
     ("schema", "GET"): same("200 200 200 200 200 200 200"),
     ("docs", "GET"): same("200 200 200 200 200 200 200"),
@@ -246,6 +263,11 @@ NOT_API = {
     "login-passkey": "web UI log-in with a passkey (accounts/tests/test_passkeys.py)",
     "oidc-authenticate": "single sign-on redirect (accounts/tests/test_sso.py)",
     "oidc-callback": "single sign-on callback (accounts/tests/test_sso.py)",
+    "service-worker": "the service worker script (notifications/tests/test_push_api.py)",
+    "email-unsubscribe": "an email's signed unsubscribe link (notifications/tests/test_email_notifications.py)",
+    "password-reset-page": "web UI page (accounts/tests/test_email_links.py)",
+    "password-reset-confirm-page": "web UI page behind an emailed token (accounts/tests/test_email_links.py)",
+    "email-verify": "an emailed confirmation link (accounts/tests/test_email_links.py)",
 }
 
 
@@ -350,9 +372,46 @@ BODIES: dict[tuple[str, str], Body] = {
     ("api:passkey-login-verify", "POST"): {"credential": {}},
     ("api:room-uploads", "POST"): lambda w, v, c: {"file": _png()},
     ("api:message-thread-read", "POST"): lambda w, v, c: {"message_id": w.messages[v].pk},
+    ("api:password-reset", "POST"): {"email": "bob@example.com"},
+    ("api:password-reset-confirm", "POST"): {"token": "not-a-token", "password": PASSWORD},
+    ("api:preferences", "PATCH"): {"email": False},
+    ("api:room-notifications", "PATCH"): {"level": "all"},
+    ("api:push-subscriptions", "POST"): lambda w, v, c: _push_subscription(c),
+    ("api:push-subscriptions", "DELETE"): {"endpoint": "https://push.example.com/gone"},
 }
 # Sent as multipart form data; everything else as JSON.
 MULTIPART = {("api:room-uploads", "POST")}
+
+
+def _push_subscription(caller: User | None) -> dict[str, Any]:
+    import base64
+    import os
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    point = (
+        ec.generate_private_key(ec.SECP256R1())
+        .public_key()
+        .public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+    )
+    name = caller.username if caller else "anon"
+    return {
+        "endpoint": f"https://push.example.com/{name}",
+        "keys": {
+            "p256dh": base64.urlsafe_b64encode(point).rstrip(b"=").decode(),
+            "auth": base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode(),
+        },
+    }
+
+
+@pytest.fixture(autouse=True)
+def _push_configured(settings: Any) -> None:
+    """Web Push keys, as a production server with push has them."""
+    from notifications.push import generate_vapid_keys
+
+    settings.VAPID_PRIVATE_KEY, settings.VAPID_PUBLIC_KEY = generate_vapid_keys()
+
 
 QUERIES: dict[tuple[str, str], Callable[[World], dict[str, str]]] = {
     ("api:search-messages", "GET"): lambda w: {"q": "hello"},
