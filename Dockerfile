@@ -56,6 +56,7 @@ COPY core ./core
 COPY jobs ./jobs
 COPY accounts ./accounts
 COPY rooms ./rooms
+COPY files ./files
 COPY messaging ./messaging
 COPY notifications ./notifications
 COPY realtime ./realtime

@@ -10,14 +10,12 @@ from rest_framework_simplejwt.serializers import (
     TokenObtainSerializer,
     TokenRefreshSerializer,
 )
-from rest_framework_simplejwt.tokens import RefreshToken
 
 from accounts import oidc
 from accounts.email_verification import UNVERIFIED
 from accounts.models import SecurityLogEntry, User
 from accounts.services import DISPLAY_NAME_MAX, tokens_refresh
 from accounts.signin import api_sign_in, password_step
-from accounts.tokens import refresh_token_issue
 from core.api import StrictSerializer, TrimmedText, page_serializer
 
 
@@ -72,17 +70,13 @@ class TokenObtainInput(TokenObtainPairSerializer):
     `accounts.signin.MfaRequired` instead of giving tokens.
     """
 
-    @classmethod
-    def get_token(cls, user: User) -> RefreshToken:  # type: ignore[override]
-        # Called once the password is right: only the owner learns the address is unconfirmed.
-        if not user.email_verified:
-            raise AuthenticationFailed(UNVERIFIED, "email_unverified")
-        return refresh_token_issue(user)
-
     def validate(self, attrs: dict[str, Any]) -> dict[str, str]:
         # The password check only (simplejwt's base class); tokens come from accounts.signin.
         TokenObtainSerializer.validate(self, attrs)
         user: User = self.user  # type: ignore[assignment]  # set by the password check, or it raised
+        # After the password check: only the owner learns the address is unconfirmed.
+        if not user.email_verified:
+            raise AuthenticationFailed(UNVERIFIED, "email_unverified")
         if oidc.sso_only() and not user.is_staff:
             raise AuthenticationFailed(f"Password sign-in is off here: sign in with {settings.OIDC_NAME}.", "sso_only")
         password_step(user=user)
