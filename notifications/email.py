@@ -123,7 +123,7 @@ def missed_email(batch: EmailBatch) -> EmailMultiAlternatives | None:
             {
                 "author": message.author.display_name or message.author.username,
                 "text": text,
-                "url": f"{settings.SITE_URL}/rooms/{message.room_id}/#message-{message.pk}",
+                "url": f"{settings.SITE_URL}/rooms/{message.room_id}/?message={message.pk}",
             }
         )
         count += 1

@@ -44,7 +44,8 @@ class Notification(models.Model):
     class Reason(models.TextChoices):
         DM = "dm"
         MENTION = "mention"
-        CHANNEL = "channel"  # @channel
+        CHANNEL = "channel"  # @channel, @everyone, or @here while online
+        THREAD = "thread"  # a reply in a thread the person follows
         ALL = "all"  # the room is at level `all`
 
     class State(models.TextChoices):

@@ -13,12 +13,15 @@ The decision (`recipients`) for each `message.new`:
 - never the author, nobody who left, no deactivated account;
 - a member whose level for the room is `none`, who muted it, or who is in
   do-not-disturb hears nothing (mentions included);
-- otherwise a DM, an @mention of them, an allowed `@channel`, or any
-  message of a room they set to `all`.
+- otherwise a DM, an @mention of them, a reply in a thread they follow,
+  an allowed `@channel` (or `@here` while they are online), or any message
+  of a room they set to `all` (but a thread reply only reaches the
+  thread's followers, unless it was also sent to the room).
 
-`@channel` is allowed to the room's owners and admins, and to anyone in a
-room of at most CHANNEL_MENTION_FREE_MEMBERS members; from anyone else it
-is plain text.
+`@channel` and `@here` are allowed to the room's owners and admins, and to
+anyone in a room of at most CHANNEL_MENTION_FREE_MEMBERS members; from
+anyone else they are plain text. Who is online comes from `core.presence`
+(shared through Redis; without it the worker sees nobody online).
 """
 
 from __future__ import annotations
@@ -32,7 +35,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from messaging.models import Message
+from core import presence
+from messaging.models import Message, ThreadState
 from notifications.models import Notification, NotifierCursor, Preferences
 from rooms.events import Event, events_after, newest_event_id
 from rooms.models import Membership, NotifyLevel, Room, default_notify_level
@@ -41,7 +45,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
 
 CHANNEL_MENTION_FREE_MEMBERS = 50
-CHANNEL_MENTION_RE = re.compile(r"(?<![\w@.`])@(channel|everyone)\b")
+CHANNEL_MENTION_RE = re.compile(r"(?<![\w@.`])@(channel|everyone|here)\b")
 # Batches one run of the notifier reads at most before giving the worker back.
 BATCHES_PER_RUN = 20
 
@@ -64,7 +68,18 @@ def silenced(*, level: str, muted_until: datetime | None, dnd_until: datetime | 
 
 
 def mentions_channel(body: str) -> bool:
+    """Whether the text says @channel, @everyone or @here."""
     return CHANNEL_MENTION_RE.search(body) is not None
+
+
+def mentions_everyone(body: str) -> bool:
+    """Whether it says @channel or @everyone (not only @here, which is for those online)."""
+    return any(match.group(1) != "here" for match in CHANNEL_MENTION_RE.finditer(body))
+
+
+def only_in_thread(message: Message) -> bool:
+    """A thread reply not also sent to the room: its room's readers do not see it in the room."""
+    return message.parent_id is not None and not message.broadcast
 
 
 def recipients(
@@ -75,13 +90,19 @@ def recipients(
     mentioned: set[int],
     dnd: dict[int, datetime | None],
     now: datetime,
+    followers: frozenset[int] = frozenset(),
+    online: frozenset[int] = frozenset(),
 ) -> dict[int, str]:
-    """Return {user id: reason} of the members who should hear of `message`."""
+    """Return {user id: reason} of the members who should hear of `message`.
+
+    `followers` follow the thread a reply is in; `online` have a socket open (for @here).
+    """
     author = next((member for member in members if member.user_id == message.author_id), None)
     channel_allowed = mentions_channel(message.body) and (
         len(members) <= CHANNEL_MENTION_FREE_MEMBERS
         or (author is not None and author.role in (Membership.Role.OWNER, Membership.Role.ADMIN))
     )
+    to_everyone = channel_allowed and mentions_everyone(message.body)
     chosen: dict[int, str] = {}
     for member in members:
         if member.user_id == message.author_id:
@@ -92,9 +113,11 @@ def recipients(
             chosen[member.user_id] = Notification.Reason.DM
         elif member.user_id in mentioned:
             chosen[member.user_id] = Notification.Reason.MENTION
-        elif channel_allowed:
+        elif member.user_id in followers:
+            chosen[member.user_id] = Notification.Reason.THREAD
+        elif channel_allowed and (to_everyone or member.user_id in online):
             chosen[member.user_id] = Notification.Reason.CHANNEL
-        elif member.level == NotifyLevel.ALL:
+        elif member.level == NotifyLevel.ALL and not only_in_thread(message):
             chosen[member.user_id] = Notification.Reason.ALL
     return chosen
 
@@ -126,6 +149,17 @@ def _decide(events: list[Event], now: datetime) -> list[Notification]:
     user_ids = {member.user_id for room_members in members.values() for member in room_members}
     preferences = {p.user_id: p for p in Preferences.objects.filter(user_id__in=user_ids)}
     dnd = {user_id: p.dnd_until for user_id, p in preferences.items()}
+    followers: dict[int, set[int]] = {}
+    roots = {message.parent_id for message in messages if message.parent_id is not None}
+    for root_id, user_id in ThreadState.objects.filter(root_id__in=roots, following=True).values_list(
+        "root_id", "user_id"
+    ):
+        followers.setdefault(root_id, set()).add(user_id)
+    # Who is online matters only to @here: asked once a batch, and only when some message says it.
+    here_rooms = {message.room_id for message in messages if "@here" in message.body}
+    online = frozenset(
+        presence.online_among(sorted({m.user_id for room_id in here_rooms for m in members.get(room_id, [])}))
+    )
     decided = []
     for message in messages:
         mentioned = {user.pk for user in message.mentions.all()}
@@ -136,10 +170,12 @@ def _decide(events: list[Event], now: datetime) -> list[Notification]:
             mentioned=mentioned,
             dnd=dnd,
             now=now,
+            followers=frozenset(followers.get(message.parent_id or 0, ())),
+            online=online,
         )
         for user_id, reason in chosen.items():
             wants = preferences.get(user_id) or Preferences()
-            # Email only for what concerns the person: DMs, mentions, @channel.
+            # Email only for what concerns the person: DMs, mentions, followed threads, @channel.
             emailed = wants.email and reason != Notification.Reason.ALL
             decided.append(
                 Notification(
@@ -205,9 +241,10 @@ def still_due_among(notifications: list[Notification], *, now: datetime) -> set[
     """Return the ids of those notifications that, looked at again now, should still go out.
 
     Not if the message was deleted, or edited so it no longer mentions the
-    person (for a mention) or no longer says @channel, if they read it, left
-    the room, were deactivated, or silenced the room or themselves
-    meanwhile. A few queries for the lot, whatever their number: a
+    person (for a mention) or no longer says @channel, if they read it (a
+    reply only in its thread: read in the thread), stopped following its
+    thread (for a followed thread), left the room, were deactivated, or
+    silenced the room or themselves meanwhile. A few queries for the lot, whatever their number: a
     `@channel` to a thousand people is checked in one go.
     """
     if not notifications:
@@ -227,11 +264,26 @@ def still_due_among(notifications: list[Notification], *, now: datetime) -> set[
             "message_id", "user_id"
         )
     )
+    roots = {n.message.parent_id for n in notifications if only_in_thread(n.message)}
+    threads = {
+        (state.root_id, state.user_id): state
+        for state in ThreadState.objects.filter(root_id__in=roots, user_id__in=user_ids).only(
+            "root_id", "user_id", "following", "last_read_id"
+        )
+    }
     due = set()
     for notification in notifications:
         message = notification.message
         membership = memberships.get((notification.room_id, notification.user_id))
-        if message.deleted_at is not None or membership is None or membership.last_read_message_id >= message.pk:
+        if message.deleted_at is not None or membership is None:
+            continue
+        if only_in_thread(message):
+            thread = threads.get((message.parent_id or 0, notification.user_id))
+            if thread is not None and thread.last_read_id >= message.pk:
+                continue
+            if notification.reason == Notification.Reason.THREAD and (thread is None or not thread.following):
+                continue
+        elif membership.last_read_message_id >= message.pk:
             continue
         level = membership.notify_level or default_notify_level(message.room.kind)
         if silenced(level=level, muted_until=membership.muted_until, dnd_until=dnd.get(notification.user_id), now=now):

@@ -161,7 +161,7 @@ def message_payload(notification: Notification) -> dict[str, Any]:
         "message_id": message.pk,
         "title": title,
         "body": body,
-        "url": f"/rooms/{room.pk}/#message-{message.pk}",
+        "url": f"/rooms/{room.pk}/?message={message.pk}",  # the permalink: opens at it, a reply in its thread
     }
 
 

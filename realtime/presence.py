@@ -43,6 +43,12 @@ class _MemoryPresence:
         now = time.time()
         return sum(1 for until in self.sockets.get(user_id, {}).values() if until >= now)
 
+    def online_now(self, user_ids: list[int]) -> set[int]:
+        now = time.time()
+        return {
+            user_id for user_id in user_ids if any(until >= now for until in self.sockets.get(user_id, {}).values())
+        }
+
     async def online(self, user_ids: list[int]) -> list[int]:
         return [user_id for user_id in user_ids if await self.count(user_id) > 0]
 
@@ -54,6 +60,7 @@ class _RedisPresence:
         self.url = url
         self.redis_module = redis
         self.clients: dict[int, Any] = {}
+        self.blocking_client: Any = None
 
     def _client(self) -> Any:
         # redis.asyncio connections belong to one event loop.
@@ -109,6 +116,19 @@ class _RedisPresence:
             counts = await pipe.execute()
         return [user_id for user_id, count in zip(user_ids, counts, strict=True) if int(count) > 0]
 
+    def online_now(self, user_ids: list[int]) -> set[int]:
+        # For sync callers (the job worker's notifier): a blocking client of its own, made once.
+        if self.blocking_client is None:
+            import redis
+
+            self.blocking_client = redis.Redis.from_url(self.url)
+        now = time.time()
+        with self.blocking_client.pipeline(transaction=False) as pipe:
+            for user_id in user_ids:
+                pipe.zcount(self._key(user_id), now, "+inf")
+            counts = pipe.execute()
+        return {user_id for user_id, count in zip(user_ids, counts, strict=True) if int(count) > 0}
+
 
 _backend: _MemoryPresence | _RedisPresence | None = None
 
@@ -142,6 +162,11 @@ async def socket_closed(user_id: int, socket_id: str) -> None:
 
 async def is_online(user_id: int) -> bool:
     return await backend().count(user_id) > 0
+
+
+def online_among_blocking(user_ids: list[int]) -> set[int]:
+    """Return those of `user_ids` with an open socket, for sync code (core.presence hands it to apps)."""
+    return backend().online_now(user_ids)
 
 
 async def online_among(user_ids: list[int]) -> list[int]:

@@ -61,7 +61,7 @@ def test_an_away_person_gets_one_push_and_then_one_email_for_a_dm(
     assert email["List-Unsubscribe"] == f"<{unsubscribe_url(bob.pk)}>"
     assert email["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     bodies = parts(email)
-    link = f"https://chat.example.com/rooms/{dm.pk}/#message-{message.pk}"
+    link = f"https://chat.example.com/rooms/{dm.pk}/?message={message.pk}"
     assert "Alice: Can you <b>call</b> me?" in bodies["text/plain"]
     assert link in bodies["text/plain"]
     assert "Can you &lt;b&gt;call&lt;/b&gt; me?" in bodies["text/html"]

@@ -50,7 +50,7 @@ def test_an_away_person_gets_one_signed_encrypted_push_for_a_dm(alice, bob, dm, 
             "message_id": message.pk,
             "title": "Alice",
             "body": "Lunch at noon?",
-            "url": f"/rooms/{dm.pk}/#message-{message.pk}",
+            "url": f"/rooms/{dm.pk}/?message={message.pk}",
         }
     ]
     assert mine.received == []  # never the author
@@ -355,3 +355,96 @@ def test_operators_see_notifications_in_the_admin_but_change_nothing(alice, bob,
     notification = Notification.objects.get()
     assert admin_client.get(f"/admin/notifications/notification/{notification.pk}/change/").status_code == 200
     assert admin_client.get("/admin/notifications/notification/add/").status_code == 403
+
+
+def reply(root: Any, author: Any, body: str, *, broadcast: bool = False) -> Any:
+    message, _ = message_post(room=root.room_id, author=author, body=body, parent=root.pk, broadcast=broadcast)
+    return message
+
+
+def test_a_reply_notifies_the_threads_followers_and_not_a_room_at_all(
+    alice, bob, carol, lobby, subscribe, worker, client_for
+) -> None:
+    alices, carols = subscribe(alice), subscribe(carol)
+    client_for(carol).patch(f"/api/v1/rooms/{lobby.pk}/notifications/", {"level": "all"}, format="json")
+    root = post(lobby, alice, "Release plan?")
+    worker.notice()
+    worker.after(DELAY + 1)
+    assert [push["body"] for push in carols.received] == ["Release plan?"]
+
+    answer = reply(root, bob, "Friday")  # alice started the thread, so she follows it
+    worker.notice()
+    worker.after(DELAY + 1)
+
+    assert [(push["message_id"], push["url"]) for push in alices.received] == [
+        (answer.pk, f"/rooms/{lobby.pk}/?message={answer.pk}")
+    ]
+    assert Notification.objects.get(message=answer).reason == Notification.Reason.THREAD
+    assert [push["body"] for push in carols.received] == ["Release plan?"]  # the reply stayed in its thread
+
+
+def test_a_reply_also_sent_to_the_room_reaches_a_room_at_all(alice, bob, carol, lobby, subscribe, worker, client_for):
+    carols = subscribe(carol)
+    client_for(carol).patch(f"/api/v1/rooms/{lobby.pk}/notifications/", {"level": "all"}, format="json")
+    root = post(lobby, alice, "Release plan?")
+    shared = reply(root, bob, "Friday, everyone", broadcast=True)
+    worker.notice()
+    worker.after(DELAY + 1)
+    assert [push["message_id"] for push in carols.received] == [root.pk, shared.pk]
+
+
+def test_reading_the_thread_in_the_delay_or_unfollowing_it_cancels_the_push(alice, bob, lobby, subscribe, worker):
+    from messaging.threads import thread_follow, thread_read
+
+    alices = subscribe(alice)
+    first_root = post(lobby, alice, "First question")
+    second_root = post(lobby, alice, "Second question")
+    read_reply = reply(first_root, bob, "answered")
+    reply(second_root, bob, "answered too")
+    worker.notice()
+    thread_read(user=alice, root=first_root, message_id=read_reply.pk)
+    thread_follow(user=alice, root=second_root, following=False)
+    worker.after(DELAY + 1)
+    assert alices.received == []
+
+
+def test_reading_the_room_does_not_count_as_reading_a_reply_kept_in_its_thread(alice, bob, lobby, subscribe, worker):
+    alices = subscribe(alice)
+    root = post(lobby, alice, "Question")
+    answer = reply(root, bob, "answer")
+    later = post(lobby, bob, "meanwhile in the room")
+    worker.notice()
+    read_mark(user=alice, room=lobby, message_id=later.pk)
+    worker.after(DELAY + 1)
+    assert [push["message_id"] for push in alices.received] == [answer.pk]
+
+
+def test_at_here_reaches_only_the_members_online(alice, bob, carol, lobby, subscribe, worker) -> None:
+    from asgiref.sync import async_to_sync
+
+    from realtime import presence
+
+    bobs, carols = subscribe(bob), subscribe(carol)
+    async_to_sync(presence.sockets_open)(carol.pk, "carol-tab")
+    try:
+        post(lobby, alice, "@here who can review?")
+        worker.notice()
+        worker.after(DELAY + 1)
+    finally:
+        async_to_sync(presence.socket_closed)(carol.pk, "carol-tab")
+    assert len(carols.received) == 1
+    assert bobs.received == []
+
+
+def test_at_here_from_a_plain_member_of_a_big_room_tells_nobody() -> None:
+    from messaging.models import Message
+    from rooms.models import Room
+
+    room = Room(kind=Room.Kind.CHANNEL, name="big")
+    members = [Member(user_id=n, role="member", level="mentions", muted_until=None) for n in range(1, 60)]
+    message = Message(author_id=1, body="@here look")
+    everyone_online = frozenset(range(1, 60))
+    told = recipients(
+        message=message, room=room, members=members, mentioned=set(), dnd={}, now=None, online=everyone_online
+    )  # type: ignore[arg-type]
+    assert told == {}
