@@ -383,6 +383,8 @@ EVENT_PRUNE_INTERVAL = timedelta(minutes=env.int("EVENT_PRUNE_INTERVAL_MINUTES",
 PUSH_DELAY_SECONDS = env.int("PUSH_DELAY_SECONDS", default=15)
 # How often the worker's notifier reads the event record for new messages.
 NOTIFIER_INTERVAL_SECONDS = env.int("NOTIFIER_INTERVAL_SECONDS", default=2)
+# Settled notifications (sent, skipped) and sent emails are forgotten after this many days.
+NOTIFICATION_RETENTION_DAYS = env.int("NOTIFICATION_RETENTION_DAYS", default=30)
 # Web Push (VAPID, RFC 8292): URL-safe base64 of the raw P-256 keys. Unset with
 # DEBUG on, a key pair is generated into VAPID_KEY_FILE on first use (kept out of git).
 VAPID_PRIVATE_KEY = env.str("VAPID_PRIVATE_KEY", default="")

@@ -77,6 +77,8 @@ class Notification(models.Model):
             models.Index(fields=["message"], name="notification_message"),
             # Dismissal on read: a person's sent pushes in a room.
             models.Index(fields=["user", "room", "message"], name="notification_user_room"),
+            # Pruning settled notifications by age.
+            models.Index(fields=["created_at"], name="notification_created"),
             # The email batcher: pending emails by when they are due.
             models.Index(
                 fields=["email_due_at"],

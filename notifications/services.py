@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.db import transaction
 
 from core.errors import Invalid
-from notifications.models import Preferences
+from notifications.models import EmailBatch, Notification, Preferences
 from rooms.models import Membership, NotifyLevel, Room
 from rooms.selectors import membership_require
 
@@ -72,3 +73,35 @@ def room_notifications_set(*, user: User, room: Room | int, changes: dict[str, A
         if fields:
             membership.save(update_fields=fields)
     return membership
+
+
+# Rows deleted per statement: a prune never holds a long lock on a busy table.
+PRUNE_BATCH = 1000
+
+
+def notifications_prune(*, before: datetime, batches: int = 100) -> int:
+    """Forget settled notifications and sent (or given-up) emails created before `before`; return how many rows.
+
+    Pending ones stay whatever their age: their check or email is still to
+    run. Bounded to `batches` statements of PRUNE_BATCH rows a run; the
+    next run goes on. Idempotent.
+    """
+    pending = Notification.State.PENDING
+    deleted = 0
+    for _ in range(batches):
+        ids = list(
+            Notification.objects.filter(created_at__lt=before)
+            .exclude(push_state=pending)
+            .exclude(email_state=pending)
+            .values_list("pk", flat=True)[:PRUNE_BATCH]
+        )
+        if not ids:
+            break
+        deleted += Notification.objects.filter(pk__in=ids).delete()[0]
+    batch_ids = list(
+        EmailBatch.objects.filter(created_at__lt=before, notifications__isnull=True)
+        .exclude(sent_at__isnull=True, failure="")
+        .values_list("pk", flat=True)[: PRUNE_BATCH * batches]
+    )
+    deleted += EmailBatch.objects.filter(pk__in=batch_ids).delete()[0]
+    return deleted

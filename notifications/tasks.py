@@ -13,6 +13,7 @@ import jobs
 from notifications import email, push  # noqa: F401
 from notifications.models import Notification
 from notifications.notifier import notifier_run, still_due_among
+from notifications.services import notifications_prune
 
 
 @jobs.task(max_attempts=10, retry_delay=timedelta(seconds=5), retry_delay_max=timedelta(minutes=5))
@@ -22,6 +23,15 @@ def notifier_follow() -> int:
 
 
 jobs.every(timedelta(seconds=settings.NOTIFIER_INTERVAL_SECONDS), notifier_follow)
+
+
+@jobs.task(max_attempts=3)
+def notifications_forget() -> int:
+    """Delete settled notifications and sent emails older than NOTIFICATION_RETENTION_DAYS; return how many."""
+    return notifications_prune(before=timezone.now() - timedelta(days=settings.NOTIFICATION_RETENTION_DAYS))
+
+
+jobs.every(timedelta(hours=1), notifications_forget)
 
 
 @jobs.task(atomic=True, max_attempts=10, retry_delay=timedelta(seconds=5))
