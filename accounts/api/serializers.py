@@ -50,8 +50,15 @@ class TokenPairSerializer(serializers.Serializer):
     refresh = serializers.CharField()
 
 
-class RegisterOutput(TokenPairSerializer):
+class RegisterOutput(serializers.Serializer):
+    """The new account, signed in; with EMAIL_VERIFICATION=1, no tokens until the emailed link is followed."""
+
     user = MeSerializer()
+    access = serializers.CharField(required=False, help_text="Absent when email verification is required")
+    refresh = serializers.CharField(required=False, help_text="Absent when email verification is required")
+    email_verification_required = serializers.BooleanField(
+        required=False, help_text="Present (true) when the account must confirm its email address before signing in"
+    )
 
 
 class LogoutInput(StrictSerializer):
