@@ -101,3 +101,12 @@ def test_only_the_event_record_reads_or_writes_the_event_tables() -> None:
             if "Event.objects" in text or "EventLogState.objects" in text:
                 outside.append(str(path.relative_to(ROOT)))
     assert outside == []
+
+
+def test_every_package_with_tests_is_collected_and_measured() -> None:
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    with_tests = {path.parent.parent.name for path in ROOT.glob("*/tests/__init__.py")}
+    assert with_tests - set(config["tool"]["pytest"]["ini_options"]["testpaths"]) == set()
+    assert with_tests - set(config["tool"]["coverage"]["run"]["source"]) == set()
