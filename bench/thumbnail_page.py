@@ -17,15 +17,18 @@ is the same person coming back after the thumbnails' `max-age` ran out: every
 thumbnail asked for again with `If-None-Match` (304 expected). Within the
 `max-age` a browser asks for none of them, which needs no measuring.
 
-It records per request kind p50/p95/p99/max milliseconds, and per person the
-time to the whole page (history and all thumbnails), cold and revalidated
-apart. JSON goes to `--out`.
+It records the server process's CPU per request in each round (which the
+machine's other load disturbs far less than the latencies), per request
+kind p50/p95/p99/max milliseconds, and per person the time to the whole
+page (history and all thumbnails), cold and revalidated apart. JSON goes to
+`--out`.
 """
 
 from __future__ import annotations
 
 import argparse
 import http.client
+import itertools
 import json
 import queue
 import secrets
@@ -41,7 +44,7 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_DIR))
 sys.path.insert(1, str(PROJECT_DIR / "bench"))
 
-from loadtest import HOST, OurServer, machine, summarize_ms  # noqa: E402
+from loadtest import HOST, OurServer, cpu_seconds, machine, summarize_ms  # noqa: E402
 
 KINDS = ("history", "thumbnail", "page", "thumbnail_revalidated", "page_revalidated")
 
@@ -113,6 +116,8 @@ def person(port: int, token: str, room: int, start: threading.Event, out: dict[s
             for done in [fetchers.submit(thumbnail, url, revalidate) for url in urls]:
                 done.result()
             times["page_revalidated" if revalidate else "page"].append(time.perf_counter() - began)
+            # Everyone finishes a round before the next begins, so the server's CPU splits by round.
+            out["round_over"].wait()
     while not pool.empty():
         pool.get().close()
     with out["lock"]:
@@ -144,9 +149,15 @@ def main() -> int:
         "images": args.images,
         "connections": args.connections,
         "lock": threading.Lock(),
+        "round_over": threading.Barrier(len(seeded["tokens"]), action=lambda: cpu_marks.append(server_cpu())),
         **{kind: [] for kind in KINDS},
     }
     start = threading.Event()
+    cpu_marks: list[float] = []
+
+    def server_cpu() -> float:
+        return cpu_seconds(server.pid)
+
     threads = [
         threading.Thread(target=person, args=(server.port, token, seeded["room"], start, results))
         for token in seeded["tokens"]
@@ -155,6 +166,7 @@ def main() -> int:
         for thread in threads:
             thread.start()
         began = time.perf_counter()
+        cpu_marks.append(server_cpu())
         start.set()
         for thread in threads:
             thread.join(timeout=600)
@@ -175,6 +187,11 @@ def main() -> int:
         "whole_page": summarize_ms(results["page"]),
         "thumbnail_revalidated": summarize_ms(results["thumbnail_revalidated"]),
         "whole_page_revalidated": summarize_ms(results["page_revalidated"]),
+        # The Daphne process's CPU (user + system) per request of each round: first the cold one.
+        "server_cpu_ms_per_request_by_round": [
+            round((after - before) * 1000 / (args.people * (1 + args.images)), 2)
+            for before, after in itertools.pairwise(cpu_marks)
+        ],
     }
     print(json.dumps(summary, indent=2))
     if args.out:
