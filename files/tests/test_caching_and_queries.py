@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from files.models import StoredFile
-from files.serving import THUMBNAIL_CACHE_CONTROL
+from files.serving import SMALL_FILE_BYTES, THUMBNAIL_CACHE_CONTROL
 from files.tests.conftest import body_of, image_bytes, run_jobs
 from messaging.models import Message
 from messaging.services import message_delete
@@ -118,3 +118,14 @@ def test_an_unattached_upload_costs_two_queries_for_its_uploader(
     client = client_for(alice)
     with django_assert_num_queries(2):
         assert client.get(f"/api/v1/files/{file_id}/").status_code == 200
+
+
+def test_a_small_file_is_sent_whole_and_a_large_one_streams(upload, alice, lobby, client_for):
+    small_id = upload(alice, lobby, PDF).json()["id"]
+    large = PDF + b"%" * (SMALL_FILE_BYTES + 1)
+    large_id = upload(alice, lobby, large, "large.pdf").json()["id"]
+    small = client_for(alice).get(f"/api/v1/files/{small_id}/")
+    streamed = client_for(alice).get(f"/api/v1/files/{large_id}/")
+    assert not small.streaming and small.content == PDF
+    assert streamed.streaming and body_of(streamed) == large
+    assert small["ETag"] and streamed["ETag"]
