@@ -8,25 +8,35 @@ temporary MEDIA_ROOT, rate limits off), seeds `--people` members of one
 channel and `--images` messages each carrying one 1600×1200 JPEG, made
 through the upload and posting services, with every thumbnail made by the
 job the upload queues (run in-process by the seeding). Then `--people`
-clients start together, each over its own keep-alive connection: the
-newest page of history (`GET rooms/{id}/messages/?limit=50`), then every
-thumbnail URL the page names, one after the other, as a browser with one
-connection would. Repeated `--rounds` times.
+clients start together, each as a browser would: the newest page of
+history (`GET rooms/{id}/messages/?limit=50`), then every thumbnail URL the
+page names over `--connections` keep-alive connections at once (6, a
+browser's limit per host over HTTP/1.1; 1 asks for them one after the
+other). The first round is a cold browser. Each further round (`--rounds`)
+is the same person coming back after the thumbnails' `max-age` ran out: every
+thumbnail asked for again with `If-None-Match` (304 expected). Within the
+`max-age` a browser asks for none of them, which needs no measuring.
 
-It records per request kind p50/p95/p99/max milliseconds, and per person the
-time to the whole page (history and all thumbnails). JSON goes to `--out`.
+It records the server process's CPU per request in each round (which the
+machine's other load disturbs far less than the latencies), per request
+kind p50/p95/p99/max milliseconds, and per person the time to the whole
+page (history and all thumbnails), cold and revalidated apart. JSON goes to
+`--out`.
 """
 
 from __future__ import annotations
 
 import argparse
 import http.client
+import itertools
 import json
+import queue
 import secrets
 import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +44,9 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_DIR))
 sys.path.insert(1, str(PROJECT_DIR / "bench"))
 
-from loadtest import HOST, OurServer, machine, summarize_ms  # noqa: E402
+from loadtest import HOST, OurServer, cpu_seconds, machine, summarize_ms  # noqa: E402
+
+KINDS = ("history", "thumbnail", "page", "thumbnail_revalidated", "page_revalidated")
 
 SEED_SNIPPET = """
 import io, json, os
@@ -64,40 +76,61 @@ print("BENCH_SEED " + json.dumps({"tokens": [str(AccessToken.for_user(p)) for p 
 
 
 def person(port: int, token: str, room: int, start: threading.Event, out: dict[str, Any]) -> None:
-    connection = http.client.HTTPConnection(HOST, port, timeout=60)
     headers = {"Authorization": f"Bearer {token}"}
-    history: list[float] = []
-    thumbnails: list[float] = []
-    pages: list[float] = []
-    start.wait()
-    for _ in range(out["rounds"]):
-        began = time.perf_counter()
-        connection.request("GET", f"/api/v1/rooms/{room}/messages/?limit=50", headers=headers)
-        response = connection.getresponse()
-        page = json.loads(response.read())
-        history.append(time.perf_counter() - began)
-        urls = [item["thumbnail_url"] for message in page["results"] for item in message["attachments"]]
-        assert len(urls) == out["images"] and all(urls), "every message shows its thumbnail"
-        for url in urls:
+    pool = queue.SimpleQueue[http.client.HTTPConnection]()
+    for _ in range(out["connections"]):
+        pool.put(http.client.HTTPConnection(HOST, port, timeout=60))
+    etags: dict[str, str] = {}
+    times: dict[str, list[float]] = {kind: [] for kind in KINDS}
+
+    def thumbnail(url: str, revalidate: bool) -> None:
+        connection = pool.get()
+        try:
             asked = time.perf_counter()
-            connection.request("GET", url, headers=headers)
+            sent = {**headers, "If-None-Match": etags[url]} if revalidate else headers
+            connection.request("GET", url, headers=sent)
             answer = connection.getresponse()
             body = answer.read()
-            assert answer.status == 200 and body[:4] == b"RIFF", answer.status
-            thumbnails.append(time.perf_counter() - asked)
-        pages.append(time.perf_counter() - began)
-    connection.close()
+            if revalidate:
+                assert answer.status == 304 and not body, answer.status
+            else:
+                assert answer.status == 200 and body[:4] == b"RIFF", answer.status
+                etags[url] = answer.headers["ETag"]
+            times["thumbnail_revalidated" if revalidate else "thumbnail"].append(time.perf_counter() - asked)
+        finally:
+            pool.put(connection)
+
+    start.wait()
+    with ThreadPoolExecutor(max_workers=out["connections"]) as fetchers:
+        for number in range(out["rounds"]):
+            revalidate = number > 0
+            began = time.perf_counter()
+            connection = pool.get()
+            connection.request("GET", f"/api/v1/rooms/{room}/messages/?limit=50", headers=headers)
+            response = connection.getresponse()
+            page = json.loads(response.read())
+            pool.put(connection)
+            times["history"].append(time.perf_counter() - began)
+            urls = [item["thumbnail_url"] for message in page["results"] for item in message["attachments"]]
+            assert len(urls) == out["images"] and all(urls), "every message shows its thumbnail"
+            for done in [fetchers.submit(thumbnail, url, revalidate) for url in urls]:
+                done.result()
+            times["page_revalidated" if revalidate else "page"].append(time.perf_counter() - began)
+            # Everyone finishes a round before the next begins, so the server's CPU splits by round.
+            out["round_over"].wait()
+    while not pool.empty():
+        pool.get().close()
     with out["lock"]:
-        out["history"].extend(history)
-        out["thumbnails"].extend(thumbnails)
-        out["pages"].extend(pages)
+        for kind in KINDS:
+            out[kind].extend(times[kind])
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--people", type=int, default=50)
     parser.add_argument("--images", type=int, default=50)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--connections", type=int, default=6, help="per person, for the thumbnails")
     parser.add_argument("--db-name", default="chatbench_thumbnails")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
@@ -114,12 +147,17 @@ def main() -> int:
     results: dict[str, Any] = {
         "rounds": args.rounds,
         "images": args.images,
+        "connections": args.connections,
         "lock": threading.Lock(),
-        "history": [],
-        "thumbnails": [],
-        "pages": [],
+        "round_over": threading.Barrier(len(seeded["tokens"]), action=lambda: cpu_marks.append(server_cpu())),
+        **{kind: [] for kind in KINDS},
     }
     start = threading.Event()
+    cpu_marks: list[float] = []
+
+    def server_cpu() -> float:
+        return cpu_seconds(server.pid)
+
     threads = [
         threading.Thread(target=person, args=(server.port, token, seeded["room"], start, results))
         for token in seeded["tokens"]
@@ -128,6 +166,7 @@ def main() -> int:
         for thread in threads:
             thread.start()
         began = time.perf_counter()
+        cpu_marks.append(server_cpu())
         start.set()
         for thread in threads:
             thread.join(timeout=600)
@@ -138,13 +177,21 @@ def main() -> int:
         "people": args.people,
         "images": args.images,
         "rounds": args.rounds,
+        "connections_per_person": args.connections,
         "database": server.database,
         "machine": machine(),
         "seconds": round(elapsed, 2),
-        "requests": len(results["history"]) + len(results["thumbnails"]),
+        "requests": sum(len(results[kind]) for kind in ("history", "thumbnail", "thumbnail_revalidated")),
         "history_page": summarize_ms(results["history"]),
-        "thumbnail": summarize_ms(results["thumbnails"]),
-        "whole_page": summarize_ms(results["pages"]),
+        "thumbnail": summarize_ms(results["thumbnail"]),
+        "whole_page": summarize_ms(results["page"]),
+        "thumbnail_revalidated": summarize_ms(results["thumbnail_revalidated"]),
+        "whole_page_revalidated": summarize_ms(results["page_revalidated"]),
+        # The Daphne process's CPU (user + system) per request of each round: first the cold one.
+        "server_cpu_ms_per_request_by_round": [
+            round((after - before) * 1000 / (args.people * (1 + args.images)), 2)
+            for before, after in itertools.pairwise(cpu_marks)
+        ],
     }
     print(json.dumps(summary, indent=2))
     if args.out:

@@ -9,6 +9,7 @@ attachment for everything else. SVG and HTML are never sent inline.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import re
 from collections.abc import AsyncIterator
@@ -39,6 +40,8 @@ INLINE_TYPES = frozenset(
 # Nothing in a file may run, load or submit anything, even opened on its own.
 FILE_CSP = "default-src 'none'; img-src 'self'; media-src 'self'; style-src 'unsafe-inline'; sandbox"
 CHUNK = 64 * 1024
+# Files up to this size are sent from memory in one piece (memory per request stays bounded).
+SMALL_FILE_BYTES = 256 * 1024
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
@@ -54,24 +57,65 @@ def download_name(name: str) -> str:
     return name.replace("/", "_").replace("\\", "_") or "file"
 
 
-def _protect(response: HttpResponseBase, *, content_type: str, name: str) -> HttpResponseBase:
+# Who may read a file is checked at every request that reaches us: no shared cache keeps a copy,
+# and a browser asks again before using its copy of a download.
+DOWNLOAD_CACHE_CONTROL = "private, no-cache"
+# A thumbnail a browser has fetched it may show again for this long without asking: a room page
+# shown again (switching rooms, a reload) costs no request per image. The trade-off: someone
+# removed from the room (or whose message was deleted) may still see, in their own browser, a
+# preview they already fetched, for at most this long; nothing they had not received. No longer
+# than a signed object-store URL already lets a removed member fetch the full file.
+THUMBNAIL_CACHE_CONTROL = f"private, max-age={SIGNED_URL_SECONDS}"
+
+
+def entity_tag(key: str) -> str:
+    """A strong ETag for the bytes stored under `key`: keys are never reused, so the key names the bytes."""
+    return '"' + hashlib.blake2b(key.encode(), digest_size=12).hexdigest() + '"'
+
+
+def _etag_matches(if_none_match: str, etag: str) -> bool:
+    return any(tag.strip().removeprefix("W/") in (etag, "*") for tag in if_none_match.split(","))
+
+
+def _protect(
+    response: HttpResponseBase, *, content_type: str, name: str, cache_control: str = DOWNLOAD_CACHE_CONTROL
+) -> HttpResponseBase:
     inline = content_type in INLINE_TYPES
     response["Content-Disposition"] = content_disposition_header(not inline, download_name(name)) or "attachment"
     response["X-Content-Type-Options"] = "nosniff"
     response["Content-Security-Policy"] = FILE_CSP
-    # Who may read it is checked at every request: no shared cache keeps a copy, and a browser asks again.
-    response["Cache-Control"] = "private, no-cache"
+    response["Cache-Control"] = cache_control
     response["Cross-Origin-Resource-Policy"] = "same-origin"
     return response
 
 
-def file_response(*, method: str, key: str, content_type: str, name: str, range_header: str) -> HttpResponseBase:
-    """Answer a download of the object `key` (its reader already checked)."""
+def file_response(
+    *,
+    method: str,
+    key: str,
+    content_type: str,
+    name: str,
+    range_header: str,
+    if_none_match: str = "",
+    cache_control: str = DOWNLOAD_CACHE_CONTROL,
+) -> HttpResponseBase:
+    """Answer a download of the object `key` (its reader already checked).
+
+    A browser's copy still current (`If-None-Match` naming this key's ETag) is
+    answered 304 without opening the file; the reader was checked all the same.
+    """
     if is_object_store():
         return _protect(_signed_redirect(key, content_type, name), content_type=content_type, name=name)
+    etag = entity_tag(key)
+    if if_none_match and method in ("GET", "HEAD") and _etag_matches(if_none_match, etag):
+        unchanged = HttpResponse(status=304)
+        unchanged["ETag"] = etag
+        return _protect(unchanged, content_type=content_type, name=name, cache_control=cache_control)
     storage = files_storage()
     if settings.FILES_ACCEL_REDIRECT:
-        return _protect(_proxy_sends(key, content_type), content_type=content_type, name=name)
+        sent = _proxy_sends(key, content_type)
+        sent["ETag"] = etag
+        return _protect(sent, content_type=content_type, name=name, cache_control=cache_control)
     try:
         handle = open(storage.path(key), "rb")  # noqa: SIM115 (closed by the response's iterator)
     except FileNotFoundError:
@@ -81,9 +125,19 @@ def file_response(*, method: str, key: str, content_type: str, name: str, range_
         handle.close()
         head = HttpResponse(content_type=wire_type(content_type))
         head["Content-Length"], head["Accept-Ranges"] = str(size), "bytes"
-        return _protect(head, content_type=content_type, name=name)
-    response = _local_response(handle, size=size, content_type=wire_type(content_type), range_header=range_header)
-    return _protect(response, content_type=content_type, name=name)
+        head["ETag"] = etag
+        return _protect(head, content_type=content_type, name=name, cache_control=cache_control)
+    if size <= SMALL_FILE_BYTES and not range_header:
+        # A thumbnail, mostly: read at once on this (request's) thread; streaming would cost
+        # two thread hops per chunk, more than the bytes themselves.
+        with handle:
+            response: HttpResponseBase = HttpResponse(handle.read(), content_type=wire_type(content_type))
+        response["Accept-Ranges"] = "bytes"
+    else:
+        response = _local_response(handle, size=size, content_type=wire_type(content_type), range_header=range_header)
+    if response.status_code in (200, 206):
+        response["ETag"] = etag
+    return _protect(response, content_type=content_type, name=name, cache_control=cache_control)
 
 
 def _signed_redirect(key: str, content_type: str, name: str) -> HttpResponse:

@@ -707,6 +707,7 @@ def test_kustomization_lists_every_manifest(manifests: Any) -> None:
     assert {kind for kind, _ in manifests} == {
         "Namespace",
         "ConfigMap",
+        "PersistentVolumeClaim",
         "Job",
         "Deployment",
         "Service",
@@ -745,6 +746,24 @@ def test_service_ingress_and_probes_reach_the_web_pods(manifests: Any) -> None:
         # Django answers 400 to a Host it does not know; the kubelet would send the pod's IP.
         assert probe["httpHeaders"] == [{"name": "Host", "value": host}]
         assert probe["port"] == port["name"]
+
+
+def test_web_and_worker_pods_share_one_media_volume_at_media_root(manifests: Any) -> None:
+    claim = manifests[("PersistentVolumeClaim", "chat-media")]
+    media_root = manifests[("ConfigMap", "chat-config")]["data"]["MEDIA_ROOT"]
+
+    # Several web pods and the workers, on any node, read and write the same files.
+    assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
+    assert re.search(r"MEDIA_ROOT=(\S+)", (REPO_ROOT / "Dockerfile").read_text())[1] == media_root  # type: ignore[index]
+    for name in ("chat-web", "chat-worker"):
+        spec = manifests[("Deployment", name)]["spec"]["template"]["spec"]
+        volumes = {volume["name"]: volume for volume in spec["volumes"]}
+        (container,) = spec["containers"]
+        mounts = [mount for mount in container["volumeMounts"] if mount["mountPath"] == media_root]
+        assert len(mounts) == 1, name
+        assert volumes[mounts[0]["name"]]["persistentVolumeClaim"] == {"claimName": "chat-media"}
+        # Written by the server's own (non-root) user.
+        assert spec["securityContext"]["fsGroup"] == spec["securityContext"]["runAsGroup"]
 
 
 def test_pods_run_as_the_images_unprivileged_user(manifests: Any) -> None:

@@ -18,7 +18,7 @@ from core.errors import Invalid, NotFound
 from files import selectors, services
 from files.api.serializers import FileSerializer, UploadInput
 from files.payloads import file_payload
-from files.serving import file_response
+from files.serving import THUMBNAIL_CACHE_CONTROL, file_response
 from files.uploads import SizeLimitedUploadHandler, declared_length, declared_too_large
 from rooms.selectors import membership_require
 
@@ -72,6 +72,7 @@ class FileView(APIView):
         responses={
             (200, "application/octet-stream"): OpenApiResponse(description="The file's bytes (206 for a Range)"),
             302: OpenApiResponse(description="To a signed URL valid for at most 5 minutes (object storage)"),
+            304: OpenApiResponse(description="The caller's copy (If-None-Match) is current; access checked as for 200"),
             404: OpenApiResponse(description="No such file, or not the caller's to see"),
         },
         summary="Download a file",
@@ -84,6 +85,7 @@ class FileView(APIView):
             content_type=stored.content_type,
             name=stored.name,
             range_header=request.headers.get("Range", ""),
+            if_none_match=request.headers.get("If-None-Match", ""),
         )
 
 
@@ -92,6 +94,7 @@ class ThumbnailView(APIView):
         responses={
             (200, "image/webp"): OpenApiResponse(description="At most 400 px on its longer side"),
             302: OpenApiResponse(description="To a signed URL valid for at most 5 minutes (object storage)"),
+            304: OpenApiResponse(description="The caller's copy (If-None-Match) is current; access checked as for 200"),
             404: OpenApiResponse(description="Not an image, no thumbnail yet, or not the caller's to see"),
         },
         summary="An image's thumbnail",
@@ -106,4 +109,6 @@ class ThumbnailView(APIView):
             content_type="image/webp",
             name=stored.name.rsplit(".", 1)[0] + "-thumbnail.webp",
             range_header="",
+            if_none_match=request.headers.get("If-None-Match", ""),
+            cache_control=THUMBNAIL_CACHE_CONTROL,
         )
