@@ -44,7 +44,11 @@ class Room(models.Model):
     # Rooms are deleted softly so their members can still be told, on resume.
     deleted_at = models.DateTimeField(null=True, blank=True)
     # Every new account joins the default channels (public ones only) at registration.
-    is_default = models.BooleanField(default=False)
+    is_default = models.BooleanField(
+        "default channel",
+        default=False,
+        help_text="Every new account joins it when it registers (public channels only).",
+    )
 
     members = models.ManyToManyField(settings.AUTH_USER_MODEL, through="Membership", related_name="rooms")
 

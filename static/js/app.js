@@ -82,7 +82,7 @@ class App {
     this.bellMenu = new BellMenu(store);
     this.preferencesDialog = new PreferencesDialog();
     this.members = new MembersPanel(store, { confirm, askPresence, onNewRoom: (room) => this.adopt(room) });
-    this.createDialog = new CreateDialog({ onCreated: (room) => this.adopt(room) });
+    this.createDialog = new CreateDialog({ store: this.store, onCreated: (room) => this.adopt(room) });
     this.browseDialog = new BrowseDialog({
       store,
       onJoined: (room) => this.adopt(room),
