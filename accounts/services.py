@@ -15,7 +15,7 @@ from django.contrib.auth.password_validation import validate_password
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.db.models.functions import Lower
 from django.http import HttpRequest
@@ -118,14 +118,57 @@ def user_register(
                 from accounts.tasks import email_verification_send
 
                 email_verification_send.enqueue(user.pk)
+            first_account = _first_account_make_admin(user)
     except IntegrityError:
         # Lost a race for the same name or address.
         raise Invalid({"username": "That username or email is taken."}) from None
+    for hook in _registration_hooks:
+        hook(user, first_account)
     if actor is not None:
         moderation_record(
             actor=actor, action=ModerationAction.Kind.USER_CREATE, target_user=user, reason=reason, via=via
         )
     return user
+
+
+# Any fixed number will do: it names the lock that orders first registrations on PostgreSQL.
+_FIRST_ACCOUNT_LOCK = 0x636861740001
+
+
+def _first_account_make_admin(user: User) -> bool:
+    """Make `user` the server's admin if it is the first account; return whether it was.
+
+    Two first registrations at once must not both see an empty table: on
+    PostgreSQL a transaction-scoped advisory lock orders them, and the check
+    runs after it, so the later one sees the earlier one's committed account.
+    SQLite already runs one writing transaction at a time.
+    """
+    others = User.objects.exclude(pk=user.pk)
+    if others.exists():
+        return False  # the usual case, decided without waiting for anyone
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_FIRST_ACCOUNT_LOCK])
+        if others.exists():
+            return False
+    user.is_staff = user.is_superuser = True
+    user.save(update_fields=["is_staff", "is_superuser"])
+    log.info("accounts.first_account_admin", user_id=user.pk)
+    return True
+
+
+RegistrationHook = Callable[[User, bool], object]
+
+# What other apps do, in the registration's transaction, for a new account
+# (rooms makes it join the default channels, and opens #general for the first
+# account): accounts imports no app above it.
+_registration_hooks: list[RegistrationHook] = []
+
+
+def user_registration_hook_register(hook: RegistrationHook) -> None:
+    """Have `hook(user, first_account)` run inside every registration's transaction."""
+    if hook not in _registration_hooks:
+        _registration_hooks.append(hook)
 
 
 # Called inside the transaction of a profile change that others see (the

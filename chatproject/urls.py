@@ -76,6 +76,7 @@ api_v1 = [
     path("users/<id:user_id>/", accounts.UserDetailView.as_view(), name="user"),
     path("rooms/", rooms.RoomListView.as_view(), name="rooms"),
     path("rooms/public/", rooms.PublicRoomListView.as_view(), name="rooms-public"),
+    path("rooms/read/", messaging.ReadAllView.as_view(), name="rooms-read"),
     path("rooms/<id:room_id>/", rooms.RoomDetailView.as_view(), name="room"),
     path("rooms/<id:room_id>/join/", rooms.RoomJoinView.as_view(), name="room-join"),
     path("rooms/<id:room_id>/leave/", rooms.RoomLeaveView.as_view(), name="room-leave"),

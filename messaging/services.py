@@ -11,6 +11,7 @@ import unicodedata
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import F, OuterRef, Subquery
 from django.utils import timezone
 
 from accounts.models import ModerationAction, User
@@ -504,3 +505,37 @@ def read_mark(*, user: User, room: Room, message_id: int) -> bool:
             payload={"room": membership.room_id, "message_id": message_id},
         )
     return bool(moved)
+
+
+@transaction.atomic
+def read_mark_all(*, user: User) -> dict[int, int]:
+    """Mark everything read: move the user's marker in each of their rooms to its newest message.
+
+    Return {room id: new marker} for the rooms whose marker moved. Each move is
+    the same conditional, forward-only update as `read_mark` and records the
+    same private `read` event, so the user's other devices clear each badge
+    with the handling they already have. Thread read positions are not touched.
+    """
+    newest = Message.objects.filter(room_id=OuterRef("room_id")).order_by("-id").values("id")[:1]
+    behind = (
+        Membership.objects.filter(user=user, room__deleted_at__isnull=True)
+        .annotate(newest_id=Subquery(newest))
+        .filter(newest_id__gt=F("last_read_message_id"))
+        .select_related("room")
+        .order_by("room_id")
+    )
+    moved: dict[int, int] = {}
+    for membership in behind:
+        message_id = membership.newest_id  # type: ignore[attr-defined]
+        if Membership.objects.filter(pk=membership.pk, last_read_message_id__lt=message_id).update(
+            last_read_message_id=message_id
+        ):
+            event_record(
+                type=Event.Type.READ,
+                room=membership.room,
+                user_id=user.pk,
+                private=True,
+                payload={"room": membership.room_id, "message_id": message_id},
+            )
+            moved[membership.room_id] = message_id
+    return moved

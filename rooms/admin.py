@@ -42,16 +42,27 @@ class MembershipInline(admin.TabularInline):
 class RoomForm(ReasonModelForm):
     class Meta:
         model = Room
-        fields = ("name", "topic", "visibility")
+        fields = ("name", "topic", "visibility", "is_default")
 
 
 @admin.register(Room)
 class RoomAdmin(ThroughServicesMixin, admin.ModelAdmin):
-    list_display = ("__str__", "kind", "visibility", "name", "member_total", "created_at", "deleted_at")
-    list_filter = ("kind", "visibility", ("deleted_at", admin.EmptyFieldListFilter), "created_at")
+    list_display = ("__str__", "kind", "visibility", "is_default", "name", "member_total", "created_at", "deleted_at")
+    list_filter = ("kind", "visibility", "is_default", ("deleted_at", admin.EmptyFieldListFilter), "created_at")
     search_fields = ("name", "slug", "topic")
     form = RoomForm
-    fields = ("name", "slug", "topic", "visibility", "kind", "direct_key", "created_by", "created_at", "deleted_at")
+    fields = (
+        "name",
+        "slug",
+        "topic",
+        "visibility",
+        "is_default",
+        "kind",
+        "direct_key",
+        "created_by",
+        "created_at",
+        "deleted_at",
+    )
     readonly_fields = ("slug", "kind", "direct_key", "created_by", "created_at", "deleted_at")
     inlines = [MembershipInline]
     actions = ["delete_rooms"]
@@ -93,6 +104,7 @@ class RoomAdmin(ThroughServicesMixin, admin.ModelAdmin):
             name=data["name"] if "name" in changed else None,
             topic=data["topic"] if "topic" in changed else None,
             visibility=data["visibility"] if "visibility" in changed else None,
+            is_default=data["is_default"] if "is_default" in changed else None,
             site_moderator=True,
             reason=data.get("reason", ""),
             via="admin",

@@ -43,6 +43,12 @@ class Room(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     # Rooms are deleted softly so their members can still be told, on resume.
     deleted_at = models.DateTimeField(null=True, blank=True)
+    # Every new account joins the default channels (public ones only) at registration.
+    is_default = models.BooleanField(
+        "default channel",
+        default=False,
+        help_text="Every new account joins it when it registers (public channels only).",
+    )
 
     members = models.ManyToManyField(settings.AUTH_USER_MODEL, through="Membership", related_name="rooms")
 
@@ -65,6 +71,12 @@ class Room(models.Model):
                 fields=["id"],
                 condition=Q(kind="channel", visibility="public", deleted_at__isnull=True),
                 name="room_public_channels",
+            ),
+            # Registration joins the live default channels.
+            models.Index(
+                fields=["id"],
+                condition=Q(kind="channel", is_default=True, deleted_at__isnull=True),
+                name="room_default_channels",
             ),
         ]
 

@@ -14,6 +14,7 @@ class RoomPayload(TypedDict):
     slug: str
     topic: str
     visibility: str
+    is_default: bool
     created_at: str | None
     member_count: int
     my_role: str | None
@@ -56,6 +57,7 @@ def room_payload(room: Room) -> RoomPayload:
         "slug": room.slug,
         "topic": room.topic,
         "visibility": room.visibility,
+        "is_default": room.is_default,
         "created_at": isoformat(room.created_at),
         "member_count": getattr(room, "member_count", 0) or 0,
         "my_role": getattr(room, "my_role", None),

@@ -193,17 +193,42 @@ def _rekey_direct_room(room: Room, *, refuse_clash: bool) -> None:
 # --- Channels --------------------------------------------------------------------
 
 
+ROOM_CREATE_MEMBERS_MAX = 100
+GENERAL_CHANNEL = "general"
+
+
 @transaction.atomic
-def room_create(*, creator: User, name: str, topic: str = "", visibility: str = Room.Visibility.PUBLIC) -> Room:
-    """Create a channel owned by its creator."""
+def room_create(
+    *,
+    creator: User,
+    name: str,
+    topic: str = "",
+    visibility: str = Room.Visibility.PUBLIC,
+    members: list[int] | None = None,
+    is_default: bool = False,
+) -> Room:
+    """Create a channel owned by its creator, with its first `members` (user ids) already in it.
+
+    Each first member joins as a member would (member.joined is recorded), in
+    the same transaction: the channel never exists without them. `is_default`
+    is for the server's own #general (`account_welcome`); staff mark others
+    with `room_update`.
+    """
     name, slug = _clean_name(name)
     topic = _clean_topic(topic)
     if visibility not in Room.Visibility.values:
         raise Invalid({"visibility": "Use 'public' or 'private'."})
+    first_members = _first_members(creator, members or [])
     if _slug_taken(slug):
         raise Invalid({"name": "A channel with this name already exists."})
     room = Room.objects.create(
-        kind=Room.Kind.CHANNEL, name=name, slug=slug, topic=topic, visibility=visibility, created_by=creator
+        kind=Room.Kind.CHANNEL,
+        name=name,
+        slug=slug,
+        topic=topic,
+        visibility=visibility,
+        created_by=creator,
+        is_default=is_default and visibility == Room.Visibility.PUBLIC,
     )
     membership = Membership.objects.create(room=room, user=creator, role=Role.OWNER)
     event = _member_event(
@@ -211,7 +236,43 @@ def room_create(*, creator: User, name: str, topic: str = "", visibility: str = 
     )
     membership.joined_event_id = event.pk
     membership.save(update_fields=["joined_event_id"])
+    for user in first_members:
+        _membership_add(room=room, user=user, actor=creator)
     return room
+
+
+def _first_members(creator: User, user_ids: list[int]) -> list[User]:
+    """Return the active accounts a new channel starts with, or refuse naming the ids that are not one."""
+    wanted = list(dict.fromkeys(user_id for user_id in user_ids if user_id != creator.pk))
+    if len(wanted) > ROOM_CREATE_MEMBERS_MAX:
+        raise Invalid({"members": f"Add at most {ROOM_CREATE_MEMBERS_MAX} people at creation; add more later."})
+    found = {user.pk: user for user in User.objects.filter(pk__in=wanted, is_active=True)}
+    unknown = [user_id for user_id in wanted if user_id not in found]
+    if unknown:
+        raise Invalid({"members": "No such users: " + ", ".join(str(user_id) for user_id in unknown) + "."})
+    return [found[user_id] for user_id in wanted]
+
+
+def account_welcome(user: User, first_account: bool) -> list[Membership]:
+    """Seat a new account in the default channels; the server's first account opens #general first.
+
+    Runs in the registration's transaction (an accounts registration hook).
+    Joining goes through `room_join`, so each join is a recorded member.joined.
+    #general is opened only for the first account (the server's new admin,
+    its owner) and only if no live channel has that name: registering again,
+    or on a server whose people already made their own, never adds a second.
+    """
+    if first_account and not _slug_taken(GENERAL_CHANNEL):
+        room_create(
+            creator=user,
+            name=GENERAL_CHANNEL,
+            topic="Everyone is here: news and chatter for the whole team",
+            is_default=True,
+        )
+    defaults = Room.objects.filter(
+        kind=Room.Kind.CHANNEL, visibility=Room.Visibility.PUBLIC, is_default=True, deleted_at__isnull=True
+    ).exclude(memberships__user=user)
+    return [room_join(user=user, room=room)[0] for room in defaults.order_by("id")]
 
 
 @transaction.atomic
@@ -222,15 +283,19 @@ def room_update(
     name: str | None = None,
     topic: str | None = None,
     visibility: str | None = None,
+    is_default: bool | None = None,
     site_moderator: bool = False,
     reason: str = "",
     via: str = "api",
 ) -> Room:
-    """Rename a channel, change its topic or its visibility; members get room.updated.
+    """Rename a channel, change its topic, its visibility or whether it is a default one; members get room.updated.
 
     The room's owners and admins act over the API; staff from the admin with
-    `site_moderator`, logged with their reason.
+    `site_moderator`, logged with their reason. Only staff choose the default
+    channels (those every new account joins), and those must be public.
     """
+    if is_default is not None and not actor.is_staff:
+        raise Forbidden("Only the server's staff may choose the default channels.")
     _acting_moderator(actor, room, site_moderator=site_moderator)
     room = Room.objects.select_for_update().get(pk=room.pk)
     changed: list[str] = []
@@ -256,6 +321,13 @@ def room_update(
             detail.append(f"visibility: {room.visibility} → {visibility}")
             room.visibility = visibility
             changed.append("visibility")
+    if is_default is not None and is_default != room.is_default:
+        detail.append(f"default channel: {room.is_default} → {is_default}")
+        room.is_default = is_default
+        changed.append("is_default")
+    if room.is_default and room.visibility != Room.Visibility.PUBLIC:
+        # New accounts join default channels as anyone joins a public one.
+        raise Invalid({"is_default": "Only a public channel can be a default channel."})
     if not changed:
         return room
     room.save(update_fields=changed)

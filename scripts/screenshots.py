@@ -53,11 +53,11 @@ def seed(server: Server) -> dict[str, Any]:
     def api(person: dict[str, Any], method: str, path: str, body: object = None) -> Any:
         return call_api(server, method, path, body, token=person["token"])
 
-    general = api(alice, "POST", "rooms/", {"name": "general", "topic": "Company-wide news and chatter"})["id"]
+    # Alice, the first account, opened #general; bob and carol joined it as they registered.
+    general = next(room["id"] for room in api(alice, "GET", "rooms/") if room["slug"] == "general")
+    api(alice, "PATCH", f"rooms/{general}/", {"topic": "Company-wide news and chatter"})
     design = api(alice, "POST", "rooms/", {"name": "design", "topic": "Pixels and prototypes"})["id"]
     api(alice, "POST", "rooms/", {"name": "leads", "visibility": "private"})
-    for person in (bob, carol):
-        api(person, "POST", f"rooms/{general}/join/")
     api(carol, "POST", f"rooms/{design}/join/")
 
     def post(person: dict[str, Any], room: int, body: str) -> int:

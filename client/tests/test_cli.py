@@ -636,27 +636,27 @@ def test_two_clients_chat_in_a_channel_through_a_real_server(chat_server: tuple[
         bob = start("bob")
         bob.expect("* connected as bob")
 
-        alice.type("/create General")
-        alice.expect("* now talking in #general")
-        bob.type("/join general")
-        bob.expect("* now talking in #general")
-        alice.expect("[#general] bob joined")
+        alice.type("/create Lounge")
+        alice.expect("* now talking in #lounge")
+        bob.type("/join lounge")
+        bob.expect("* now talking in #lounge")
+        alice.expect("[#lounge] bob joined")
 
         alice.type("hello bob")
-        line = bob.expect("[#general] alice:")
-        assert re.fullmatch(r"\[#general\] alice: hello bob  #\d+", line), line
-        alice.expect("[#general] alice: hello bob")  # the sender's own socket hears it too
+        line = bob.expect("[#lounge] alice:")
+        assert re.fullmatch(r"\[#lounge\] alice: hello bob  #\d+", line), line
+        alice.expect("[#lounge] alice: hello bob")  # the sender's own socket hears it too
         root_id = line.rsplit("#", 1)[1]
 
         bob.type(f"/reply {root_id} hi from the thread")
-        assert alice.expect("[#general]   ↳ bob:").endswith(f"(thread #{root_id})")
+        assert alice.expect("[#lounge]   ↳ bob:").endswith(f"(thread #{root_id})")
 
         bob.type("/history 5")
-        assert bob.expect("[#general] alice:") == line
-        assert bob.expect("[#general]   ↳") == f"[#general]   ↳ 1 reply (/thread {root_id})"
+        assert bob.expect("[#lounge] alice:") == line
+        assert bob.expect("[#lounge]   ↳") == f"[#lounge]   ↳ 1 reply (/thread {root_id})"
         alice.type(f"/thread {root_id}")
-        alice.expect("[#general] alice: hello bob")
-        assert "hi from the thread" in alice.expect("[#general]   ↳ bob:")
+        alice.expect("[#lounge] alice: hello bob")
+        assert "hi from the thread" in alice.expect("[#lounge]   ↳ bob:")
 
         for client in (alice, bob):
             client.type("/quit")
@@ -686,15 +686,15 @@ def test_a_file_uploaded_from_the_terminal_reaches_the_other_client_with_a_worki
         alice.expect("* connected as alice")
         bob = start("bob")
         bob.expect("* connected as bob")
-        alice.type("/create General")
-        alice.expect("* now talking in #general")
-        bob.type("/join general")
-        bob.expect("* now talking in #general")
-        alice.expect("[#general] bob joined")
+        alice.type("/create Lounge")
+        alice.expect("* now talking in #lounge")
+        bob.type("/join lounge")
+        bob.expect("* now talking in #lounge")
+        alice.expect("[#lounge] bob joined")
 
         alice.type(f"/upload {notes}")
         alice.expect("* uploading meeting notes.txt (27 bytes)")
-        assert bob.expect("[#general] alice:") == "[#general] alice:   #1"
+        assert bob.expect("[#lounge] alice:") == "[#lounge] alice:   #1"
         line = bob.expect("file: meeting notes.txt")
         assert line.startswith("    file: meeting notes.txt (27 bytes, text/plain) http://127.0.0.1:")
         file_url = line.rsplit(" ", 1)[1]
@@ -711,12 +711,12 @@ def test_a_file_uploaded_from_the_terminal_reaches_the_other_client_with_a_worki
             assert response.read() == notes.read_bytes()
 
         bob.type("/notify all")
-        assert bob.expect("* #general:") == "* #general: notifies every message"
+        assert bob.expect("* #lounge:") == "* #lounge: notifies every message"
         bob.type("/notify email off")
         bob.expect("* push on; email off after 2 min unread; do not disturb off; time zone UTC")
         bob.type("/notify")
         bob.expect("* push on; email off")
-        bob.expect("* #general: notifies every message")
+        bob.expect("* #lounge: notifies every message")
 
         for client in (alice, bob):
             client.type("/quit")

@@ -111,6 +111,15 @@ class ReadInput(StrictSerializer):
     message_id = serializers.IntegerField(min_value=1, max_value=ID_MAX)
 
 
+class ReadMovedSerializer(serializers.Serializer):
+    room = serializers.IntegerField()
+    message_id = serializers.IntegerField(help_text="The room's newest message: the read marker now")
+
+
+class ReadAllSerializer(serializers.Serializer):
+    rooms = ReadMovedSerializer(many=True, help_text="The rooms whose read marker moved")
+
+
 class ThreadSerializer(serializers.Serializer):
     root = MessageSerializer()
     results = MessageSerializer(many=True)

@@ -19,6 +19,7 @@ from messaging.api.serializers import (
     MessagePostInput,
     MessageSerializer,
     ReactionInput,
+    ReadAllSerializer,
     ReadInput,
     ReportInput,
     ReportSerializer,
@@ -195,3 +196,18 @@ class ReadView(APIView):
         data.is_valid(raise_exception=True)
         services.read_mark(user=request.user, room=room, message_id=data.validated_data["message_id"])
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ReadAllView(APIView):
+    @extend_schema(
+        request=None,
+        responses=ReadAllSerializer,
+        operation_id="rooms_read_all",
+        summary="Mark every room read",
+        description="Moves the caller's read marker in each of their rooms to its newest message.",
+    )
+    def post(self, request: AuthedRequest) -> Response:
+        moved = services.read_mark_all(user=request.user)
+        return Response(
+            {"rooms": [{"room": room_id, "message_id": message_id} for room_id, message_id in moved.items()]}
+        )

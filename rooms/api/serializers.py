@@ -5,7 +5,7 @@ from rest_framework import serializers
 from accounts.api.serializers import UserSerializer
 from core.api import ID_MAX, StrictSerializer, TrimmedText, page_serializer
 from rooms.models import Membership, Room
-from rooms.services import NAME_MAX, TOPIC_MAX
+from rooms.services import NAME_MAX, ROOM_CREATE_MEMBERS_MAX, TOPIC_MAX
 
 
 class RoomSerializer(serializers.Serializer):
@@ -17,6 +17,7 @@ class RoomSerializer(serializers.Serializer):
     slug = serializers.CharField()
     topic = serializers.CharField()
     visibility = serializers.ChoiceField(choices=Room.Visibility.choices)
+    is_default = serializers.BooleanField(help_text="Whether every new account joins this channel")
     created_at = serializers.DateTimeField()
     member_count = serializers.IntegerField()
     my_role = serializers.ChoiceField(choices=Membership.Role.choices, allow_null=True)
@@ -47,11 +48,19 @@ class RoomCreateInput(StrictSerializer):
     name = TrimmedText(max_length=200, allow_blank=True, limit=NAME_MAX)
     topic = TrimmedText(max_length=1000, required=False, allow_blank=True, default="", limit=TOPIC_MAX)
     visibility = serializers.ChoiceField(choices=Room.Visibility.choices, required=False, default="public")
+    members = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=ID_MAX),
+        required=False,
+        default=list,
+        max_length=ROOM_CREATE_MEMBERS_MAX,
+        help_text="User ids of the channel's first members, added with it",
+    )
 
 
 class RoomUpdateInput(StrictSerializer):
     name = TrimmedText(max_length=200, required=False, allow_blank=True, limit=NAME_MAX)
     topic = TrimmedText(max_length=1000, required=False, allow_blank=True, limit=TOPIC_MAX)
+    is_default = serializers.BooleanField(required=False, help_text="Site staff only: every new account joins it")
 
 
 class MemberAddInput(StrictSerializer):

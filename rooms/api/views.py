@@ -85,7 +85,9 @@ class RoomDetailView(APIView):
         room = selectors.room_get_visible(user=request.user, room_id=room_id)
         data = RoomUpdateInput(data=request.data)
         data.is_valid(raise_exception=True)
-        services.room_update(actor=request.user, room=room, **data.validated_data)
+        # Staff choose default channels whether or not they run the channel (logged as moderation).
+        site_moderator = "is_default" in data.validated_data and request.user.is_staff
+        services.room_update(actor=request.user, room=room, site_moderator=site_moderator, **data.validated_data)
         return _room_reply(request.user, room_id)
 
     @extend_schema(responses={204: None}, summary="Delete a channel")

@@ -6,6 +6,7 @@
 // while a REST load is in flight wait in a queue and are applied after it.
 
 import { api, stopRequests } from "./api.js";
+import { CatchUp } from "./catchup.js";
 import { $, CHANNEL_HREF, h, mentionsUser, toast } from "./dom.js";
 import { Composer } from "./composer.js";
 import { BellMenu, PreferencesDialog } from "./notifications.js";
@@ -82,7 +83,8 @@ class App {
     this.bellMenu = new BellMenu(store);
     this.preferencesDialog = new PreferencesDialog();
     this.members = new MembersPanel(store, { confirm, askPresence, onNewRoom: (room) => this.adopt(room) });
-    this.createDialog = new CreateDialog({ onCreated: (room) => this.adopt(room) });
+    this.catchUp = new CatchUp(store, { timeline: this.timeline, openRoom: (id) => this.openRoom(id) });
+    this.createDialog = new CreateDialog({ store: this.store, onCreated: (room) => this.adopt(room) });
     this.browseDialog = new BrowseDialog({
       store,
       onJoined: (room) => this.adopt(room),
@@ -473,6 +475,7 @@ class App {
     }
     store.activeRoomId = roomId;
     localStorage.setItem(this.lastRoomKey, String(roomId));
+    this.catchUp.render();
     $("#welcome").hidden = true;
     $("#room-view").hidden = false;
     $("#join-bar").hidden = true;

@@ -95,10 +95,28 @@ export function confirmDialog({
 // --- Create a channel --------------------------------------------------------------------------------
 
 export class CreateDialog {
-  constructor({ onCreated }) {
+  constructor({ store, onCreated }) {
     this.dialog = $("#create-dialog");
     this.form = $("#create-form");
+    this.people = $("#create-people");
+    // A private channel starts with the people picked here (rooms/ `members`).
+    this.chosen = new Map();
     wireCloseButtons(this.dialog);
+    this.search = new PeopleSearch({
+      input: $("#create-search"),
+      results: $("#create-results"),
+      action: "Add",
+      exclude: () => new Set([store.me.id, ...this.chosen.keys()]),
+      onPick: (user) => {
+        this.chosen.set(user.id, user);
+        this.search.reset();
+        this.renderChosen();
+        $("#create-search").focus();
+      },
+    });
+    for (const radio of this.form.querySelectorAll('input[name="visibility"]')) {
+      radio.addEventListener("change", () => this.showPeople());
+    }
     this.form.addEventListener("submit", (event) => {
       event.preventDefault();
       this.submit(onCreated);
@@ -108,8 +126,24 @@ export class CreateDialog {
   open() {
     this.form.reset();
     clearErrors("create");
+    this.chosen.clear();
+    this.search.reset();
+    this.renderChosen();
+    this.showPeople();
     this.dialog.showModal();
     $("#create-name").focus();
+  }
+
+  isPrivate() {
+    return new FormData(this.form).get("visibility") === "private";
+  }
+
+  showPeople() {
+    this.people.hidden = !this.isPrivate();
+  }
+
+  renderChosen() {
+    renderChosenPeople($("#create-chosen"), this.chosen, () => this.renderChosen());
   }
 
   async submit(onCreated) {
@@ -126,7 +160,8 @@ export class CreateDialog {
       const room = await api.post("rooms/", {
         name,
         topic: String(data.get("topic") ?? "").trim(),
-        visibility: data.get("visibility") === "private" ? "private" : "public",
+        visibility: this.isPrivate() ? "private" : "public",
+        ...(this.isPrivate() && this.chosen.size ? { members: [...this.chosen.keys()] } : {}),
       });
       this.dialog.close();
       onCreated(room);
@@ -296,6 +331,29 @@ class PeopleSearch {
   }
 }
 
+/** Show the people picked so far as chips, each with a button that takes the person out again. */
+function renderChosenPeople(list, chosen, onChange) {
+  list.replaceChildren(
+    ...[...chosen.values()].map((user) =>
+      h(
+        "li",
+        { class: "chip" },
+        h("span", { text: userLabel(user) }),
+        h("button", {
+          type: "button",
+          class: "icon-button",
+          "aria-label": `Remove ${user.display_name || user.username}`,
+          text: "×",
+          onclick: () => {
+            chosen.delete(user.id);
+            onChange();
+          },
+        }),
+      ),
+    ),
+  );
+}
+
 export class DirectDialog {
   constructor({ store, onOpened }) {
     this.store = store;
@@ -339,25 +397,7 @@ export class DirectDialog {
   }
 
   renderChosen() {
-    this.chosenList.replaceChildren(
-      ...[...this.chosen.values()].map((user) =>
-        h(
-          "li",
-          { class: "chip" },
-          h("span", { text: userLabel(user) }),
-          h("button", {
-            type: "button",
-            class: "icon-button",
-            "aria-label": `Remove ${user.display_name || user.username}`,
-            text: "×",
-            onclick: () => {
-              this.chosen.delete(user.id);
-              this.renderChosen();
-            },
-          }),
-        ),
-      ),
-    );
+    renderChosenPeople(this.chosenList, this.chosen, () => this.renderChosen());
     this.start.disabled = this.chosen.size === 0;
     this.start.textContent = this.chosen.size > 1 ? "Start group conversation" : "Start conversation";
   }

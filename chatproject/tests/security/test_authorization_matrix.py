@@ -92,6 +92,7 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("api:rooms", "GET"): same("401 200 200 200 200 200 200"),
     ("api:rooms", "POST"): same("401 201 201 201 201 201 201"),
     ("api:rooms-public", "GET"): same("401 200 200 200 200 200 200"),
+    ("api:rooms-read", "POST"): same("401 200 200 200 200 200 200"),
     ("api:dms", "POST"): same("401 201 201 201 201 201 201"),
     ("api:room", "GET"): Row(
         "401 200 200 200 200 200 200",

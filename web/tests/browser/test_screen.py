@@ -48,11 +48,12 @@ def test_a_newcomer_signs_up_and_lands_on_a_working_screen(open_page, make_perso
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign up").click()
 
-    expect(page.get_by_role("heading", name="Welcome, New Person")).to_be_visible()
+    # The server is not empty: a newcomer starts in #general, which everyone joins.
+    expect(heading(page)).to_have_text("#general")
     expect(page.locator("#connection")).to_have_attribute("data-state", "live")
     expect(page.locator("#connection")).to_have_text("Connected")
-    for action in ("Create a channel", "Browse channels", "Message someone"):
-        expect(page.get_by_role("main").get_by_role("button", name=action)).to_be_visible()
+    for action in ("Create a channel", "Browse channels", "New direct message"):
+        expect(sidebar(page).get_by_role("button", name=action)).to_be_visible()
     # Served with a policy that forbids inline script; the page works under it.
     response = page.request.get("/")
     assert "script-src 'self'" in response.headers["content-security-policy"]
