@@ -8,6 +8,7 @@ service would.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import pytest
 from playwright.sync_api import expect
@@ -95,16 +96,27 @@ def test_the_service_worker_shows_a_pushed_message_and_closes_it_on_dismiss(make
 
     shown = """async () => (await (await navigator.serviceWorker.ready).getNotifications())
         .map((n) => ({ title: n.title, body: n.body, tag: n.tag, url: n.data.url }))"""
+
+    def notifications_once(settled: Callable[[list[dict]], bool]) -> list[dict]:
+        # Polled from here: wait_for_function takes the promise an async predicate returns as truthy at once.
+        listed: list[dict] = []
+        for _ in range(100):
+            listed = page.evaluate(shown)
+            if settled(listed):
+                break
+            page.wait_for_timeout(100)
+        return listed
+
     deliver(
         '{"type": "message", "room": 7, "message_id": 41, "title": "Bob in #news",'
         ' "body": "Lunch?", "url": "/rooms/7/#message-41"}'
     )
-    page.wait_for_function(f"({shown})().then((list) => list.length === 1)")
-    assert page.evaluate(shown) == [
+    assert notifications_once(lambda listed: len(listed) == 1) == [
         {"title": "Bob in #news", "body": "Lunch?", "tag": "message-41", "url": "/rooms/7/#message-41"}
     ]
     # The same message pushed again (a retry after a crash) replaces its notification: still one.
     deliver('{"type": "message", "room": 7, "message_id": 41, "title": "Bob in #news", "body": "Lunch!", "url": "/"}')
-    page.wait_for_function(f"({shown})().then((list) => list.length === 1 && list[0].body === 'Lunch!')")
+    replaced = notifications_once(lambda listed: [n["body"] for n in listed] == ["Lunch!"])
+    assert [n["body"] for n in replaced] == ["Lunch!"]
     deliver('{"type": "dismiss", "room": 7, "message_id": 41}')
-    page.wait_for_function(f"({shown})().then((list) => list.length === 0)")
+    assert notifications_once(lambda listed: listed == []) == []
