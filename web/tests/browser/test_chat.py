@@ -161,8 +161,10 @@ def test_the_page_reconnects_after_a_server_restart_and_misses_nothing(make_pers
     alice, bob = make_person("alice"), make_person("bob")
     room = api_channel(chat_server, alice, unique("phoenix"), members=(bob,))
     page = open_page(alice, f"/rooms/{room}/")
-    # While the server is down the browser logs each refused attempt.
+    # While the server is down the browser logs each refused attempt, and a request
+    # caught by the stop itself is reset.
     page.watch.allow_console_error("ERR_CONNECTION_REFUSED")
+    page.watch.allow_console_error("ERR_CONNECTION_RESET")
     api_post(chat_server, bob, room, "Before the restart")
     expect(message(page, "Before the restart")).to_be_visible()
 
