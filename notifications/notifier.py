@@ -77,6 +77,11 @@ def mentions_everyone(body: str) -> bool:
     return any(match.group(1) != "here" for match in CHANNEL_MENTION_RE.finditer(body))
 
 
+def mentions_here(body: str) -> bool:
+    """Whether it says @here (for those online), read by the same pattern as @channel."""
+    return any(match.group(1) == "here" for match in CHANNEL_MENTION_RE.finditer(body))
+
+
 def only_in_thread(message: Message) -> bool:
     """A thread reply not also sent to the room: its room's readers do not see it in the room."""
     return message.parent_id is not None and not message.broadcast
@@ -156,7 +161,7 @@ def _decide(events: list[Event], now: datetime) -> list[Notification]:
     ):
         followers.setdefault(root_id, set()).add(user_id)
     # Who is online matters only to @here: asked once a batch, and only when some message says it.
-    here_rooms = {message.room_id for message in messages if "@here" in message.body}
+    here_rooms = {message.room_id for message in messages if mentions_here(message.body)}
     online = frozenset(
         presence.online_among(sorted({m.user_id for room_id in here_rooms for m in members.get(room_id, [])}))
     )
